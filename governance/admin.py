@@ -1,0 +1,74 @@
+"""Admin for compliance staff: the read-only audit log, and users whose changes are audited."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
+from django.db import transaction
+from django.http import HttpRequest
+
+from governance.accounts import user_record_admin_change, user_record_admin_delete, user_snapshot
+from governance.models import AuditEvent
+
+User = get_user_model()
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(admin.ModelAdmin):
+    """Show the audit trail; nobody can add, change or delete a row here."""
+
+    list_display = ["seq", "created_at", "actor_username", "action", "target_type", "target_id", "target_repr",
+                    "short_hash"]
+    list_filter = ["action", "target_type"]
+    search_fields = ["actor_username", "action", "target_repr", "target_id", "request_id", "hash"]
+    ordering = ["-seq"]
+    readonly_fields = ["seq", "created_at", "actor_username", "action", "target_type", "target_id", "target_repr",
+                       "before", "after", "request_id", "prev_hash", "hash"]
+    exclude = ["actor"]
+    list_per_page = 100
+    show_full_result_count = False
+
+    @admin.display(description="hash")
+    def short_hash(self, obj: AuditEvent) -> str:
+        return obj.hash[:12] + "…"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class AuditedUserAdmin(UserAdmin):
+    """The stock user admin, with every create, change (including roles) and delete audited."""
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        # Snapshot from the database, before the form's changes are saved.
+        obj._audit_before = user_snapshot(User.objects.get(pk=obj.pk)) if change else None
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        # Groups (roles) are saved here, so the audit event is written after them,
+        # still inside the admin's transaction.
+        user_record_admin_change(actor=request.user, user=form.instance, before=form.instance._audit_before)
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        user_record_admin_delete(actor=request.user, user=obj)
+        super().delete_model(request, obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        with transaction.atomic():
+            for user in queryset:
+                user_record_admin_delete(actor=request.user, user=user)
+            super().delete_queryset(request, queryset)
+
+
+admin.site.unregister(User)
+admin.site.register(User, AuditedUserAdmin)

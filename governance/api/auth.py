@@ -1,0 +1,53 @@
+"""Token login and logout (django-rest-knox: hashed, expiring tokens), audited."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from knox.auth import TokenAuthentication
+from rest_framework import serializers, status
+from rest_framework.authentication import BasicAuthentication
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from governance.accounts import api_token_issue, api_token_revoke
+
+
+class LoginApi(APIView):
+    """Exchange a username and password (HTTP Basic) for a new API token."""
+
+    authentication_classes = [BasicAuthentication]
+
+    class OutputSerializer(serializers.Serializer):
+        token = serializers.CharField()
+        expiry = serializers.DateTimeField()
+
+    @extend_schema(summary="Create an API token", request=None, responses=OutputSerializer)
+    def post(self, request: Request) -> Response:
+        token, expiry = api_token_issue(user=request.user, actor=request.user)
+        return Response(self.OutputSerializer({"token": token, "expiry": expiry}).data, status=status.HTTP_201_CREATED)
+
+
+class LogoutApi(APIView):
+    """Revoke the token used for this request."""
+
+    authentication_classes = [TokenAuthentication]
+
+    @extend_schema(summary="Revoke the current API token", request=None, responses={204: None})
+    def post(self, request: Request) -> Response:
+        api_token_revoke(user=request.user, token=request.auth)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class WhoAmIApi(APIView):
+    """Return the authenticated user and their roles."""
+
+    @extend_schema(
+        summary="The current user",
+        responses=inline_serializer("WhoAmI", {"username": serializers.CharField(),
+                                               "roles": serializers.ListField(child=serializers.CharField())}),
+    )
+    def get(self, request: Request) -> Response:
+        from governance.roles import user_roles
+
+        return Response({"username": request.user.username, "roles": sorted(r.value for r in user_roles(request.user))})

@@ -1,0 +1,274 @@
+"""Admin for the dataset inventory: read-only versions, and an upload form that calls the service."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.files.storage import default_storage
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
+
+from governance.exceptions import ServiceError
+from riskmodels.models import Dataset, DatasetVersion, Evaluation, Job, ModelVersion, RegisteredModel
+from riskmodels.services.datasets import dataset_version_create
+
+
+class DatasetUploadForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="e.g. german-credit; an existing name gets a new version.")
+    file = forms.FileField(help_text="CSV (UTF-8 with a header row) or Parquet.")
+    target = forms.CharField(required=False, help_text="The binary target column, e.g. creditability.")
+    roles = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 3}),
+        help_text='JSON: {"column": "protected" | "identifier" | "excluded" | "feature"}. Others are features.',
+    )
+    description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+    def clean_roles(self) -> dict[str, str]:
+        raw = self.cleaned_data.get("roles") or ""
+        if not raw.strip():
+            return {}
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"not valid JSON: {exc.msg}") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("must be a JSON object")
+        return value
+
+
+class DatasetVersionInline(admin.TabularInline):
+    model = DatasetVersion
+    fields = ["version", "sha256", "n_rows", "n_columns", "target", "created_at", "created_by"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Dataset)
+class DatasetAdmin(admin.ModelAdmin):
+    list_display = ["name", "description", "created_at"]
+    search_fields = ["name"]
+    readonly_fields = ["name", "description", "created_at", "created_by"]
+    inlines = [DatasetVersionInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(DatasetVersion)
+class DatasetVersionAdmin(admin.ModelAdmin):
+    """Inventory of dataset versions; "Add" is an upload that goes through the same service as the API."""
+
+    list_display = ["__str__", "n_rows", "n_columns", "target", "short_sha", "warning_count", "created_at", "created_by"]
+    list_filter = ["dataset"]
+    search_fields = ["dataset__name", "sha256", "source_filename"]
+    fields = ["dataset", "version", "sha256", "storage_path", "size_bytes", "n_rows", "n_columns", "target",
+              "source_filename", "source_format", "note", "created_at", "created_by", "schema_table",
+              "quality_warnings", "profile"]
+    readonly_fields = fields
+
+    @admin.display(description="SHA-256")
+    def short_sha(self, obj: DatasetVersion) -> str:
+        return obj.sha256[:12] + "…"
+
+    @admin.display(description="warnings")
+    def warning_count(self, obj: DatasetVersion) -> int:
+        return len(obj.profile.get("warnings", []))
+
+    @admin.display(description="schema")
+    def schema_table(self, obj: DatasetVersion) -> str:
+        rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                                ((c["name"], c["dtype"], c["role"]) for c in obj.schema))
+        return format_html("<table><thead><tr><th>column</th><th>type</th><th>role</th></tr></thead>"
+                           "<tbody>{}</tbody></table>", rows)
+
+    @admin.display(description="data-quality warnings")
+    def quality_warnings(self, obj: DatasetVersion) -> str:
+        warnings = obj.profile.get("warnings", [])
+        if not warnings:
+            return "none"
+        return format_html("<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((w,) for w in warnings)))
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_urls(self) -> list[Any]:
+        return [path("upload/", self.admin_site.admin_view(self.upload_view), name="riskmodels_datasetversion_upload"),
+                *super().get_urls()]
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context: Any = None) -> HttpResponse:
+        return HttpResponseRedirect(reverse("admin:riskmodels_datasetversion_upload"))
+
+    def upload_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_add_permission(request):
+            return HttpResponse("You may not register datasets.", status=403)
+        form = DatasetUploadForm(request.POST or None, request.FILES or None)
+        if request.method == "POST" and form.is_valid():
+            upload = form.cleaned_data["file"]
+            source = upload.temporary_file_path() if hasattr(upload, "temporary_file_path") else upload
+            try:
+                version, created = dataset_version_create(
+                    actor=request.user, name=form.cleaned_data["name"], source=source, filename=upload.name,
+                    size=upload.size, target=form.cleaned_data["target"] or None, roles=form.cleaned_data["roles"],
+                    description=form.cleaned_data["description"],
+                )
+            except ServiceError as exc:
+                form.add_error(None, exc.message)
+            else:
+                verb = "Registered" if created else "Identical content already registered as"
+                messages.success(request, f"{verb} {version} (sha256 {version.sha256[:12]}…).")
+                return HttpResponseRedirect(reverse("admin:riskmodels_datasetversion_change", args=[version.pk]))
+        context = {**self.admin_site.each_context(request), "title": "Upload a dataset version", "form": form,
+                   "opts": self.model._meta}
+        return TemplateResponse(request, "admin/riskmodels/datasetversion/upload.html", context)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records of what happened: visible, never edited or deleted through the admin."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+def progress_bar(job: Job) -> str:
+    """Render a job's progress as an HTML progress bar with its stage."""
+    return format_html('<progress max="100" value="{}" title="{}%">{}%</progress> {} · {}',
+                       job.progress_percent, job.progress_percent, job.progress_percent, job.status,
+                       job.progress_stage)
+
+
+class ModelVersionInline(admin.TabularInline):
+    model = ModelVersion
+    fields = ["version", "algorithm", "dataset_version", "artifact_sha256", "created_at", "created_by_username"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(RegisteredModel)
+class RegisteredModelAdmin(ReadOnlyAdmin):
+    list_display = ["name", "owner_team", "purpose", "created_at", "created_by"]
+    search_fields = ["name", "owner_team", "purpose"]
+    readonly_fields = ["name", "owner_team", "purpose", "description", "created_at", "created_by"]
+    inlines = [ModelVersionInline]
+
+
+@admin.register(Job)
+class JobAdmin(ReadOnlyAdmin):
+    list_display = ["id", "kind", "registered_model", "model_version", "progress", "attempts", "requested_by_username",
+                    "created_at", "finished_at"]
+    list_filter = ["kind", "status"]
+    search_fields = ["registered_model__name", "requested_by_username", "error"]
+    fields = ["kind", "status", "progress", "registered_model", "model_version", "dataset_version", "params",
+              "result", "error", "attempts", "max_attempts", "cancel_requested", "worker", "requested_by_username",
+              "created_at", "started_at", "heartbeat_at", "finished_at"]
+    readonly_fields = fields
+
+    @admin.display(description="progress")
+    def progress(self, obj: Job) -> str:
+        return progress_bar(obj)
+
+
+def _metric(value: Any) -> str:
+    return "—" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+@admin.register(ModelVersion)
+class ModelVersionAdmin(ReadOnlyAdmin):
+    """A model version's full record, its evaluations with metrics and plots."""
+
+    list_display = ["__str__", "algorithm", "dataset_version", "test_auc", "short_sha", "created_at",
+                    "created_by_username"]
+    list_filter = ["algorithm", "registered_model"]
+    search_fields = ["registered_model__name", "artifact_sha256"]
+    fields = ["registered_model", "version", "algorithm", "dataset_version", "dataset_sha256", "spec",
+              "allowed_exceptions", "preprocessing", "environment", "artifact_path", "artifact_sha256",
+              "artifact_size", "split_summary", "timings", "search_results", "training_job", "created_at",
+              "created_by_username", "evaluation_summary"]
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).select_related("registered_model").prefetch_related("evaluations")
+
+    @admin.display(description="SHA-256")
+    def short_sha(self, obj: ModelVersion) -> str:
+        return obj.artifact_sha256[:12] + "…"
+
+    @admin.display(description="test AUC")
+    def test_auc(self, obj: ModelVersion) -> str:
+        evaluation = next((e for e in obj.evaluations.all() if e.scope == Evaluation.Scope.TEST_SPLIT), None)
+        return _metric(evaluation.metrics.get("auc")) if evaluation else "pending"
+
+    @admin.display(description="evaluations")
+    def evaluation_summary(self, obj: ModelVersion) -> str:
+        blocks = []
+        keys = ["auc", "gini", "ks", "brier", "log_loss", "accuracy", "precision", "recall", "f1"]
+        for evaluation in obj.evaluations.all():
+            cells = format_html_join("", "<tr><th>{}</th><td>{}</td></tr>",
+                                     ((k, _metric(evaluation.metrics.get(k))) for k in keys))
+            images = format_html_join(
+                "", '<img src="{}" alt="{}" style="max-width:320px;margin:4px">',
+                ((reverse("admin:riskmodels_evaluation_plot", args=[evaluation.pk, name]), name)
+                 for name in evaluation.plots),
+            )
+            blocks.append(format_html("<h4>{} on dataset version {} (threshold {})</h4><table>{}</table><div>{}</div>",
+                                      evaluation.get_scope_display(), evaluation.dataset_version_id,
+                                      evaluation.threshold, cells, images))
+        return format_html_join("", "{}", ((b,) for b in blocks)) if blocks else "no evaluation yet"
+
+
+@admin.register(Evaluation)
+class EvaluationAdmin(ReadOnlyAdmin):
+    list_display = ["__str__", "scope", "auc", "ks", "created_at"]
+    list_filter = ["scope"]
+    fields = ["model_version", "dataset_version", "scope", "threshold", "metrics", "train_metrics", "degradation",
+              "plots", "job", "created_at"]
+    readonly_fields = fields
+
+    @admin.display(description="AUC")
+    def auc(self, obj: Evaluation) -> str:
+        return _metric(obj.metrics.get("auc"))
+
+    @admin.display(description="KS")
+    def ks(self, obj: Evaluation) -> str:
+        return _metric(obj.metrics.get("ks"))
+
+    def get_urls(self) -> list[Any]:
+        return [path("<int:pk>/plots/<str:name>.png", self.admin_site.admin_view(self.plot_view),
+                     name="riskmodels_evaluation_plot"), *super().get_urls()]
+
+    def plot_view(self, request: HttpRequest, pk: int, name: str) -> FileResponse:
+        if not self.has_view_permission(request):
+            raise Http404
+        evaluation = Evaluation.objects.filter(pk=pk).first()
+        if evaluation is None or name not in evaluation.plots:
+            raise Http404
+        return FileResponse(default_storage.open(evaluation.plots[name], "rb"), content_type="image/png")

@@ -1,0 +1,1 @@
+"""REST API views of the ML domain: one view per operation."""

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class RiskModelsConfig(AppConfig):
+    name = "riskmodels"
+    verbose_name = "Risk models"

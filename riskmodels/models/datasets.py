@@ -1,0 +1,81 @@
+"""Datasets and their immutable, content-hashed versions."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import RegexValidator
+from django.db import models
+
+DATASET_NAME_VALIDATOR = RegexValidator(
+    r"^[a-z0-9][a-z0-9_.-]{0,99}$",
+    "Dataset names are 1-100 characters: lower-case letters, digits, '.', '_' or '-', starting with a letter or digit.",
+)
+
+
+class ColumnRole(models.TextChoices):
+    FEATURE = "feature"
+    TARGET = "target"
+    PROTECTED = "protected"
+    IDENTIFIER = "identifier"
+    EXCLUDED = "excluded"
+
+
+class Dataset(models.Model):
+    """Name a family of dataset versions (e.g. ``german-credit``)."""
+
+    name = models.CharField(max_length=100, unique=True, validators=[DATASET_NAME_VALIDATOR])
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DatasetVersion(models.Model):
+    """Record one immutable snapshot of a dataset, stored as Parquet and identified by its SHA-256."""
+
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="versions")
+    version = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64, db_index=True)
+    storage_path = models.CharField(max_length=300)
+    size_bytes = models.BigIntegerField()
+    n_rows = models.BigIntegerField()
+    n_columns = models.PositiveIntegerField()
+    # [{"name": ..., "dtype": ..., "role": ...}, ...] in file order.
+    schema = models.JSONField()
+    profile = models.JSONField()
+    target = models.CharField(max_length=200, blank=True)
+    source_filename = models.CharField(max_length=255, blank=True)
+    source_format = models.CharField(max_length=10)
+    note = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["dataset__name", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["dataset", "version"], name="dataset_version_unique"),
+            models.CheckConstraint(condition=models.Q(version__gte=1), name="dataset_version_positive"),
+            models.CheckConstraint(condition=models.Q(n_rows__gte=1), name="dataset_version_has_rows"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.dataset.name} v{self.version}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        # A registered snapshot is evidence: it may be created once, never rewritten.
+        if self.pk is not None:
+            raise ValueError("dataset versions are immutable")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    @property
+    def columns_by_role(self) -> dict[str, list[str]]:
+        """Return column names grouped by role."""
+        grouped: dict[str, list[str]] = {}
+        for column in self.schema:
+            grouped.setdefault(column["role"], []).append(column["name"])
+        return grouped

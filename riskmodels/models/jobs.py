@@ -1,0 +1,71 @@
+"""Long-running work as rows with a state machine, claimed by workers with a conditional UPDATE."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class JobKind(models.TextChoices):
+    TRAIN = "train", "Train a model version"
+    EVALUATE = "evaluate", "Evaluate a model version"
+    REPRODUCE = "reproduce", "Re-train and compare predictions"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATUSES = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
+
+
+class Job(models.Model):
+    """Track one unit of worker work: who asked, what it needs, how far it got, how it ended.
+
+    Transitions: queued → running → succeeded | failed | cancelled; queued → cancelled;
+    running → queued only when the reaper retries a job whose worker died. Terminal states
+    are final. ``heartbeat_at`` is the lease a running worker renews.
+    """
+
+    kind = models.CharField(max_length=20, choices=JobKind.choices, db_index=True)
+    status = models.CharField(max_length=20, choices=JobStatus.choices, default=JobStatus.QUEUED, db_index=True)
+    params = models.JSONField()
+    registered_model = models.ForeignKey("riskmodels.RegisteredModel", null=True, blank=True,
+                                         on_delete=models.PROTECT, related_name="jobs")
+    model_version = models.ForeignKey("riskmodels.ModelVersion", null=True, blank=True,
+                                      on_delete=models.PROTECT, related_name="jobs")
+    dataset_version = models.ForeignKey("riskmodels.DatasetVersion", on_delete=models.PROTECT, related_name="+")
+    progress_stage = models.CharField(max_length=40, default="queued")
+    progress_percent = models.PositiveSmallIntegerField(default=0)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    max_attempts = models.PositiveSmallIntegerField(default=2)
+    cancel_requested = models.BooleanField(default=False)
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    worker = models.CharField(max_length=200, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    requested_by_username = models.CharField(max_length=150)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(progress_percent__lte=100), name="job_progress_at_most_100"),
+            models.CheckConstraint(condition=models.Q(attempts__lte=models.F("max_attempts")),
+                                   name="job_attempts_within_cap"),
+        ]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="job_lease_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} job #{self.pk} ({self.status})"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status in TERMINAL_STATUSES

@@ -1,0 +1,101 @@
+"""Read operations of the ML domain, with the object-level permission checks every interface uses."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.db.models import QuerySet
+
+from governance.exceptions import NotFound, PermissionDenied
+from governance.roles import ALL_ROLES, user_has_any_role
+from riskmodels.models import Dataset, DatasetVersion
+
+
+def _require_role(user: Any) -> None:
+    if not user_has_any_role(user, ALL_ROLES):
+        raise PermissionDenied("your account has no role in this service; ask an administrator for one")
+
+
+def dataset_list_for_user(*, user: Any) -> QuerySet[Dataset]:
+    """Return the datasets the user may see (every dataset, for any role)."""
+    _require_role(user)
+    return Dataset.objects.all()
+
+
+def dataset_version_list_for_user(*, user: Any) -> QuerySet[DatasetVersion]:
+    """Return the dataset versions the user may see."""
+    _require_role(user)
+    return DatasetVersion.objects.select_related("dataset", "created_by")
+
+
+def dataset_version_get_for_user(*, user: Any, id: int) -> DatasetVersion:
+    """Return one dataset version, or raise NotFound / PermissionDenied."""
+    _require_role(user)
+    try:
+        return DatasetVersion.objects.select_related("dataset", "created_by").get(pk=id)
+    except (DatasetVersion.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"dataset version {id} does not exist") from None
+
+
+def registered_model_list_for_user(*, user: Any) -> QuerySet:
+    """Return the model inventory (every model, for any role)."""
+    from riskmodels.models import RegisteredModel
+
+    _require_role(user)
+    return RegisteredModel.objects.all()
+
+
+def registered_model_get_for_user(*, user: Any, name: str):  # noqa: ANN201
+    """Return one registered model by name, or raise NotFound / PermissionDenied."""
+    from riskmodels.models import RegisteredModel
+
+    _require_role(user)
+    try:
+        return RegisteredModel.objects.get(name=name)
+    except RegisteredModel.DoesNotExist:
+        raise NotFound(f"model {name!r} does not exist") from None
+
+
+def model_version_list_for_user(*, user: Any) -> QuerySet:
+    """Return the model versions the user may see."""
+    from riskmodels.models import ModelVersion
+
+    _require_role(user)
+    return ModelVersion.objects.select_related("registered_model", "dataset_version__dataset").prefetch_related(
+        "evaluations")
+
+
+def model_version_get_for_user(*, user: Any, id: int):  # noqa: ANN201
+    """Return one model version, or raise NotFound / PermissionDenied."""
+    try:
+        return model_version_list_for_user(user=user).get(pk=id)
+    except (ObjectDoesNotExist, ValueError, TypeError):
+        raise NotFound(f"model version {id} does not exist") from None
+
+
+def job_list_for_user(*, user: Any) -> QuerySet:
+    """Return the jobs the user may see."""
+    from riskmodels.models import Job
+
+    _require_role(user)
+    return Job.objects.select_related("registered_model", "model_version", "dataset_version")
+
+
+def job_get_for_user(*, user: Any, id: int):  # noqa: ANN201
+    """Return one job, or raise NotFound / PermissionDenied."""
+    try:
+        return job_list_for_user(user=user).get(pk=id)
+    except (ObjectDoesNotExist, ValueError, TypeError):
+        raise NotFound(f"job {id} does not exist") from None
+
+
+def evaluation_get_for_user(*, user: Any, id: int):  # noqa: ANN201
+    """Return one evaluation, or raise NotFound / PermissionDenied."""
+    from riskmodels.models import Evaluation
+
+    _require_role(user)
+    try:
+        return Evaluation.objects.select_related("model_version__registered_model").get(pk=id)
+    except (Evaluation.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"evaluation {id} does not exist") from None

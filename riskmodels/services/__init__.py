@@ -1,0 +1,1 @@
+"""Write operations of the ML domain; each owns its transaction and writes the audit event."""

@@ -1,0 +1,151 @@
+"""Register dataset versions: convert the upload to Parquet, profile it, store it, audit it."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import IO, Any
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+
+from governance.audit import audit_record
+from governance.exceptions import PayloadTooLarge, PermissionDenied, ValidationFailed
+from governance.roles import CAN_UPLOAD_DATASETS, user_has_any_role
+from riskmodels.exceptions import DatasetRejected
+from riskmodels.ml.ingest import ROLES, IngestError, IngestResult, ingest
+from riskmodels.models import DATASET_NAME_VALIDATOR, Dataset, DatasetVersion
+
+logger = logging.getLogger(__name__)
+
+
+def _check_name(name: str) -> None:
+    if not DATASET_NAME_VALIDATOR.regex.match(name or ""):
+        raise ValidationFailed(str(DATASET_NAME_VALIDATOR.message), code="invalid_name", details={"field": "name"})
+
+
+def _check_roles(roles: Mapping[str, str] | None) -> dict[str, str]:
+    if roles is None:
+        return {}
+    if not isinstance(roles, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in roles.items()):
+        raise ValidationFailed('roles must be an object mapping column names to roles, e.g. {"age": "protected"}',
+                               code="invalid_roles", details={"field": "roles"})
+    bad = {column: role for column, role in roles.items() if role not in ROLES}
+    if bad:
+        column, role = next(iter(bad.items()))
+        raise ValidationFailed(
+            f"column {column!r} has unknown role {role!r}; use one of: {', '.join(ROLES)}",
+            code="invalid_role", details={"field": "roles", "column": column},
+        )
+    return dict(roles)
+
+
+def _ingest_to_temp(source: str | Path | IO[bytes], *, filename: str, target: str | None,
+                    roles: dict[str, str]) -> tuple[IngestResult, Path]:
+    fd, tmp = tempfile.mkstemp(suffix=".parquet", dir=settings.FILE_UPLOAD_TEMP_DIR)
+    os.close(fd)
+    os.unlink(tmp)  # ingest writes it atomically itself
+    try:
+        result = ingest(source, tmp, target=target or None, roles=roles, filename=filename)
+    except IngestError as exc:
+        raise DatasetRejected(str(exc), code=exc.code, details={"column": exc.column} if exc.column else {}) from None
+    return result, Path(tmp)
+
+
+def dataset_version_create(
+    *,
+    actor: Any,
+    name: str,
+    source: str | Path | IO[bytes],
+    filename: str = "",
+    size: int | None = None,
+    target: str | None = None,
+    roles: Mapping[str, str] | None = None,
+    description: str = "",
+    note: str = "",
+) -> tuple[DatasetVersion, bool]:
+    """Register ``source`` (CSV or Parquet) as the next version of dataset ``name``.
+
+    Returns ``(version, created)``. Uploading content and schema identical to an
+    existing version of the same dataset returns that version with ``created=False``.
+    Nothing is stored, and nothing audited, when the input is rejected.
+    """
+    if not user_has_any_role(actor, CAN_UPLOAD_DATASETS):
+        raise PermissionDenied("only model developers can register datasets")
+    _check_name(name)
+    roles = _check_roles(roles)
+    limit = settings.DATASET_MAX_UPLOAD_BYTES
+    if size is not None and size > limit:
+        raise PayloadTooLarge(f"the file is {size} bytes; the limit is {limit} bytes (DATASET_MAX_UPLOAD_BYTES)",
+                              code="file_too_large")
+
+    result, tmp_path = _ingest_to_temp(source, filename=filename, target=target, roles=roles)
+    try:
+        schema = [column.to_dict() for column in result.columns]
+        existing = DatasetVersion.objects.filter(dataset__name=name, sha256=result.sha256).select_related("dataset")
+        for candidate in existing:
+            if candidate.schema == schema:
+                return candidate, False
+
+        # Content-addressed: the same bytes always land at the same path.
+        storage_path = f"datasets/{name}/{result.sha256}.parquet"
+        stored_here = False
+        if not default_storage.exists(storage_path):
+            with open(tmp_path, "rb") as handle:
+                storage_path = default_storage.save(storage_path, File(handle))
+            stored_here = True
+        try:
+            version = _record_version(actor=actor, name=name, description=description, note=note,
+                                      result=result, schema=schema, target=target or "",
+                                      storage_path=storage_path, filename=filename)
+        except BaseException:
+            # The database refused the row: take back the file so nothing is half-written.
+            if stored_here and not DatasetVersion.objects.filter(storage_path=storage_path).exists():
+                default_storage.delete(storage_path)
+            raise
+        return version, True
+    finally:
+        tmp_path.unlink(missing_ok=True)
+
+
+def _record_version(*, actor: Any, name: str, description: str, note: str, result: IngestResult,
+                    schema: list[dict[str, Any]], target: str, storage_path: str, filename: str) -> DatasetVersion:
+    for attempt in range(3):
+        try:
+            with transaction.atomic():
+                dataset, created = Dataset.objects.get_or_create(
+                    name=name, defaults={"description": description, "created_by": actor}
+                )
+                if created:
+                    audit_record(actor=actor, action="dataset.created", target=dataset,
+                                 after={"name": name, "description": description})
+                # Lock the dataset row so concurrent uploads number their versions in turn.
+                dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
+                latest = dataset.versions.aggregate(m=Max("version"))["m"] or 0
+                version = DatasetVersion.objects.create(
+                    dataset=dataset, version=latest + 1, sha256=result.sha256, storage_path=storage_path,
+                    size_bytes=result.size_bytes, n_rows=result.n_rows, n_columns=result.n_columns,
+                    schema=schema, profile=result.profile, target=target, source_filename=filename[:255],
+                    source_format=result.source_format, note=note, created_by=actor,
+                )
+                audit_record(
+                    actor=actor, action="dataset_version.registered", target=version,
+                    after={
+                        "dataset": name, "version": version.version, "sha256": result.sha256,
+                        "n_rows": result.n_rows, "n_columns": result.n_columns, "schema": schema,
+                        "target": target, "source_filename": filename, "storage_path": storage_path,
+                        "warnings": result.profile.get("warnings", []),
+                    },
+                )
+                return version
+        except IntegrityError:
+            # Two first uploads of a new name raced on the unique constraint: retry once more.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")

@@ -1,0 +1,231 @@
+"""The job state machine: claim, lease, progress, cancellation, completion and reaping.
+
+Workers never check-then-act on a status: every transition is a conditional UPDATE whose
+row count says whether this worker won. A second delivery of the same message therefore
+finds nothing to claim and exits quietly.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import threading
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from governance.audit import audit_record
+from governance.exceptions import Conflict, PermissionDenied
+from governance.roles import Role, user_roles
+from riskmodels.models import Job, JobStatus
+
+logger = logging.getLogger(__name__)
+WORKER_LABEL = "system:worker"
+
+
+class JobCancelled(Exception):
+    """Raised inside a running job when its cancellation was requested."""
+
+
+class JobLost(Exception):
+    """Raised when a running job was taken away from this worker (reaped or cancelled)."""
+
+
+def job_dispatch(*, job: Job) -> None:
+    """Send the job to the workers once the surrounding transaction commits."""
+    from riskmodels.tasks import run_job
+
+    job_id = job.pk
+    transaction.on_commit(lambda: run_job.delay(job_id=job_id))
+
+
+def _job_snapshot(job: Job) -> dict[str, Any]:
+    return {"status": job.status, "attempts": job.attempts, "stage": job.progress_stage,
+            "percent": job.progress_percent, "error": job.error[:2000]}
+
+
+def job_claim(*, job_id: int) -> Job | None:
+    """Move a queued job to running for this worker; return None if another delivery won."""
+    now = timezone.now()
+    worker = f"{socket.gethostname()}:{threading.get_native_id()}"
+    with transaction.atomic():
+        claimed = Job.objects.filter(
+            id=job_id, status=JobStatus.QUEUED, cancel_requested=False, attempts__lt=F("max_attempts")
+        ).update(status=JobStatus.RUNNING, attempts=F("attempts") + 1, started_at=now, heartbeat_at=now,
+                 worker=worker, progress_stage="starting", progress_percent=0, error="")
+        if not claimed:
+            return None
+        job = Job.objects.get(id=job_id)
+        audit_record(actor=None, actor_label=WORKER_LABEL, action=f"{job.kind}_job.started", target=job,
+                     after=_job_snapshot(job))
+    return job
+
+
+def job_progress(*, job_id: int, stage: str, percent: int) -> None:
+    """Record progress and renew the lease; raise JobCancelled or JobLost when the job must stop."""
+    updated = Job.objects.filter(id=job_id, status=JobStatus.RUNNING, cancel_requested=False).update(
+        progress_stage=stage[:40], progress_percent=max(0, min(100, int(percent))), heartbeat_at=timezone.now()
+    )
+    if not updated:
+        job = Job.objects.only("status", "cancel_requested").get(id=job_id)
+        if job.status == JobStatus.RUNNING and job.cancel_requested:
+            raise JobCancelled()
+        raise JobLost(f"job {job_id} is {job.status}, no longer running here")
+
+
+class LeaseKeeper:
+    """Renew a running job's lease from a background thread while the main thread computes.
+
+    Long fits give no progress callbacks; without this, a healthy job would look dead to
+    the reaper. A killed worker stops renewing, so its job is reaped after the lease.
+    """
+
+    def __init__(self, job_id: int, interval: float | None = None) -> None:
+        self.job_id = job_id
+        self.interval = interval or max(1.0, settings.JOB_LEASE_SECONDS / 5)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"lease-{job_id}", daemon=True)
+
+    def __enter__(self) -> LeaseKeeper:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self.interval):
+                Job.objects.filter(id=self.job_id, status=JobStatus.RUNNING).update(heartbeat_at=timezone.now())
+        except Exception:  # noqa: BLE001 - a failed renewal only risks an early reap; log it
+            logger.exception("lease renewal failed for job %s", self.job_id)
+        finally:
+            connection.close()
+
+
+def job_finish(*, job_id: int, result: dict[str, Any], on_success: Callable[[Job], None] | None = None) -> Job:
+    """Mark a running job succeeded inside one transaction with ``on_success`` (which writes the results)."""
+    with transaction.atomic():
+        done = Job.objects.filter(id=job_id, status=JobStatus.RUNNING).update(
+            status=JobStatus.SUCCEEDED, progress_stage="done", progress_percent=100, finished_at=timezone.now(),
+            heartbeat_at=timezone.now(), result=result,
+        )
+        if not done:
+            raise JobLost(f"job {job_id} is no longer running here; its result was discarded")
+        job = Job.objects.get(id=job_id)
+        if on_success is not None:
+            on_success(job)
+        audit_record(actor=None, actor_label=WORKER_LABEL, action=f"{job.kind}_job.succeeded", target=job,
+                     after={**_job_snapshot(job), "result": result})
+    return job
+
+
+def job_fail(*, job_id: int, error: str, cancelled: bool = False) -> None:
+    """End a running job as failed (keeping the error) or cancelled; a no-op if it is not running."""
+    status = JobStatus.CANCELLED if cancelled else JobStatus.FAILED
+    with transaction.atomic():
+        ended = Job.objects.filter(id=job_id, status=JobStatus.RUNNING).update(
+            status=status, error=error[:20000], finished_at=timezone.now(), progress_stage=status
+        )
+        if ended:
+            job = Job.objects.get(id=job_id)
+            audit_record(actor=None, actor_label=WORKER_LABEL, action=f"{job.kind}_job.{status}", target=job,
+                         after=_job_snapshot(job))
+
+
+def job_cancel(*, actor: Any, job: Job) -> Job:
+    """Cancel a queued job at once, or ask a running one to stop at its next checkpoint."""
+    if job.requested_by_id != actor.pk and Role.COMPLIANCE_OFFICER not in user_roles(actor):
+        raise PermissionDenied("only the person who requested a job (or a compliance officer) can cancel it")
+    with transaction.atomic():
+        if Job.objects.filter(id=job.pk, status=JobStatus.QUEUED).update(
+            status=JobStatus.CANCELLED, finished_at=timezone.now(), progress_stage="cancelled", cancel_requested=True
+        ):
+            action = f"{job.kind}_job.cancelled"
+        elif Job.objects.filter(id=job.pk, status=JobStatus.RUNNING).update(cancel_requested=True):
+            action = f"{job.kind}_job.cancel_requested"
+        else:
+            current = Job.objects.get(id=job.pk)
+            raise Conflict(f"job {job.pk} has already ended ({current.status})", code="job_finished")
+        job = Job.objects.get(id=job.pk)
+        audit_record(actor=actor, action=action, target=job, after=_job_snapshot(job))
+    return job
+
+
+def jobs_reap(*, now: Any = None) -> dict[str, list[int]]:
+    """Retry or fail running jobs whose lease expired (their worker died); return what was done."""
+    now = now or timezone.now()
+    stale_before = now - timedelta(seconds=settings.JOB_LEASE_SECONDS)
+    outcome: dict[str, list[int]] = {"requeued": [], "failed": []}
+    stale = list(Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale_before).values_list("id", flat=True))
+    for job_id in stale:
+        with transaction.atomic():
+            base = Job.objects.filter(id=job_id, status=JobStatus.RUNNING, heartbeat_at__lt=stale_before)
+            lost = f"the worker stopped renewing its lease (no heartbeat for over {settings.JOB_LEASE_SECONDS}s)"
+            if base.filter(attempts__lt=F("max_attempts"), cancel_requested=False).update(
+                status=JobStatus.QUEUED, progress_stage="requeued", progress_percent=0, error=lost, worker=""
+            ):
+                job = Job.objects.get(id=job_id)
+                audit_record(actor=None, actor_label="system:reaper", action=f"{job.kind}_job.requeued", target=job,
+                             after=_job_snapshot(job))
+                job_dispatch(job=job)
+                outcome["requeued"].append(job_id)
+            elif base.update(status=JobStatus.FAILED, finished_at=now, progress_stage="failed",
+                             error=lost + "; no attempts left"):
+                job = Job.objects.get(id=job_id)
+                audit_record(actor=None, actor_label="system:reaper", action=f"{job.kind}_job.failed", target=job,
+                             after=_job_snapshot(job))
+                outcome["failed"].append(job_id)
+    return outcome
+
+
+Work = Callable[[Job, Callable[[str, int], None], list[str]], tuple[dict[str, Any], Callable[[Job], None]]]
+
+
+def job_run(*, job_id: int, work: Work) -> None:
+    """Claim a job, run ``work`` under a lease, and end it succeeded, failed or cancelled.
+
+    ``work(job, progress, stored)`` computes outside any transaction, appends the storage
+    paths of files it saved to ``stored``, and returns the job result and a callback that
+    writes the result rows inside the finishing transaction. Unless the job succeeds, the
+    stored files are deleted: a failed job leaves no artifact behind.
+    """
+    job = job_claim(job_id=job_id)
+    if job is None:
+        logger.info("job %s was not claimable (a duplicate delivery, cancelled or ended); skipping", job_id)
+        return
+
+    def progress(stage: str, percent: int) -> None:
+        job_progress(job_id=job_id, stage=stage, percent=percent)
+
+    stored: list[str] = []
+    try:
+        with LeaseKeeper(job_id):
+            result, write = work(job, progress, stored)
+        job_finish(job_id=job_id, result=result, on_success=write)
+    except JobCancelled:
+        _delete_files(stored)
+        job_fail(job_id=job_id, error="cancelled on request", cancelled=True)
+    except JobLost:
+        _delete_files(stored)
+        logger.warning("job %s was taken from this worker; its work was discarded", job_id)
+    except Exception as exc:  # noqa: BLE001 - any failure of the work ends the job failed, with its error
+        _delete_files(stored)
+        logger.exception("job %s failed", job_id)
+        job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}")
+
+
+def _delete_files(paths: list[str]) -> None:
+    from django.core.files.storage import default_storage
+
+    for path in paths:
+        try:
+            default_storage.delete(path)
+        except Exception:  # noqa: BLE001 - never hide the job's own outcome behind a cleanup error
+            logger.exception("could not delete %s after a failed job", path)

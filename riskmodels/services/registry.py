@@ -1,0 +1,34 @@
+"""Registered models: create them (audited)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+
+from governance.audit import audit_record
+from governance.exceptions import Conflict, PermissionDenied, ValidationFailed
+from governance.roles import Role, user_roles
+from riskmodels.models import RegisteredModel
+from riskmodels.models.registry import MODEL_NAME_VALIDATOR
+
+
+def registered_model_create(*, actor: Any, name: str, owner_team: str, purpose: str,
+                            description: str = "") -> RegisteredModel:
+    """Add a model to the inventory; only developers register models."""
+    if Role.DEVELOPER not in user_roles(actor):
+        raise PermissionDenied("only model developers can register models")
+    if not MODEL_NAME_VALIDATOR.regex.match(name or ""):
+        raise ValidationFailed(str(MODEL_NAME_VALIDATOR.message), code="invalid_name", details={"field": "name"})
+    if not owner_team.strip() or not purpose.strip():
+        raise ValidationFailed("owner_team and purpose are required: the inventory must say who owns a model and why",
+                               code="invalid")
+    try:
+        with transaction.atomic():
+            model = RegisteredModel.objects.create(name=name, owner_team=owner_team.strip(), purpose=purpose.strip(),
+                                                   description=description, created_by=actor)
+            audit_record(actor=actor, action="registered_model.created", target=model,
+                         after={"name": name, "owner_team": model.owner_team, "purpose": model.purpose})
+    except IntegrityError:
+        raise Conflict(f"a model named {name!r} already exists", code="duplicate_name") from None
+    return model

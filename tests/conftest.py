@@ -1,0 +1,120 @@
+"""Shared fixtures: the named personas, API clients holding real tokens, and the demo data."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from governance.accounts import api_token_issue, user_upsert
+from governance.roles import Role
+
+ROOT = Path(__file__).resolve().parent.parent
+GERMAN_CREDIT = ROOT / "demo" / "german_credit.csv"
+GERMAN_CREDIT_ROLES = {"personal_status_and_sex": "protected", "age_in_years": "protected", "foreign_worker": "protected"}
+
+
+@pytest.fixture(autouse=True)
+def _isolated_media(tmp_path_factory, settings):  # noqa: ANN001
+    """Give every test its own storage folder, so file assertions see only its own files."""
+    media = tmp_path_factory.mktemp("media")
+    settings.MEDIA_ROOT = media
+    settings.STORAGES = {**settings.STORAGES,
+                         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                                     "OPTIONS": {"location": str(media)}}}
+    yield media
+
+
+def stored_files(media: Path) -> list[Path]:
+    """List every file under the storage folder."""
+    return sorted(p for p in media.rglob("*") if p.is_file())
+
+
+def _persona(username: str, role: Role | None):  # noqa: ANN202
+    if role is None:
+        from django.contrib.auth import get_user_model
+
+        return get_user_model().objects.create_user(username=username, password="outsider-pass-123")
+    user, _ = user_upsert(username=username, role=role, password=f"{username}-pass-123")
+    return user
+
+
+@pytest.fixture
+def developer(db):  # noqa: ANN001
+    return _persona("dana-developer", Role.DEVELOPER)
+
+
+@pytest.fixture
+def other_developer(db):  # noqa: ANN001
+    return _persona("omar-developer", Role.DEVELOPER)
+
+
+@pytest.fixture
+def validator(db):  # noqa: ANN001
+    return _persona("vera-validator", Role.VALIDATOR)
+
+
+@pytest.fixture
+def compliance_officer(db):  # noqa: ANN001
+    return _persona("carl-compliance", Role.COMPLIANCE_OFFICER)
+
+
+@pytest.fixture
+def auditor(db):  # noqa: ANN001
+    return _persona("ada-auditor", Role.AUDITOR)
+
+
+@pytest.fixture
+def outsider(db):  # noqa: ANN001
+    return _persona("oscar-outsider", None)
+
+
+def client_for(user) -> APIClient:  # noqa: ANN001
+    """Return an API client authenticated with a real, freshly issued token."""
+    token, _ = api_token_issue(user=user)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
+    return client
+
+
+@pytest.fixture
+def dev_client(developer) -> APIClient:  # noqa: ANN001
+    return client_for(developer)
+
+
+@pytest.fixture
+def german_credit_csv(tmp_path) -> Path:  # noqa: ANN001
+    """A private copy of the shipped German Credit CSV (tests may alter it)."""
+    copy = tmp_path / "german_credit.csv"
+    shutil.copyfile(GERMAN_CREDIT, copy)
+    return copy
+
+
+def register_demo_dataset(user, path: Path = GERMAN_CREDIT, name: str = "german-credit"):  # noqa: ANN001,ANN201
+    """Register German Credit through the service, as the developer persona."""
+    from riskmodels.services.datasets import dataset_version_create
+
+    with path.open("rb") as handle:
+        version, _ = dataset_version_create(actor=user, name=name, source=handle, filename=path.name,
+                                            target="creditability", roles=GERMAN_CREDIT_ROLES)
+    return version
+
+
+def register_model(user, name: str = "retail-pd"):  # noqa: ANN001,ANN201
+    from riskmodels.services.registry import registered_model_create
+
+    return registered_model_create(actor=user, name=name, owner_team="retail credit risk",
+                                   purpose="Probability of default for retail instalment loans")
+
+
+@pytest.fixture
+def german_credit_version(developer):  # noqa: ANN001,ANN201
+    return register_demo_dataset(developer)
+
+
+@pytest.fixture
+def retail_model(developer):  # noqa: ANN001,ANN201
+    return register_model(developer)
