@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: run test install migrate demo check-deploy bench clean
+.PHONY: run test install browser check-deploy bench clean
 
 $(VENV)/.installed: requirements.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,7 +18,14 @@ install: $(VENV)/.installed
 run: install
 	PORT=$(PORT) PYTHON=$(PY) ./scripts/run-demo.sh
 
-test: install
+# The admin tests drive Debian's chromium through Playwright; install it when we can (root + apt).
+browser:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	fi
+
+test: install browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 check-deploy: install

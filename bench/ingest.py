@@ -14,13 +14,17 @@ memory cannot flatter or burden another:
   as the service runs it;
 * ``convert``: ``riskmodels.ml.ingest.convert``, the same without the profile.
 
-Time is wall-clock time of the job alone (imports excluded); the median over
-the rounds is reported, and the best ingest run against the best reference
-run as a check that noise on a shared machine does not flatter the ratio. Memory is the job's peak resident set (VmHWM) minus
-the resident set just before the job started (after imports), which charges
-each job with everything it allocates (Arrow buffers, numpy arrays, Python
-objects, allocator caching) and nothing it merely imported. It is compared
-with ``table.nbytes`` of the whole file read as one Arrow table.
+Time is wall-clock time of the job alone (imports excluded). The median over
+the rounds is reported, and also the best ingest run against the best
+reference run, so that noise on a shared machine cannot flatter the ratio.
+
+Memory is the job's peak resident set (VmHWM) minus its resident set just
+before the job started (after imports). That charges each job with everything
+it allocates (Arrow buffers, numpy arrays, Python objects, allocator caching)
+and nothing it merely imported, and it is compared with ``table.nbytes`` of the
+whole file read as one Arrow table. The Arrow memory pool's high-water mark is
+printed too, but it misses numpy and Python allocations, so it is not the
+measure.
 """
 
 from __future__ import annotations
@@ -159,7 +163,8 @@ def main() -> None:
     nbytes = median("reference", "table_nbytes")
     reference = median("reference", "seconds")
     print(f"\nArrow table of the whole file: {nbytes / 1e6:.0f} MB")
-    print(f"{'job':<10} {'time s':>7} {'cpu s':>6} {'x ref':>6} {'peak MB':>8} {'x table':>8} {'pool MB':>8} {'file MB':>8}")
+    headings = ("time s", "cpu s", "x ref", "peak MB", "x table", "pool MB", "file MB")
+    print(f"{'job':<10} " + " ".join(f"{h:>{max(len(h), 6)}}" for h in headings))
     for job in runs:
         seconds = median(job, "seconds")
         peak = median(job, "peak_delta_bytes")

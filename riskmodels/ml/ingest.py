@@ -270,8 +270,9 @@ def _run(
     if block_size < 1:
         raise ValueError("block_size must be positive")
     destination = Path(destination)
-    if filename is None and isinstance(source, (str, Path)):
-        filename = Path(source).name
+    if filename is None:
+        name = source if isinstance(source, (str, Path)) else getattr(source, "name", None)
+        filename = Path(name).name if isinstance(name, (str, Path)) else None
     with ExitStack() as stack:
         stream = stack.enter_context(_seekable(source, spool_dir=destination.parent))
         start = stream.tell()
@@ -293,9 +294,11 @@ def _run(
         if target_column is not None:
             _check_binary_target(staged, target_column)
         columns = tuple(ColumnSchema(f.name, str(f.type), column_roles[f.name]) for f in schema)
-        report = profile_parquet(staged, roles=column_roles) if profile else {}
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as hasher:
+            digest = hasher.submit(_sha256, staged)  # hashlib releases the GIL: hash while profiling
+            report = profile_parquet(staged, roles=column_roles) if profile else {}
         conversion = Conversion(
-            sha256=_sha256(staged),
+            sha256=digest.result(),
             size_bytes=staged.stat().st_size,
             n_rows=n_rows,
             n_columns=len(columns),
@@ -485,7 +488,7 @@ class _RowGroupWriter:
         self.schema = _writer_schema(schema)
         # Dictionary-encode only text: for numbers it costs a third of the
         # write time and, at this row-group size, makes the file larger.
-        text = [f.name for f in self.schema if _is_text(f.type) or pa.types.is_boolean(f.type)]
+        text = [f.name for f in self.schema if _is_text(f.type)]
         self._writer = pq.ParquetWriter(str(path), self.schema, compression="zstd", use_dictionary=text or False)
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
@@ -580,7 +583,8 @@ def _convert_parquet(
     schema = pa.schema([pa.field(f.name, _flat_type(f.name, f.type)) for f in kept])
     writer = _RowGroupWriter(staged, schema)
     try:
-        for batch in parquet.iter_batches(batch_size=1 << 16, columns=names):
+        selected = names if len(names) < len(source_schema) else None
+        for batch in parquet.iter_batches(batch_size=1 << 16, columns=selected):
             columns = [_flatten_array(batch.column(i), schema.field(i).type) for i in range(len(names))]
             writer.append(pa.Table.from_arrays(columns, schema=writer.schema))
     except pa.ArrowException as error:
@@ -774,7 +778,8 @@ class _CsvReader:
         self.names = names
         self.delimiter = delimiter
         self.block_size = block_size
-        self.types: dict[str, pa.DataType] = {}
+        self.types: dict[str, pa.DataType] = {}  # settled overrides, kept across restarts
+        self.schema_types: dict[str, pa.DataType] = {}  # every column's type in the current pass
         self.exact = False
         self.exact_block_size = max(block_size, 1 << 12)
 
@@ -887,6 +892,7 @@ class _CsvReader:
         raise IngestError("not_tabular", f"The CSV cannot be parsed near byte {offset}: {message}")
 
     def _settle(self, schema: pa.Schema) -> None:
+        """Fix every column's type from the first piece, so later pieces parse without inferring."""
         self.schema_types = {f.name: f.type for f in schema}
 
     def _widen_from_piece(self, piece: memoryview, *, header: bool, message: str) -> None:
@@ -913,7 +919,7 @@ class _CsvReader:
         if match is None:
             raise IngestError("not_tabular", f"The CSV cannot be parsed: {message}")
         name = self.names[int(match.group(1))]
-        old = self.types.get(name) or getattr(self, "schema_types", {}).get(name, pa.null())
+        old = self.types.get(name) or self.schema_types.get(name, pa.null())
         new = _unify(old, _scalar_type(match.group(2), self.delimiter))
         self.types[name] = new if new != old else pa.string()
 

@@ -8,6 +8,22 @@ Memory stays bounded by reading one column at a time; columns are profiled
 on a small thread pool because Parquet decoding, Arrow kernels and numpy
 sorts all release the GIL. Everything returned is JSON-ready: only str, int,
 float, bool, None, list and dict, and never NaN or infinity.
+
+The profile::
+
+    n_rows, n_columns
+    columns: {name: {dtype, role, missing, missing_fraction, distinct, constant,
+                     numeric:  min, max, mean, std (n - 1), q1, median, q3, outliers_iqr,
+                     temporal: min, max (ISO 8601),
+                     discrete: top [{value, count}] (text, booleans),
+                     univariate_auc (feature and protected columns, when there is a binary target),
+                     unique_per_row (text columns with a different value in every row)}}
+    duplicate_rows, constant_columns
+    target: {column, classes {class_key(value): count}, positive_class, positive_rate} or None
+    leakage: [{column, score, message}], warnings: [str]
+
+Missing means null, or NaN in a float column. Distinct values exclude missing.
+Quantiles interpolate linearly, as numpy and pandas do by default.
 """
 
 from __future__ import annotations
@@ -27,7 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-__all__ = ["LEAKAGE_AUC", "POSITIVE_LABELS", "positive_class", "profile_parquet"]
+__all__ = ["LEAKAGE_AUC", "POSITIVE_LABELS", "class_key", "positive_class", "profile_parquet"]
 
 # A single column that ranks defaulters above non-defaulters this reliably is
 # almost always derived from the outcome (a collections flag, a write-off date).
@@ -131,16 +147,20 @@ def profile_parquet(
                 "give it the role 'identifier'."
             )
     if duplicates:
-        warnings.append(f"{duplicates} row{'s' if duplicates != 1 else ''} ({duplicates / n_rows:.1%}) "
-                        "exactly duplicate an earlier row.")
+        warnings.append(
+            f"{duplicates} row{'s' if duplicates != 1 else ''} ({duplicates / n_rows:.1%}) "
+            "exactly duplicate an earlier row."
+        )
     warnings.extend(item["message"] for item in leakage)
     if target_section is not None and target_section["positive_rate"] is not None:
         rate = target_section["positive_rate"]
         if min(rate, 1 - rate) < MIN_MINORITY_RATE:
-            minority = target_section["positive_class"] if rate < 0.5 else "the negative class"
+            if rate < 0.5:
+                minority = f"the positive class {target_section['positive_class']!r}"
+            else:
+                minority = "the negative class"
             warnings.append(
-                f"The classes are extremely imbalanced: {_label(minority)} is only "
-                f"{min(rate, 1 - rate):.1%} of rows."
+                f"The classes are extremely imbalanced: {minority} is only {min(rate, 1 - rate):.1%} of rows."
             )
 
     return {
@@ -161,15 +181,14 @@ def profile_parquet(
 
 def _target(column: pa.ChunkedArray, name: str, n_rows: int) -> tuple[dict[str, Any], np.ndarray | None]:
     counts = pc.value_counts(column.drop_null() if column.null_count else column)
-    value_counts = {
-        _plain(v): int(c)
-        for v, c in zip(counts.field("values").to_pylist(), counts.field("counts").to_pylist())
-    }
-    classes = {_key(v): value_counts[v] for v in sorted(value_counts, key=_key)}
+    values = counts.field("values")
+    plain = [_plain(v) for v in values.to_pylist()]
+    value_counts = dict(zip(plain, counts.field("counts").to_pylist()))
+    classes = {class_key(v): value_counts[v] for v in sorted(value_counts, key=class_key)}
     if len(value_counts) != 2:
         return {"column": name, "classes": classes, "positive_class": None, "positive_rate": None}, None
     positive = positive_class(value_counts)
-    labels = pc.fill_null(pc.equal(column, pa.scalar(positive, type=column.type)), False)
+    labels = pc.fill_null(pc.equal(column, values[plain.index(positive)]), False)
     return (
         {
             "column": name,
@@ -195,10 +214,12 @@ def _profile_column(
     hashes: _RowHashes,
 ) -> tuple[dict[str, Any], float | None]:
     name = schema.field(index).name
+    if role not in LEAKAGE_ROLES:
+        labels = None  # the target trivially "predicts" itself; identifiers never reach a model
     data_type = schema_type = schema.field(index).type
     # Text comes back dictionary-encoded straight from Parquet's own
     # dictionary pages: no string copies, and the codes are what we need.
-    text = pa.types.is_string(data_type) or pa.types.is_binary(data_type)
+    text = _is_text(data_type)
     column = pq.ParquetFile(path, read_dictionary=[name] if text else None).read(columns=[name]).column(0)
     stats: dict[str, Any] = {"dtype": str(schema_type), "role": role}
     if _is_numeric(data_type) or _is_temporal(data_type):
@@ -227,7 +248,8 @@ def _ordered_column(
     data_type = column.type
     temporal = _is_temporal(data_type)
     if temporal:
-        as_numbers = column.cast(pa.int64()) if not pa.types.is_date32(data_type) else column.cast(pa.int32())
+        # Order-preserving integers: days, seconds, microseconds... since the epoch.
+        as_numbers = column.cast(pa.int32() if data_type.bit_width == 32 else pa.int64())
     elif pa.types.is_integer(data_type) and not pa.types.is_uint64(data_type):
         as_numbers = column.cast(pa.int64())
     else:
@@ -356,7 +378,8 @@ def _categorical_column(
         "distinct": int(np.count_nonzero(counts[:n_categories])),
         "top": _top_values(dictionary, counts[:n_categories]),
     }
-    if pa.types.is_string(dictionary.type) and 1 < body["distinct"] == codes.size - body["missing"]:
+    readable = pa.types.is_string(dictionary.type) or pa.types.is_large_string(dictionary.type)
+    if readable and 1 < body["distinct"] == codes.size - body["missing"]:
         body["unique_per_row"] = True
     score = None
     if labels is not None:
@@ -446,6 +469,15 @@ def _is_numeric(data_type: pa.DataType) -> bool:
     return pa.types.is_integer(data_type) or pa.types.is_floating(data_type) or pa.types.is_decimal(data_type)
 
 
+def _is_text(data_type: pa.DataType) -> bool:
+    return (
+        pa.types.is_string(data_type)
+        or pa.types.is_large_string(data_type)
+        or pa.types.is_binary(data_type)
+        or pa.types.is_large_binary(data_type)
+    )
+
+
 def _is_temporal(data_type: pa.DataType) -> bool:
     return pa.types.is_temporal(data_type)
 
@@ -476,13 +508,13 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def _key(value: Any) -> str:
-    """Return ``value`` as a JSON object key, spelling booleans the JSON way."""
+def class_key(value: Any) -> str:
+    """Return the key under which a target value appears in the profile's "classes".
+
+    JSON object keys are strings, so a 0/1 target is counted under "0" and "1"
+    while "positive_class" keeps the value itself (1): look classes up with
+    ``classes[class_key(profile["target"]["positive_class"])]``.
+    """
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def _label(value: Any) -> str:
-    return value if isinstance(value, str) and value.startswith("the ") else repr(value)
-

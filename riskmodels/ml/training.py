@@ -232,8 +232,12 @@ def train(
     spec: TrainingSpec,
     *,
     progress: ProgressCallback | None = None,
+    predict: bool = True,
 ) -> TrainingResult:
     """Split ``frame``, optionally search hyperparameters, fit the pipeline and predict.
+
+    With ``predict=False`` the train and test predictions are skipped (``p_train`` and
+    ``p_test`` are empty): a caller that evaluates separately need not pay for them twice.
 
     ``progress(stage, percent)`` is called with stages ``split`` (5), ``search`` (10..60, once
     per candidate), ``fit`` (70), ``predict`` (90) and ``done`` (100). The returned pipeline
@@ -271,8 +275,11 @@ def train(
 
     report("predict", _PROGRESS_PREDICT)
     t = time.perf_counter()
-    p_train = _positive_proba(pipeline, X_train)
-    p_test = _positive_proba(pipeline, X_test)
+    if predict:
+        p_train = _positive_proba(pipeline, X_train)
+        p_test = _positive_proba(pipeline, X_test)
+    else:
+        p_train = p_test = np.empty(0)
     timings["predict"] = time.perf_counter() - t
     timings["total"] = time.perf_counter() - started
     report("done", _PROGRESS_DONE)

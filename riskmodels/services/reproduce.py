@@ -40,7 +40,8 @@ def _reproduce_work(job: Job, progress: Callable[[str, int], None], stored: list
     frame = dataset_frame(job.dataset_version)  # hash-checked: the same bytes the version was trained on
     spec = TrainingSpec.from_dict(version.spec)
     progress("re-training", 10)
-    retrained = train(frame, spec, progress=lambda stage, pct: progress(stage, 10 + pct * 8 // 10)).pipeline
+    retrained = train(frame, spec, progress=lambda stage, pct: progress(stage, 10 + pct * 8 // 10),
+                      predict=False).pipeline
     progress("comparing", 92)
     _, test_idx = split(frame, spec)
     X = prepare_features(frame.iloc[test_idx], spec)

@@ -33,6 +33,20 @@ def _spec_error(exc: SpecError) -> ValidationFailed:
     return ValidationFailed(str(exc), code="invalid_spec", details={"field": field})
 
 
+def _typed_counts(counts: Mapping[str, int] | None, positive_class: Any) -> dict[Any, int] | None:
+    """Give the profile's class counts (JSON: string keys) the type of the positive class."""
+    if counts is None:
+        return None
+    if isinstance(positive_class, bool):
+        return {key.strip().lower() in ("true", "1"): n for key, n in counts.items()}
+    if isinstance(positive_class, int):
+        try:
+            return {int(float(key)): n for key, n in counts.items()}
+        except ValueError:
+            return dict(counts)
+    return dict(counts)
+
+
 def build_spec(*, dataset_version: DatasetVersion, request: Mapping[str, Any]) -> tuple[TrainingSpec, list[str]]:
     """Turn a training request into a validated spec for this dataset version.
 
@@ -68,7 +82,7 @@ def build_spec(*, dataset_version: DatasetVersion, request: Mapping[str, Any]) -
     }
     try:
         spec = TrainingSpec.from_dict(spec_data)
-        counts = target_profile.get("classes")
+        counts = _typed_counts(target_profile.get("classes"), spec.positive_class)
         validate_against_schema(spec, columns, roles, counts, allow_protected=allow_protected,
                                 allow_excluded=allow_excluded)
     except SpecError as exc:
@@ -110,7 +124,8 @@ def _train_work(job: Job, progress: Callable[[str, int], None], stored: list[str
     frame = dataset_frame(job.dataset_version)
     spec = TrainingSpec.from_dict(job.params["spec"])
     loaded = time.perf_counter()
-    result = train(frame, spec, progress=_scaled(progress, 5, 90))
+    # Predictions are left to the evaluation job that follows, so they are computed once.
+    result = train(frame, spec, progress=_scaled(progress, 5, 90), predict=False)
     progress("saving artifact", 92)
     artifact = dumps_artifact(result.pipeline)
     artifact_sha = sha256_hex(artifact)

@@ -44,7 +44,7 @@ def test_env_list_splits_and_strips(monkeypatch):  # noqa: ANN001
 def _run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     # Drop what tests/settings.py put in this process's environment: production defaults apply.
     dropped = {"SECRET_KEY", "DEBUG", "DJANGO_SETTINGS_MODULE", "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE",
-               "CSRF_COOKIE_SECURE", "ALLOWED_HOSTS"}
+               "CSRF_COOKIE_SECURE", "ALLOWED_HOSTS", "DJANGO_ALLOW_ASYNC_UNSAFE"}
     clean = {k: v for k, v in os.environ.items() if k not in dropped}
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env},
                           capture_output=True, text=True, timeout=120)

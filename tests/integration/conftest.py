@@ -38,9 +38,20 @@ class Worker:
         return self.log.read_text(errors="replace")
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        # The whole process group: the prefork pool's children die with the main process.
-        os.killpg(self.process.pid, sig)
-        self.process.wait(timeout=30)
+        """SIGKILL the whole process group (pool children too), or send ``sig`` to the main process.
+
+        A warm shutdown (SIGTERM) goes to the main process only, as Celery expects; if the
+        worker lingers, the group is killed.
+        """
+        if sig == signal.SIGKILL:
+            os.killpg(self.process.pid, sig)
+        else:
+            os.kill(self.process.pid, sig)
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=15)
 
 
 def start_worker(tmp_path: Path, *, concurrency: int = 1, extra_env: dict[str, str] | None = None) -> Worker:

@@ -78,8 +78,23 @@ def test_too_few_rows_per_class_is_refused(dev_client, developer, retail_model, 
                                         target="target")
     response = dev_client.post(URL, _request(version, algorithm="logistic_regression"), format="json")
     assert response.status_code == 400
-    assert "5" in response.json()["error"]["message"]
+    message = response.json()["error"]["message"]
+    assert "too few rows per class" in message and "1=5" in message
     assert Job.objects.count() == 0
+
+
+def test_a_numeric_zero_one_target_is_accepted_with_one_as_default(dev_client, developer, retail_model,  # noqa: ANN001
+                                                                   tmp_path):
+    rows = ["x,y,target"] + [f"{i},{i % 7},{int(i % 3 == 0)}" for i in range(300)]
+    path = tmp_path / "numeric.csv"
+    path.write_text("\n".join(rows) + "\n")
+    from riskmodels.services.datasets import dataset_version_create
+
+    version, _ = dataset_version_create(actor=developer, name="numeric", source=str(path), filename="numeric.csv",
+                                        target="target")
+    response = dev_client.post(URL, _request(version, algorithm="logistic_regression"), format="json")
+    assert response.status_code == 202, response.json()
+    assert response.json()["params"]["spec"]["positive_class"] == 1
 
 
 def test_a_protected_attribute_may_be_used_by_explicit_exception(dev_client, german_credit_version,  # noqa: ANN001

@@ -39,7 +39,8 @@ def write(tmp_path: Path, content: bytes | str, name: str = "upload.csv") -> Pat
 
 
 def leftovers(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir() if p.name.startswith("."))
+    """List hidden (temporary) files an ingest left in ``directory``."""
+    return sorted(p.name for p in directory.glob(".*"))
 
 
 # --------------------------------------------------------------------------
@@ -205,7 +206,9 @@ def test_it_reads_a_non_seekable_stream(tmp_path, german):
             buffer[: len(chunk)] = chunk
             return len(chunk)
 
-    result = ingest(Pipe(GERMAN_CREDIT.read_bytes()), tmp_path / "pipe.parquet", target="creditability", roles=PROTECTED)
+    pipe = Pipe(GERMAN_CREDIT.read_bytes())
+
+    result = ingest(pipe, tmp_path / "pipe.parquet", target="creditability", roles=PROTECTED)
 
     assert result.sha256 == german[0].sha256
     assert leftovers(tmp_path) == []
@@ -330,7 +333,8 @@ def _ragged_late() -> str:
 
 def _latin1_late() -> bytes:
     rows = [f"{i},{i},yes" for i in range(2000)]
-    return (HEADER + "\n".join(rows[:999])).encode() + "\nnaïve,1,no\n".encode("latin-1") + "\n".join(rows[999:]).encode()
+    before, after = (HEADER + "\n".join(rows[:999]) + "\n").encode(), ("\n".join(rows[999:]) + "\n").encode()
+    return before + "naïve,1,no\n".encode("latin-1") + after
 
 
 BAD_INPUTS = [
@@ -416,6 +420,20 @@ def test_it_rejects_a_parquet_file_with_one_column(tmp_path):
     assert raised.value.code == "too_few_columns"
 
 
+def test_it_rejects_a_parquet_file_without_rows_or_with_duplicate_names(tmp_path):
+    empty, twice = tmp_path / "empty.parquet", tmp_path / "twice.parquet"
+    pq.write_table(pa.table({"x": pa.array([], pa.int64()), "y": pa.array([], pa.string())}), empty)
+    pq.write_table(pa.Table.from_arrays([pa.array([1]), pa.array([2])], names=["x", "x"]), twice)
+
+    with pytest.raises(IngestError) as no_rows:
+        ingest(empty, tmp_path / "out.parquet")
+    with pytest.raises(IngestError) as duplicated:
+        ingest(twice, tmp_path / "out.parquet")
+
+    assert (no_rows.value.code, duplicated.value.code) == ("empty_file", "duplicate_columns")
+    assert not (tmp_path / "out.parquet").exists()
+
+
 def test_it_rejects_a_damaged_parquet_file(tmp_path):
     whole = tmp_path / "whole.parquet"
     pq.write_table(pa.table({"x": [1, 2, 3], "y": ["a", "b", "c"]}), whole)
@@ -454,3 +472,49 @@ def test_detect_format_tells_parquet_from_csv():
     with pytest.raises(IngestError) as raised:
         detect_format(b"a,b\n1,2\n", "data.parquet")
     assert raised.value.code == "not_tabular"
+
+
+# --------------------------------------------------------------------------
+# Problems beyond the first megabyte (the head is checked separately)
+
+
+def _big_rows(n: int = 45_000) -> list[str]:
+    return [f"{i},{i * 7 % 1000},{'yes' if i % 3 else 'no'},padding-text-{i % 97}" for i in range(n)]
+
+
+def test_bad_utf8_deep_in_a_large_file_is_reported_with_its_line(tmp_path):
+    rows = _big_rows()
+    content = ("id,x,label,note\n" + "\n".join(rows[:40_000]) + "\n").encode()
+    content += "40000,1,no,caf\xe9\n".encode("latin-1") + ("\n".join(rows[40_001:]) + "\n").encode()
+    assert content.index(b"caf") > 1 << 20
+
+    with pytest.raises(IngestError) as raised:
+        ingest(write(tmp_path, content), tmp_path / "out.parquet", block_size=64 << 10)
+
+    assert raised.value.code == "undecodable"
+    assert "line 40002" in str(raised.value)
+    assert f"byte offset {content.index(b'caf') + 3}" in str(raised.value)
+    assert not (tmp_path / "out.parquet").exists()
+
+
+def test_bad_utf8_after_a_multiline_value_is_reported_with_its_line(tmp_path):
+    rows = _big_rows()
+    rows[10] = '10,1,yes,"two\nlines"'
+    content = ("id,x,label,note\n" + "\n".join(rows[:40_000]) + "\n").encode()
+    content += "40000,1,no,caf\xe9\n".encode("latin-1") + ("\n".join(rows[40_001:]) + "\n").encode()
+
+    with pytest.raises(IngestError) as raised:
+        ingest(write(tmp_path, content), tmp_path / "out.parquet", block_size=64 << 10)
+
+    assert raised.value.code == "undecodable"
+    assert "line 40003" in str(raised.value)  # the quoted value spans two lines
+
+
+def test_a_ragged_row_after_a_multiline_value_is_reported_with_its_line(tmp_path):
+    rows = ["id,note,label", '1,"two\nlines",yes', "2,fine,no", "3,short"] + ["4,ok,yes"] * 10
+
+    with pytest.raises(IngestError) as raised:
+        ingest(write(tmp_path, "\n".join(rows) + "\n"), tmp_path / "out.parquet", block_size=64)
+
+    assert raised.value.code == "ragged_rows"
+    assert "Line 5 has 2 fields" in str(raised.value)

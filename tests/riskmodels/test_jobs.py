@@ -1,0 +1,207 @@
+"""Training, evaluation and reproduction jobs run in this process: the state machine and its results.
+
+These use real commits (transactional tests), as a worker would see them; the worker-process
+versions are in tests/integration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import timedelta
+
+import numpy as np
+import pytest
+from django.core.files.storage import default_storage
+from django.utils import timezone
+from sklearn.metrics import brier_score_loss, roc_auc_score
+
+from governance.audit import audit_verify
+from governance.exceptions import Conflict, PermissionDenied
+from governance.models import AuditEvent
+from riskmodels.ml.persistence import load_artifact
+from riskmodels.ml.pipelines import TrainingSpec, prepare_features
+from riskmodels.ml.training import binary_target, split
+from riskmodels.models import Evaluation, Job, JobStatus, ModelVersion
+from riskmodels.services.evaluation import evaluation_job_run, model_versions_compare
+from riskmodels.services.jobs import job_cancel, job_claim, jobs_reap
+from riskmodels.services.reproduce import reproduction_job_create, reproduction_job_run
+from riskmodels.services.storage import dataset_frame
+from riskmodels.services.training import training_job_create, training_job_run
+from tests.conftest import stored_files
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _train(developer, dataset_version, model, **request):  # noqa: ANN001,ANN202
+    request = {"algorithm": "gradient_boosting", "hyperparameters": {"max_depth": 3}, **request}
+    job = training_job_create(actor=developer, registered_model=model, dataset_version=dataset_version, request=request)
+    training_job_run(job_id=job.pk)
+    return Job.objects.get(pk=job.pk)
+
+
+def _evaluate_pending() -> list[Evaluation]:
+    for job in Job.objects.filter(kind="evaluate", status=JobStatus.QUEUED):
+        evaluation_job_run(job_id=job.pk)
+    return list(Evaluation.objects.all())
+
+
+def test_a_training_job_produces_an_immutable_reproducible_version(developer, german_credit_version, retail_model):  # noqa: ANN001
+    job = _train(developer, german_credit_version, retail_model)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert (job.progress_percent, job.attempts) == (100, 1)
+    version = ModelVersion.objects.get(training_job=job)
+    assert version.version == 1 and version.algorithm == "gradient_boosting"
+    assert version.dataset_sha256 == german_credit_version.sha256
+    assert version.spec["seed"] == 0 and version.spec["hyperparameters"]["max_depth"] == 3
+    assert {"python", "scikit-learn", "numpy", "shap"} <= set(version.environment)
+    stored = default_storage.open(version.artifact_path).read()
+    assert hashlib.sha256(stored).hexdigest() == version.artifact_sha256
+    with pytest.raises(ValueError, match="immutable"):
+        version.save()
+    actions = list(AuditEvent.objects.values_list("action", flat=True))
+    for expected in ("train_job.created", "train_job.started", "model_version.created", "train_job.succeeded",
+                     "evaluate_job.created"):
+        assert expected in actions
+    assert audit_verify().ok
+
+
+def test_the_test_split_evaluation_agrees_with_scikit_learn(developer, german_credit_version, retail_model):  # noqa: ANN001
+    _train(developer, german_credit_version, retail_model)
+    [evaluation] = _evaluate_pending()
+    version = evaluation.model_version
+    # An independent reference: reload the artifact, rebuild the split, score with sklearn.
+    pipeline = load_artifact(default_storage.open(version.artifact_path).read(), expected_sha256=version.artifact_sha256)
+    spec = TrainingSpec.from_dict(version.spec)
+    frame = dataset_frame(german_credit_version)
+    _, test_idx = split(frame, spec)
+    y = binary_target(frame, spec)[test_idx]
+    p = pipeline.predict_proba(prepare_features(frame.iloc[test_idx], spec))[:, 1]
+    metrics = evaluation.metrics
+    assert metrics["auc"] == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    assert metrics["gini"] == pytest.approx(2 * roc_auc_score(y, p) - 1, abs=1e-12)
+    assert metrics["brier"] == pytest.approx(brier_score_loss(y, p), abs=1e-12)
+    assert metrics["n"] == len(test_idx) == 250
+    assert 0.72 <= metrics["auc"] <= 0.85
+    assert set(evaluation.plots) == {"roc", "pr", "calibration", "deciles"}
+    assert evaluation.degradation["auc"]["train"] >= evaluation.degradation["auc"]["test"] == metrics["auc"]
+    assert default_storage.open(evaluation.plots["roc"]).read().startswith(b"\x89PNG")
+
+
+def test_a_second_delivery_of_a_finished_job_is_a_no_op(developer, german_credit_version, retail_model):  # noqa: ANN001
+    job = _train(developer, german_credit_version, retail_model)
+    events = AuditEvent.objects.count()
+    training_job_run(job_id=job.pk)
+    assert ModelVersion.objects.count() == 1
+    assert AuditEvent.objects.count() == events
+    assert Job.objects.get(pk=job.pk).attempts == 1
+
+
+def test_a_claim_succeeds_once(developer, german_credit_version, retail_model):  # noqa: ANN001
+    job = training_job_create(actor=developer, registered_model=retail_model, dataset_version=german_credit_version,
+                              request={"algorithm": "logistic_regression"})
+    assert job_claim(job_id=job.pk) is not None
+    assert job_claim(job_id=job.pk) is None
+
+
+def test_cancelling_a_queued_job_means_it_never_runs(developer, german_credit_version, retail_model):  # noqa: ANN001
+    job = training_job_create(actor=developer, registered_model=retail_model, dataset_version=german_credit_version,
+                              request={"algorithm": "logistic_regression"})
+    assert job_cancel(actor=developer, job=job).status == JobStatus.CANCELLED
+    training_job_run(job_id=job.pk)
+    assert Job.objects.get(pk=job.pk).status == JobStatus.CANCELLED
+    assert ModelVersion.objects.count() == 0
+    with pytest.raises(Conflict):
+        job_cancel(actor=developer, job=job)
+
+
+def test_a_running_job_asked_to_cancel_stops_and_leaves_no_artifact(developer, german_credit_version, retail_model,  # noqa: ANN001
+                                                                      _isolated_media):
+    job = training_job_create(actor=developer, registered_model=retail_model, dataset_version=german_credit_version,
+                              request={"algorithm": "logistic_regression"})
+    files_before = stored_files(_isolated_media)
+    job_claim(job_id=job.pk)
+    job_cancel(actor=developer, job=Job.objects.get(pk=job.pk))
+    assert Job.objects.get(pk=job.pk).cancel_requested
+    # The claimed job is run by the worker's loop; here the progress checkpoint sees the request.
+    from riskmodels.services.jobs import JobCancelled, job_progress
+
+    with pytest.raises(JobCancelled):
+        job_progress(job_id=job.pk, stage="fit", percent=50)
+    assert stored_files(_isolated_media) == files_before
+
+
+def test_others_cannot_cancel_a_developers_job(developer, other_developer, german_credit_version, retail_model):  # noqa: ANN001
+    job = training_job_create(actor=developer, registered_model=retail_model, dataset_version=german_credit_version,
+                              request={"algorithm": "logistic_regression"})
+    with pytest.raises(PermissionDenied):
+        job_cancel(actor=other_developer, job=job)
+
+
+def test_a_failed_job_keeps_its_error_and_leaves_no_version_or_artifact(developer, german_credit_version,  # noqa: ANN001
+                                                                        retail_model, _isolated_media):
+    job = training_job_create(actor=developer, registered_model=retail_model, dataset_version=german_credit_version,
+                              request={"algorithm": "logistic_regression"})
+    # Corrupt the stored dataset: the worker must refuse data whose hash no longer matches.
+    with default_storage.open(german_credit_version.storage_path, "wb") as handle:
+        handle.write(b"not the registered bytes")
+    dataset_file = _isolated_media / german_credit_version.storage_path
+    training_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED
+    assert "StoredFileCorrupt" in job.error and "hash" in job.error
+    assert ModelVersion.objects.count() == 0
+    assert stored_files(_isolated_media) == [dataset_file]
+    assert AuditEvent.objects.filter(action="train_job.failed", target_id=str(job.pk)).exists()
+
+
+def test_the_reaper_requeues_a_job_whose_worker_died_then_fails_it_when_attempts_run_out(  # noqa: ANN201
+        developer, german_credit_version, retail_model, settings):  # noqa: ANN001
+    settings.JOB_LEASE_SECONDS = 10
+    job = training_job_create(actor=developer, registered_model=retail_model, dataset_version=german_credit_version,
+                              request={"algorithm": "logistic_regression"})
+    job_claim(job_id=job.pk)  # a worker claimed it, then died: no more heartbeats
+    later = timezone.now() + timedelta(seconds=60)
+    assert jobs_reap(now=later) == {"requeued": [job.pk], "failed": []}
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUEUED and "lease" in job.error
+    job_claim(job_id=job.pk)  # the second attempt dies too
+    assert jobs_reap(now=timezone.now() + timedelta(seconds=60)) == {"requeued": [], "failed": [job.pk]}
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and "no attempts left" in job.error
+    assert job.attempts == job.max_attempts
+
+
+def test_the_reaper_leaves_jobs_with_a_fresh_lease_alone(developer, german_credit_version, retail_model):  # noqa: ANN001
+    job = training_job_create(actor=developer, registered_model=retail_model, dataset_version=german_credit_version,
+                              request={"algorithm": "logistic_regression"})
+    job_claim(job_id=job.pk)
+    assert jobs_reap() == {"requeued": [], "failed": []}
+
+
+def test_a_reproduction_check_reports_identical_predictions(developer, validator, german_credit_version,  # noqa: ANN001
+                                                           retail_model):
+    _train(developer, german_credit_version, retail_model, algorithm="random_forest",
+           hyperparameters={"n_estimators": 30})
+    version = ModelVersion.objects.get()
+    job = reproduction_job_create(actor=validator, model_version=version)
+    reproduction_job_run(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.result["identical_predictions"] is True
+    assert job.result["max_abs_difference"] == 0.0
+    assert AuditEvent.objects.filter(action="model_version.reproduction_checked").exists()
+
+
+def test_champion_and_challenger_compare_on_their_common_test_split(developer, german_credit_version,  # noqa: ANN001
+                                                                    retail_model):
+    _train(developer, german_credit_version, retail_model, algorithm="logistic_regression", hyperparameters={})
+    _train(developer, german_credit_version, retail_model, algorithm="gradient_boosting")
+    _evaluate_pending()
+    champion, challenger = ModelVersion.objects.order_by("version")
+    result = model_versions_compare(champion=champion, challenger=challenger)
+    auc = result["comparison"]["auc"]
+    a = Evaluation.objects.get(model_version=champion).metrics["auc"]
+    b = Evaluation.objects.get(model_version=challenger).metrics["auc"]
+    assert (auc["a"], auc["b"]) == (a, b)
+    assert auc["delta"] == pytest.approx(b - a)
+    assert np.isfinite(auc["delta"])
