@@ -145,7 +145,7 @@ def main() -> None:
         )
         print(
             f"machine: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-            f"pyarrow {pa.__version__}"
+            f"pyarrow {pa.__version__}; load average before: {os.getloadavg()[0]:.2f}"
         )
         runs: dict[str, list[dict[str, float]]] = {"reference": [], "ingest": [], "convert": []}
         run_child("reference", csv_path, work)  # warm the page cache so no job pays for the disk
@@ -164,15 +164,20 @@ def main() -> None:
     reference = median("reference", "seconds")
     print(f"\nArrow table of the whole file: {nbytes / 1e6:.0f} MB")
     headings = ("time s", "cpu s", "x ref", "peak MB", "x table", "pool MB", "file MB")
-    print(f"{'job':<10} " + " ".join(f"{h:>{max(len(h), 6)}}" for h in headings))
+    print(f"{'job':<10}" + "".join(f"{h:>9}" for h in headings))
     for job in runs:
         seconds = median(job, "seconds")
         peak = median(job, "peak_delta_bytes")
-        print(
-            f"{job:<10} {seconds:>7.2f} {median(job, 'cpu_seconds'):>6.2f} {seconds / reference:>6.2f} "
-            f"{peak / 1e6:>8.0f} {peak / nbytes:>8.2f} {median(job, 'arrow_pool_max_bytes') / 1e6:>8.0f} "
-            f"{median(job, 'size_bytes') / 1e6:>8.1f}"
+        cells = (
+            f"{seconds:.2f}",
+            f"{median(job, 'cpu_seconds'):.2f}",
+            f"{seconds / reference:.2f}",
+            f"{peak / 1e6:.0f}",
+            f"{peak / nbytes:.2f}",
+            f"{median(job, 'arrow_pool_max_bytes') / 1e6:.0f}",
+            f"{median(job, 'size_bytes') / 1e6:.1f}",
         )
+        print(f"{job:<10}" + "".join(f"{c:>9}" for c in cells))
     time_ratio = median("ingest", "seconds") / reference
     best_ratio = min(r["seconds"] for r in runs["ingest"]) / min(r["seconds"] for r in runs["reference"])
     memory_ratio = median("ingest", "peak_delta_bytes") / nbytes
@@ -184,6 +189,7 @@ def main() -> None:
         f"ingest peak memory / Arrow table: {memory_ratio:.2f} (target <= {MEMORY_TARGET}) "
         f"{'met' if memory_ratio <= MEMORY_TARGET else 'NOT met'}"
     )
+    print(f"load average after: {os.getloadavg()[0]:.2f} (other work on the machine inflates every time)")
 
 
 if __name__ == "__main__":

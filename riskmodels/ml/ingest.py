@@ -45,6 +45,7 @@ __all__ = [
     "convert",
     "detect_format",
     "ingest",
+    "row_group_rows",
 ]
 
 ROLES = ("feature", "target", "protected", "identifier", "excluded")
@@ -62,11 +63,22 @@ ERROR_CODES = (
     "too_few_columns",
 )
 
-# Rows per Parquet row group. Row groups are cut at fixed row counts, not at
+# Row groups are cut at a row count fixed by the number of columns, not at
 # whatever block the reader happened to return, so the output bytes (and the
-# dataset hash) depend only on the data. 256 Ki rows keeps one buffered row
-# group small (about 100 MB for 36 columns) while still compressing well.
-ROW_GROUP_ROWS = 1 << 18
+# dataset hash) depend only on the data. A row group is buffered whole before
+# it is written, so its size is bounded in cells (about 8 Mi: 128 Ki rows of
+# 36 columns, 256 Ki rows at most), which bounds memory for wide files too.
+ROW_GROUP_CELLS = 1 << 23
+MAX_ROW_GROUP_ROWS = 1 << 18
+MIN_ROW_GROUP_ROWS = 1 << 10
+
+
+def row_group_rows(n_columns: int) -> int:
+    """Return the rows per Parquet row group for a dataset with ``n_columns`` columns."""
+    rows = MAX_ROW_GROUP_ROWS
+    while rows > MIN_ROW_GROUP_ROWS and rows * n_columns > ROW_GROUP_CELLS:
+        rows //= 2
+    return rows
 
 # The same markers pandas.read_csv treats as missing, so the profile agrees
 # with what an analyst sees when opening the file in pandas.
@@ -163,7 +175,7 @@ class IngestResult:
     n_rows: int
     n_columns: int
     columns: tuple[ColumnSchema, ...]
-    profile: dict[str, Any] = field(repr=False)
+    profile: dict[str, Any] = field(repr=False, hash=False)
     source_format: str
 
 
@@ -486,6 +498,7 @@ class _RowGroupWriter:
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.schema = _writer_schema(schema)
+        self.rows_per_group = row_group_rows(len(self.schema))
         # Dictionary-encode only text: for numbers it costs a third of the
         # write time and, at this row-group size, makes the file larger.
         text = [f.name for f in self.schema if _is_text(f.type)]
@@ -506,20 +519,21 @@ class _RowGroupWriter:
             table = table.cast(self.schema)
         self._pending.append(table)
         self._pending_rows += table.num_rows
-        while self._pending_rows >= ROW_GROUP_ROWS:
+        while self._pending_rows >= self.rows_per_group:
             buffered = pa.concat_tables(self._pending)
-            self._emit(buffered.slice(0, ROW_GROUP_ROWS))
-            rest = buffered.slice(ROW_GROUP_ROWS)
+            self._emit(buffered.slice(0, self.rows_per_group))
+            rest = buffered.slice(self.rows_per_group)
             self._pending = [rest] if rest.num_rows else []
             self._pending_rows = rest.num_rows
 
     def close(self) -> None:
         """Write the last, partial row group and finish the file."""
-        if self._pending_rows:
-            self._emit(pa.concat_tables(self._pending))
-            self._pending = []
-        self._queue.put(None)
-        self._thread.join()
+        try:
+            if self._pending_rows:
+                self._emit(pa.concat_tables(self._pending))
+                self._pending = []
+        finally:
+            self._stop()
         self._writer.close()
         if self._error is not None:
             raise self._error
@@ -527,17 +541,21 @@ class _RowGroupWriter:
     def abort(self) -> None:
         """Stop the writer thread and close the file; the caller discards it."""
         self._pending = []
-        while self._thread.is_alive():
-            try:
-                self._queue.put(None, timeout=0.1)
-                break
-            except queue.Full:
-                continue
-        self._thread.join()
+        self._stop()
         try:
             self._writer.close()
         except Exception:  # noqa: BLE001 - the file is being thrown away anyway
             pass
+
+    def _stop(self) -> None:
+        """Let the writer thread finish what it holds, then end it."""
+        while self._thread.is_alive():
+            try:
+                self._queue.put(None, timeout=0.1)
+                break
+            except queue.Full:  # it is still writing a row group
+                continue
+        self._thread.join()
 
     def _emit(self, table: pa.Table) -> None:
         if self._error is not None:
@@ -555,7 +573,7 @@ class _RowGroupWriter:
             try:
                 # One contiguous chunk per column, so page boundaries (and the
                 # hash) do not depend on how the reader split the input.
-                self._writer.write_table(table.combine_chunks(), row_group_size=ROW_GROUP_ROWS)
+                self._writer.write_table(table.combine_chunks(), row_group_size=self.rows_per_group)
             except BaseException as error:  # noqa: BLE001 - re-raised in the caller's thread
                 self._error = error
 
@@ -654,7 +672,7 @@ def _convert_csv(
     text = _decode_head(stream, start, head)
     if not text.strip():
         raise IngestError("empty_file", "The file contains only blank lines.")
-    delimiter = _sniff_delimiter(text)
+    delimiter = _sniff_delimiter(text, truncated=len(head) >= _HEAD_BYTES)
     names = _header_names(head, delimiter)
     _check_names(names)
     _resolve_roles(names, target=target, roles=roles)
@@ -706,11 +724,11 @@ def _line_at(stream: BinaryIO, start: int, offset: int) -> int:
     return newlines + 1
 
 
-def _sniff_delimiter(text: str) -> str:
+def _sniff_delimiter(text: str, *, truncated: bool) -> str:
     """Return the delimiter that splits the first records into the most consistent columns."""
-    lines = text.splitlines(keepends=True)
-    if len(text.encode()) >= _HEAD_BYTES - 4 and len(lines) > 1:
-        lines = lines[:-1]  # the last line of a truncated head is partial
+    lines = text[: 1 << 16].splitlines(keepends=True)
+    if (truncated or len(text) > 1 << 16) and len(lines) > 1:
+        lines = lines[:-1]  # the last line of a cut sample is partial
     sample = "".join(lines[: _SNIFF_RECORDS * 4])
     best: tuple[float, int, int] | None = None
     chosen = ","
@@ -730,8 +748,9 @@ def _sniff_delimiter(text: str) -> str:
 
 def _header_names(head: bytes, delimiter: str) -> list[str]:
     """Return the column names exactly as Arrow will read them."""
-    end = head.rfind(b"\n")
-    sample = head if len(head) < _HEAD_BYTES or end < 0 else head[: end + 1]
+    # The header plus a few rows is enough; parse no more than that.
+    end = head.rfind(b"\n", 0, 1 << 16)
+    sample = head[: end + 1] if end >= 0 and len(head) > 1 << 16 else head
     try:
         reader = pcsv.open_csv(
             pa.BufferReader(sample),
@@ -962,18 +981,14 @@ class _CsvReader:
         """Build the ragged-row error, finding the line by rereading with Python's csv module."""
         expected = len(self.names)
         self.stream.seek(self.start)
-        text = io.TextIOWrapper(self.stream, encoding="utf-8-sig", newline="")
-        try:
-            records = csv.reader(text, delimiter=self.delimiter)
-            next(records, None)
-            for record in records:
-                if record and len(record) != expected:
-                    return IngestError(
-                        "ragged_rows",
-                        f"Line {records.line_num} has {len(record)} fields but the header has {expected}.",
-                    )
-        finally:
-            text.detach()
+        lines = (line.decode("utf-8", "replace") for line in iter(self.stream.readline, b""))
+        records = csv.reader(lines, delimiter=self.delimiter)
+        next(records, None)  # the header
+        for record in records:
+            if record and len(record) != expected:
+                return IngestError(
+                    "ragged_rows", f"Line {records.line_num} has {len(record)} fields but the header has {expected}."
+                )
         match = _RAGGED.search(message)
         assert match is not None
         return IngestError(

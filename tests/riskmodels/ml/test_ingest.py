@@ -14,7 +14,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 
-from riskmodels.ml.ingest import ROLES, IngestError, convert, detect_format, ingest
+from riskmodels.ml.ingest import ROLES, IngestError, convert, detect_format, ingest, row_group_rows
 
 GERMAN_CREDIT = Path(__file__).resolve().parents[3] / "demo" / "german_credit.csv"
 PROTECTED = {"personal_status_and_sex": "protected", "age_in_years": "protected", "foreign_worker": "protected"}
@@ -180,6 +180,18 @@ def test_the_hash_does_not_depend_on_the_block_size(tmp_path, german, block_size
     assert result.profile == german[0].profile
 
 
+def test_row_groups_hold_a_fixed_number_of_rows_that_shrinks_for_wide_files(tmp_path, monkeypatch):
+    monkeypatch.setattr("riskmodels.ml.ingest.row_group_rows", lambda n_columns: 1000)
+    text = "a,b\n" + "".join(f"{i},{i % 2}\n" for i in range(3500))
+
+    ingest(write(tmp_path, text), tmp_path / "out.parquet", block_size=777)
+
+    metadata = pq.ParquetFile(tmp_path / "out.parquet").metadata
+    assert [metadata.row_group(i).num_rows for i in range(metadata.num_row_groups)] == [1000, 1000, 1000, 500]
+    monkeypatch.undo()
+    assert (row_group_rows(2), row_group_rows(36), row_group_rows(5000)) == (1 << 18, 1 << 17, 1 << 10)
+
+
 def test_it_reads_a_file_object_from_its_current_position(tmp_path, german):
     stream = io.BytesIO(b"junk before the upload" + GERMAN_CREDIT.read_bytes())
     stream.seek(len(b"junk before the upload"))
@@ -239,6 +251,12 @@ def test_it_reads_crlf_line_ends_and_a_byte_order_mark(tmp_path):
 
     assert [c.name for c in result.columns] == ["name", "score"]
     assert pq.read_table(tmp_path / "out.parquet").column("name").to_pylist()[-1] == "n9"
+
+
+def test_column_names_are_kept_exactly_as_written(tmp_path):
+    result = ingest(write(tmp_path, ' id ,"Amount (EUR)",näme\n1,2,x\n'), tmp_path / "out.parquet")
+
+    assert [c.name for c in result.columns] == [" id ", "Amount (EUR)", "näme"]
 
 
 def test_missing_markers_are_read_as_missing_as_pandas_reads_them(tmp_path):
