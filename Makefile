@@ -35,6 +35,8 @@ check-deploy: install
 
 bench: install
 	$(PY) bench/ingest.py
+	$(PY) bench/training.py
+	$(PY) bench/shap.py
 
 clean:
 	rm -rf var

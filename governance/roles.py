@@ -27,6 +27,7 @@ ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "riskmodels.view_modelversion",
         "riskmodels.view_evaluation",
         "riskmodels.view_job",
+        "riskmodels.view_explanationreport",
         "riskmodels.add_datasetversion",
     ),
     Role.VALIDATOR: (
@@ -36,15 +37,21 @@ ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "riskmodels.view_modelversion",
         "riskmodels.view_evaluation",
         "riskmodels.view_job",
+        "riskmodels.view_explanationreport",
         "governance.view_auditevent",
     ),
     Role.COMPLIANCE_OFFICER: (
+        "riskmodels.view_reasontext",
+        "riskmodels.add_reasontext",
+        "riskmodels.change_reasontext",
+        "riskmodels.delete_reasontext",
         "riskmodels.view_dataset",
         "riskmodels.view_datasetversion",
         "riskmodels.view_registeredmodel",
         "riskmodels.view_modelversion",
         "riskmodels.view_evaluation",
         "riskmodels.view_job",
+        "riskmodels.view_explanationreport",
         "governance.view_auditevent",
     ),
     Role.AUDITOR: (
@@ -54,6 +61,7 @@ ROLE_PERMISSIONS: dict[Role, tuple[str, ...]] = {
         "riskmodels.view_modelversion",
         "riskmodels.view_evaluation",
         "riskmodels.view_job",
+        "riskmodels.view_explanationreport",
         "governance.view_auditevent",
     ),
 }

@@ -216,6 +216,14 @@ JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 120, minimum=2)
 # so concurrency x threads never exceeds the cores (oversubscription slows every job).
 CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", os.cpu_count() or 1, minimum=1)
 WORKER_THREADS = env_int("WORKER_THREADS", max(1, (os.cpu_count() or 1) // CELERY_WORKER_CONCURRENCY), minimum=1)
+# SHAP reports: rows explained by default (a seeded sample above), the hard cap a request
+# may ask for, rows per worker task, the worker time one report may cost (estimated before
+# it starts; over it, a report is sampled down or refused), and rows per local request.
+EXPLAIN_DEFAULT_MAX_ROWS = env_int("EXPLAIN_DEFAULT_MAX_ROWS", 10_000, minimum=1)
+EXPLAIN_MAX_ROWS = env_int("EXPLAIN_MAX_ROWS", 1_000_000, minimum=1)
+EXPLAIN_CHUNK_ROWS = env_int("EXPLAIN_CHUNK_ROWS", 20_000, minimum=1)
+EXPLAIN_BUDGET_SECONDS = env_int("EXPLAIN_BUDGET_SECONDS", 1800, minimum=1)
+EXPLAIN_LOCAL_MAX_ROWS = env_int("EXPLAIN_LOCAL_MAX_ROWS", 100, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "reap-jobs": {"task": "riskmodels.reap_jobs", "schedule": float(env_int("JOB_REAP_INTERVAL_SECONDS", 30, minimum=1))},
 }

@@ -14,8 +14,19 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from governance.exceptions import ServiceError
-from riskmodels.models import Dataset, DatasetVersion, Evaluation, Job, ModelVersion, RegisteredModel
+from governance.roles import Role, user_roles
+from riskmodels.models import (
+    Dataset,
+    DatasetVersion,
+    Evaluation,
+    ExplanationReport,
+    Job,
+    ModelVersion,
+    ReasonText,
+    RegisteredModel,
+)
 from riskmodels.services.datasets import dataset_version_create
+from riskmodels.services.reasons import reason_text_delete, reason_text_set
 
 
 class DatasetUploadForm(forms.Form):
@@ -212,11 +223,12 @@ class ModelVersionAdmin(ReadOnlyAdmin):
     fields = ["registered_model", "version", "algorithm", "dataset_version", "dataset_sha256", "spec",
               "allowed_exceptions", "preprocessing", "environment", "artifact_path", "artifact_sha256",
               "artifact_size", "split_summary", "timings", "search_results", "training_job", "created_at",
-              "created_by_username", "evaluation_summary"]
+              "created_by_username", "evaluation_summary", "shap_summary"]
     readonly_fields = fields
 
     def get_queryset(self, request: HttpRequest) -> Any:
-        return super().get_queryset(request).select_related("registered_model").prefetch_related("evaluations")
+        return super().get_queryset(request).select_related("registered_model").prefetch_related("evaluations",
+                                                                                                  "explanations")
 
     @admin.display(description="SHA-256")
     def short_sha(self, obj: ModelVersion) -> str:
@@ -243,6 +255,94 @@ class ModelVersionAdmin(ReadOnlyAdmin):
                                       evaluation.get_scope_display(), evaluation.dataset_version_id,
                                       evaluation.threshold, cells, images))
         return format_html_join("", "{}", ((b,) for b in blocks)) if blocks else "no evaluation yet"
+
+
+    @admin.display(description="SHAP importance")
+    def shap_summary(self, obj: ModelVersion) -> str:
+        report = next((r for r in obj.explanations.all() if r.status == ExplanationReport.Status.OK), None)
+        if report is None:
+            failed = [r for r in obj.explanations.all() if r.status == ExplanationReport.Status.FAILED]
+            return f"no passing SHAP report ({len(failed)} failed the additivity check)" if failed else "no SHAP report yet"
+        rows = format_html_join("", "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                                ((i["rank"], i["feature"], _metric(i["mean_abs"]), _metric(i["mean"]))
+                                 for i in report.importance[:15]))
+        images = format_html_join(
+            "", '<img src="{}" alt="{}" style="max-width:420px;margin:4px">',
+            ((reverse("admin:riskmodels_explanationreport_plot", args=[report.pk, name.replace(":", "-")]), name)
+             for name in report.plots),
+        )
+        space = report.fingerprint.get("output_space", "")
+        return format_html(
+            "<p>Report #{} on {} rows ({}), additivity error {}, values in {} space.</p>"
+            "<table><thead><tr><th>rank</th><th>feature</th><th>mean |SHAP|</th><th>mean SHAP</th></tr></thead>"
+            "<tbody>{}</tbody></table><div>{}</div>",
+            report.pk, report.n_rows, report.scope, _metric(report.additivity_error), space, rows, images)
+
+
+@admin.register(ExplanationReport)
+class ExplanationReportAdmin(ReadOnlyAdmin):
+    list_display = ["__str__", "scope", "status", "n_rows", "additivity_error", "created_at"]
+    list_filter = ["status", "scope"]
+    fields = ["model_version", "dataset_version", "scope", "status", "message", "fingerprint", "selection",
+              "importance", "additivity_error", "base_value", "n_rows", "values_path", "values_sha256", "plots", "job",
+              "created_at"]
+    readonly_fields = fields
+
+    def get_urls(self) -> list[Any]:
+        return [path("<int:pk>/plots/<str:name>.png", self.admin_site.admin_view(self.plot_view),
+                     name="riskmodels_explanationreport_plot"), *super().get_urls()]
+
+    def plot_view(self, request: HttpRequest, pk: int, name: str) -> FileResponse:
+        if not self.has_view_permission(request):
+            raise Http404
+        report = ExplanationReport.objects.filter(pk=pk).first()
+        paths = {key.replace(":", "-"): value for key, value in (report.plots if report else {}).items()}
+        if name not in paths:
+            raise Http404
+        return FileResponse(default_storage.open(paths[name], "rb"), content_type="image/png")
+
+
+class ReasonTextForm(forms.ModelForm):
+    class Meta:
+        model = ReasonText
+        fields = ["registered_model", "feature", "text"]
+
+
+@admin.register(ReasonText)
+class ReasonTextAdmin(admin.ModelAdmin):
+    """The reason-code catalogue: compliance officers edit it here; every change is audited."""
+
+    form = ReasonTextForm
+    list_display = ["registered_model", "feature", "text", "updated_at", "updated_by"]
+    list_filter = ["registered_model"]
+    search_fields = ["feature", "text"]
+
+    def _is_compliance(self, request: HttpRequest) -> bool:
+        return Role.COMPLIANCE_OFFICER in user_roles(request.user)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self._is_compliance(request) and super().has_add_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._is_compliance(request) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._is_compliance(request) and super().has_delete_permission(request, obj)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return ["registered_model", "feature"] if obj is not None else []
+
+    def save_model(self, request: HttpRequest, obj: ReasonText, form: Any, change: bool) -> None:
+        saved = reason_text_set(actor=request.user, registered_model=obj.registered_model, feature=obj.feature,
+                                text=obj.text)
+        obj.pk = saved.pk
+
+    def delete_model(self, request: HttpRequest, obj: ReasonText) -> None:
+        reason_text_delete(actor=request.user, reason=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for reason in queryset:
+            reason_text_delete(actor=request.user, reason=reason)
 
 
 @admin.register(Evaluation)

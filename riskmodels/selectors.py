@@ -63,7 +63,7 @@ def model_version_list_for_user(*, user: Any) -> QuerySet:
 
     _require_role(user)
     return ModelVersion.objects.select_related("registered_model", "dataset_version__dataset").prefetch_related(
-        "evaluations")
+        "evaluations", "explanations")
 
 
 def model_version_get_for_user(*, user: Any, id: int):  # noqa: ANN201
@@ -99,3 +99,14 @@ def evaluation_get_for_user(*, user: Any, id: int):  # noqa: ANN201
         return Evaluation.objects.select_related("model_version__registered_model").get(pk=id)
     except (Evaluation.DoesNotExist, ValueError, TypeError):
         raise NotFound(f"evaluation {id} does not exist") from None
+
+
+def explanation_report_get_for_user(*, user: Any, id: int):  # noqa: ANN201
+    """Return one SHAP report, or raise NotFound / PermissionDenied."""
+    from riskmodels.models import ExplanationReport
+
+    _require_role(user)
+    try:
+        return ExplanationReport.objects.select_related("model_version__registered_model").get(pk=id)
+    except (ExplanationReport.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"explanation report {id} does not exist") from None

@@ -14,16 +14,27 @@ from riskmodels.models import Job, JobKind
 def run_job(*, job_id: int) -> None:
     """Run one job row; the claim inside makes a second delivery a no-op, so acks_late is safe."""
     from riskmodels.services.evaluation import evaluation_job_run
+    from riskmodels.services.explanations import explanation_job_run
     from riskmodels.services.reproduce import reproduction_job_run
     from riskmodels.services.training import training_job_run
 
     kind = Job.objects.filter(pk=job_id).values_list("kind", flat=True).first()
     runners = {JobKind.TRAIN: training_job_run, JobKind.EVALUATE: evaluation_job_run,
-               JobKind.REPRODUCE: reproduction_job_run}
+               JobKind.REPRODUCE: reproduction_job_run, JobKind.EXPLAIN: explanation_job_run}
     if kind is None:
         return
     with correlation_id(f"job-{job_id}"):
         runners[JobKind(kind)](job_id=job_id)
+
+
+@shared_task(name="riskmodels.run_explanation_chunk", acks_late=True, reject_on_worker_lost=True, ignore_result=True,
+             time_limit=settings.CELERY_TASK_TIME_LIMIT, soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT)
+def run_explanation_chunk(*, chunk_id: int) -> None:
+    """Explain one chunk of a SHAP report; the claim inside makes a second delivery a no-op."""
+    from riskmodels.services.explanations import explanation_chunk_run
+
+    with correlation_id(f"chunk-{chunk_id}"):
+        explanation_chunk_run(chunk_id=chunk_id)
 
 
 @shared_task(name="riskmodels.reap_jobs", ignore_result=True)

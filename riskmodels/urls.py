@@ -1,6 +1,6 @@
 from django.urls import path
 
-from riskmodels.apis import datasets, jobs, models
+from riskmodels.apis import datasets, explanations, jobs, models
 
 urlpatterns = [
     path("datasets/", datasets.DatasetsApi.as_view(), name="datasets"),
@@ -23,4 +23,13 @@ urlpatterns = [
     path("model-versions/<int:id>/reproduce/", models.ReproductionCreateApi.as_view(), name="reproduction-create"),
     path("evaluations/<int:id>/", models.EvaluationDetailApi.as_view(), name="evaluation-detail"),
     path("evaluations/<int:id>/plots/<str:plot>.png", models.EvaluationPlotApi.as_view(), name="evaluation-plot"),
+    path("model-versions/<int:id>/explanations/", explanations.ExplanationReportCreateApi.as_view(),
+         name="explanation-report-create"),
+    path("model-versions/<int:id>/explain-rows/", explanations.LocalExplanationApi.as_view(), name="explain-rows"),
+    path("explanation-reports/<int:id>/", explanations.ExplanationReportDetailApi.as_view(),
+         name="explanation-report-detail"),
+    path("explanation-reports/<int:id>/values.parquet", explanations.ExplanationValuesApi.as_view(),
+         name="explanation-values"),
+    path("explanation-reports/<int:id>/plots/<str:plot>.png", explanations.ExplanationPlotApi.as_view(),
+         name="explanation-plot"),
 ]

@@ -55,3 +55,13 @@ def test_governance_reads_riskmodels_only_through_selectors_and_services():
 
 def test_the_audit_module_is_a_leaf_that_imports_no_domain_app():
     assert not {n for n in _imports(ROOT / "governance" / "audit.py") if n.startswith("riskmodels")}
+
+
+def test_no_model_change_is_missing_a_migration(db):  # noqa: ANN001
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("makemigrations", "--check", "--dry-run", stdout=out)
+    assert "No changes detected" in out.getvalue()

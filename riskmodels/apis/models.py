@@ -95,13 +95,18 @@ class ModelVersionOutputSerializer(serializers.ModelSerializer):
     timings = serializers.JSONField()
     allowed_exceptions = serializers.JSONField()
     evaluations = EvaluationOutputSerializer(many=True, read_only=True)
+    explanations = serializers.SerializerMethodField()
 
     class Meta:
         model = ModelVersion
         fields = ["id", "registered_model", "version", "algorithm", "dataset_version", "dataset_sha256", "spec",
                   "allowed_exceptions", "preprocessing", "environment", "artifact_sha256", "artifact_size",
                   "search_results", "split_summary", "timings", "training_job", "created_at",
-                  "created_by_username", "evaluations"]
+                  "created_by_username", "evaluations", "explanations"]
+
+    def get_explanations(self, obj: ModelVersion) -> list[dict]:
+        return [{"id": r.pk, "status": r.status, "scope": r.scope, "n_rows": r.n_rows, "created_at": r.created_at,
+                 "url": f"/api/v1/explanation-reports/{r.pk}/"} for r in obj.explanations.all()]
 
 
 class RegisteredModelDetailApi(APIView):

@@ -10,6 +10,7 @@ class JobKind(models.TextChoices):
     TRAIN = "train", "Train a model version"
     EVALUATE = "evaluate", "Evaluate a model version"
     REPRODUCE = "reproduce", "Re-train and compare predictions"
+    EXPLAIN = "explain", "Explain a model version (SHAP)"
 
 
 class JobStatus(models.TextChoices):

@@ -1,0 +1,445 @@
+"""Build global SHAP reports, in chunks that separate workers can compute and one merge joins.
+
+The flow a Celery chord follows, and :func:`explain_global` runs in one process::
+
+    selection = select_rows(len(rows), max_rows=..., seed=...)         # which rows, recorded
+    explainer = make_explainer(pipeline, spec, background=..., options=...)
+    chunks = [explain_chunk(explainer, rows.iloc[selection.positions[a:b]], start=a, ...)
+              for a, b in plan_chunks(len(selection.positions), chunk_size)]   # one task each
+    report = merge_chunks(chunks, selection=selection)
+
+A chunk holds only its own rows' values, and every row's values are computed independently of
+the other rows, so the merged report is bit-for-bit the single-process one. Chunks and reports
+travel as Parquet (zstd) with their fingerprint in the file's metadata (:mod:`.parquet`).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from riskmodels.ml.explain.base import ExplainerFingerprint, ExplainOptions, ExplanationError, ModelExplainer
+from riskmodels.ml.explain.explainers import make_explainer
+from riskmodels.ml.explain.parquet import read_values, row_id_array, write_values
+from riskmodels.ml.pipelines import TrainingSpec
+
+__all__ = [
+    "ADDITIVITY_TOLERANCE",
+    "STATUS_FAILED",
+    "STATUS_OK",
+    "ChunkResult",
+    "FeatureImportance",
+    "GlobalReport",
+    "RowSelection",
+    "additivity_error",
+    "explain_chunk",
+    "explain_global",
+    "merge_chunks",
+    "plan_chunks",
+    "select_rows",
+]
+
+STATUS_OK = "ok"
+STATUS_FAILED = "failed"
+# Exact explainers reproduce the model output up to floating-point rounding (about 1e-14 here);
+# anything near 1e-6 means the explainer is not explaining the model that scores applicants.
+# Permutation values are sampled, but antithetic permutations telescope, so their sum is exact
+# too: the same bound is a sanity check on them.
+ADDITIVITY_TOLERANCE = 1e-6
+_ERROR_BLOCK_ROWS = 4_096
+
+
+@dataclass(frozen=True)
+class RowSelection:
+    """Record which rows of a dataset a report explains and how they were chosen.
+
+    ``positions`` are sorted row positions in the frame given to the report. ``method`` is
+    ``"all"`` or ``"sample"`` (uniform without replacement, seeded by ``seed``).
+    """
+
+    positions: npt.NDArray[np.int64]
+    n_available: int
+    method: str
+    seed: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-serialisable description; positions are listed only for samples."""
+        out: dict[str, Any] = {
+            "method": self.method,
+            "n_available": self.n_available,
+            "n_selected": len(self.positions),
+            "seed": self.seed,
+        }
+        if self.method != "all":
+            out["positions"] = [int(p) for p in self.positions]
+        return out
+
+
+def select_rows(n_rows: int, *, max_rows: int | None, seed: int) -> RowSelection:
+    """Return all ``n_rows`` positions, or a seeded sample of ``max_rows`` when there are more."""
+    if n_rows < 1:
+        raise ExplanationError("there are no rows to explain")
+    if max_rows is None or n_rows <= max_rows:
+        return RowSelection(np.arange(n_rows, dtype=np.int64), n_rows, "all", None)
+    rng = np.random.default_rng([seed, 0])
+    positions = np.sort(rng.choice(n_rows, size=max_rows, replace=False)).astype(np.int64)
+    return RowSelection(positions, n_rows, "sample", seed)
+
+
+def plan_chunks(n_rows: int, chunk_size: int) -> list[tuple[int, int]]:
+    """Return ``[(start, stop), ...]`` covering ``range(n_rows)`` in chunks of ``chunk_size``."""
+    if n_rows < 0 or chunk_size < 1:
+        raise ExplanationError(f"cannot plan {n_rows} rows in chunks of {chunk_size}")
+    return [(start, min(start + chunk_size, n_rows)) for start in range(0, n_rows, chunk_size)]
+
+
+def additivity_error(values: npt.NDArray[np.float64], base: float, output: npt.NDArray[np.float64]) -> float:
+    """Return max |base + sum of SHAP values - output| over the rows (inf if any is not finite).
+
+    Each row is summed left to right from the base, so its error never depends on the other
+    rows; blocks of rows keep the column-by-column passes in cache on million-row reports.
+    """
+    worst = 0.0
+    for start in range(0, len(values), _ERROR_BLOCK_ROWS):
+        block = values[start : start + _ERROR_BLOCK_ROWS]
+        total = np.full(len(block), base, dtype=np.float64)
+        for j in range(block.shape[1]):
+            total += block[:, j]
+        errors = np.abs(total - output[start : start + _ERROR_BLOCK_ROWS])
+        if not np.all(np.isfinite(errors)):
+            return float("inf")
+        worst = max(worst, float(errors.max()))
+    return worst
+
+
+def _json_float(value: float) -> float | None:
+    return float(value) if math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class ChunkResult:
+    """Hold the SHAP values of one chunk of a report: rows ``start:stop`` of the selection."""
+
+    fingerprint: ExplainerFingerprint
+    features: tuple[str, ...]
+    start: int
+    stop: int
+    row_ids: npt.NDArray[Any]
+    positions: npt.NDArray[np.int64]
+    values: npt.NDArray[np.float64]
+    base_value: float
+    output: npt.NDArray[np.float64]
+    seconds: float = 0.0
+
+    def to_parquet_bytes(self) -> bytes:
+        """Serialise the chunk (Parquet, zstd), e.g. to hand it from a worker to the merge."""
+        meta = {
+            "kind": "chunk",
+            "fingerprint": self.fingerprint.to_dict(),
+            "features": list(self.features),
+            "start": self.start,
+            "stop": self.stop,
+            "base_value": self.base_value,
+            "seconds": self.seconds,
+        }
+        return write_values(self.features, self.row_ids, self.positions, self.values, self.output, meta)
+
+    @classmethod
+    def from_parquet_bytes(cls, data: bytes) -> ChunkResult:
+        """Read a chunk written by :meth:`to_parquet_bytes`."""
+        meta, ids, positions, output, values, features = read_values(data)
+        if meta.get("kind") != "chunk":
+            raise ExplanationError("this file holds a report, not a chunk")
+        return cls(
+            fingerprint=ExplainerFingerprint.from_dict(meta["fingerprint"]),
+            features=tuple(features),
+            start=int(meta["start"]),
+            stop=int(meta["stop"]),
+            row_ids=ids,
+            positions=positions,
+            values=values,
+            base_value=float(meta["base_value"]),
+            output=output,
+            seconds=float(meta["seconds"]),
+        )
+
+
+def explain_chunk(
+    explainer: ModelExplainer,
+    rows: pd.DataFrame,
+    *,
+    start: int,
+    positions: npt.NDArray[np.int64] | Sequence[int] | None = None,
+    row_ids: Sequence[Any] | None = None,
+) -> ChunkResult:
+    """Explain one chunk: ``rows`` are the raw rows at selection positions ``start:start+len``.
+
+    Only these rows are held in memory. ``positions`` are their positions in the source frame
+    (default ``start, start+1, ...``) and ``row_ids`` their ids (default ``rows.index``).
+    """
+    started = time.perf_counter()
+    n = len(rows)
+    if n == 0:
+        raise ExplanationError("a chunk needs at least one row")
+    attributions = explainer.explain(rows)
+    position_array = (
+        np.arange(start, start + n, dtype=np.int64)
+        if positions is None
+        else np.asarray(positions, dtype=np.int64)
+    )
+    ids = row_id_array(rows.index.to_numpy() if row_ids is None else list(row_ids))
+    if len(position_array) != n or len(ids) != n:
+        raise ExplanationError("positions and row ids must have one entry per row")
+    return ChunkResult(
+        fingerprint=explainer.fingerprint,
+        features=explainer.features,
+        start=start,
+        stop=start + n,
+        row_ids=ids,
+        positions=position_array,
+        values=attributions.values,
+        base_value=attributions.base_value,
+        output=attributions.output,
+        seconds=time.perf_counter() - started,
+    )
+
+
+@dataclass(frozen=True)
+class FeatureImportance:
+    """Rank one original feature by its mean absolute SHAP value over the report's rows."""
+
+    feature: str
+    mean_abs: float
+    mean: float
+    rank: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the entry as a JSON-serialisable dict."""
+        return {"feature": self.feature, "mean_abs": _json_float(self.mean_abs),
+                "mean": _json_float(self.mean), "rank": self.rank}
+
+
+@dataclass(frozen=True)
+class GlobalReport:
+    """Hold per-row SHAP values per original feature for a set of rows, with their checks.
+
+    ``values`` is ``(n_rows, n_features)`` float64 in the fingerprint's output space;
+    ``base_value + values[i].sum()`` reproduces ``output[i]``. ``status`` is ``"failed"``
+    (with ``message`` saying why) when that does not hold within
+    :data:`ADDITIVITY_TOLERANCE`: such a report must not be presented as an explanation.
+    """
+
+    fingerprint: ExplainerFingerprint
+    features: tuple[str, ...]
+    selection: RowSelection
+    row_ids: npt.NDArray[Any]
+    values: npt.NDArray[np.float64]
+    base_value: float
+    output: npt.NDArray[np.float64]
+    additivity_error: float
+    status: str
+    message: str
+    seconds: float = 0.0
+
+    @classmethod
+    def build(
+        cls,
+        *,
+        fingerprint: ExplainerFingerprint,
+        features: tuple[str, ...],
+        selection: RowSelection,
+        row_ids: npt.NDArray[Any],
+        values: npt.NDArray[np.float64],
+        base_value: float,
+        output: npt.NDArray[np.float64],
+        seconds: float = 0.0,
+    ) -> GlobalReport:
+        """Return a report with its additivity error measured and its status decided."""
+        error = additivity_error(values, base_value, output)
+        kind = "exact" if fingerprint.exact else "sampled (permutation)"
+        if not error <= ADDITIVITY_TOLERANCE:
+            status = STATUS_FAILED
+            message = (
+                f"additivity check failed: base value + SHAP values differ from the model output "
+                f"by up to {error:.3g} ({fingerprint.output_space}), above {ADDITIVITY_TOLERANCE:g}; "
+                f"the {kind} explainer does not reproduce this model"
+            )
+        else:
+            status = STATUS_OK
+            message = f"{kind} SHAP values; additivity error {error:.3g} ({fingerprint.output_space})"
+            if not fingerprint.exact:
+                message += f"; {fingerprint.permutations} permutations per row"
+        return cls(
+            fingerprint=fingerprint,
+            features=features,
+            selection=selection,
+            row_ids=row_ids,
+            values=values,
+            base_value=base_value,
+            output=output,
+            additivity_error=error,
+            status=status,
+            message=message,
+            seconds=seconds,
+        )
+
+    @property
+    def ok(self) -> bool:
+        """Return whether the report passed its additivity check."""
+        return self.status == STATUS_OK
+
+    def importance(self) -> list[FeatureImportance]:
+        """Return features ranked by mean |SHAP| (ties by name), with their signed mean."""
+        mean_abs = np.abs(self.values).mean(axis=0) if len(self.values) else np.zeros(len(self.features))
+        mean = self.values.mean(axis=0) if len(self.values) else np.zeros(len(self.features))
+        order = sorted(range(len(self.features)), key=lambda j: (-mean_abs[j], self.features[j]))
+        return [
+            FeatureImportance(self.features[j], float(mean_abs[j]), float(mean[j]), rank)
+            for rank, j in enumerate(order, start=1)
+        ]
+
+    def summary(self) -> dict[str, Any]:
+        """Return a JSON-safe summary: status, fingerprint, rows, base value and the ranking."""
+        return {
+            "status": self.status,
+            "message": self.message,
+            "fingerprint": self.fingerprint.to_dict(),
+            "rows": self.selection.to_dict(),
+            "n_rows": len(self.values),
+            "features": list(self.features),
+            "output_space": self.fingerprint.output_space,
+            "base_value": _json_float(self.base_value),
+            "additivity_error": _json_float(self.additivity_error),
+            "additivity_tolerance": ADDITIVITY_TOLERANCE,
+            "output": {
+                "mean": _json_float(float(np.mean(self.output))) if len(self.output) else None,
+                "min": _json_float(float(np.min(self.output))) if len(self.output) else None,
+                "max": _json_float(float(np.max(self.output))) if len(self.output) else None,
+            },
+            "importance": [entry.to_dict() for entry in self.importance()],
+            "seconds": round(self.seconds, 3),
+        }
+
+    def to_parquet_bytes(self) -> bytes:
+        """Serialise the per-row values (Parquet, zstd) with the fingerprint in the metadata.
+
+        Columns: ``__row_id__``, ``__position__`` (row position in the source frame),
+        ``__output__`` and one float64 column of SHAP values per original feature.
+        """
+        meta = {
+            "kind": "report",
+            "fingerprint": self.fingerprint.to_dict(),
+            "features": list(self.features),
+            "selection": {k: v for k, v in self.selection.to_dict().items() if k != "positions"},
+            "base_value": self.base_value,
+            "seconds": self.seconds,
+        }
+        return write_values(
+            self.features, self.row_ids, self.selection.positions, self.values, self.output, meta
+        )
+
+    @classmethod
+    def from_parquet_bytes(cls, data: bytes) -> GlobalReport:
+        """Read a report written by :meth:`to_parquet_bytes`, re-running its additivity check."""
+        meta, ids, positions, output, values, features = read_values(data)
+        if meta.get("kind") != "report":
+            raise ExplanationError("this file holds a chunk, not a report")
+        selection_meta = meta["selection"]
+        selection = RowSelection(
+            positions, int(selection_meta["n_available"]), selection_meta["method"], selection_meta["seed"]
+        )
+        return cls.build(
+            fingerprint=ExplainerFingerprint.from_dict(meta["fingerprint"]),
+            features=tuple(features),
+            selection=selection,
+            row_ids=ids,
+            values=values,
+            base_value=float(meta["base_value"]),
+            output=output,
+            seconds=float(meta["seconds"]),
+        )
+
+
+def merge_chunks(chunks: Sequence[ChunkResult], *, selection: RowSelection | None = None) -> GlobalReport:
+    """Join chunks into one report, checking they come from one explainer and cover every row.
+
+    Chunks may arrive in any order. Without ``selection`` the rows are recorded as the chunks'
+    positions, chosen by an unrecorded method (``"given"``).
+    """
+    if not chunks:
+        raise ExplanationError("there are no chunks to merge")
+    ordered = sorted(chunks, key=lambda c: c.start)
+    first = ordered[0]
+    for chunk in ordered[1:]:
+        if chunk.fingerprint != first.fingerprint or chunk.features != first.features:
+            raise ExplanationError(
+                f"chunk {chunk.start}:{chunk.stop} was computed by a different explainer or model"
+            )
+        if chunk.base_value != first.base_value:
+            raise ExplanationError(f"chunk {chunk.start}:{chunk.stop} has a different base value")
+    expected = 0
+    for chunk in ordered:
+        if chunk.start != expected:
+            problem = "missing" if chunk.start > expected else "overlapping"
+            raise ExplanationError(f"rows {min(expected, chunk.start)}:{max(expected, chunk.start)} are {problem}")
+        expected = chunk.stop
+    positions = np.concatenate([c.positions for c in ordered])
+    if selection is None:
+        selection = RowSelection(positions, len(positions), "given", None)
+    elif len(selection.positions) != expected or not np.array_equal(selection.positions, positions):
+        raise ExplanationError(
+            f"the chunks cover {expected} rows but the selection has {len(selection.positions)}"
+            if len(selection.positions) != expected
+            else "the chunks' row positions differ from the selection's"
+        )
+    ids = np.concatenate([c.row_ids for c in ordered])
+    return GlobalReport.build(
+        fingerprint=first.fingerprint,
+        features=first.features,
+        selection=selection,
+        row_ids=row_id_array(ids),
+        values=np.concatenate([c.values for c in ordered]),
+        base_value=first.base_value,
+        output=np.concatenate([c.output for c in ordered]),
+        seconds=sum(c.seconds for c in ordered),
+    )
+
+
+def explain_global(
+    pipeline: Pipeline,
+    spec: TrainingSpec,
+    rows: pd.DataFrame,
+    *,
+    options: ExplainOptions | None = None,
+    background: pd.DataFrame | None = None,
+    explainer: ModelExplainer | None = None,
+) -> GlobalReport:
+    """Explain up to ``options.max_rows`` of ``rows`` in one process, chunk by chunk.
+
+    ``background`` (raw rows, ideally the training rows) defaults to a seeded sample of
+    ``rows``; tree models do not use it. Pass a prebuilt ``explainer`` to reuse one.
+    """
+    options = options or ExplainOptions()
+    selection = select_rows(len(rows), max_rows=options.max_rows, seed=options.seed)
+    if explainer is None:
+        explainer = make_explainer(
+            pipeline, spec, background=rows if background is None else background, options=options
+        )
+    chunks = [
+        explain_chunk(
+            explainer,
+            rows.iloc[selection.positions[start:stop]],
+            start=start,
+            positions=selection.positions[start:stop],
+        )
+        for start, stop in plan_chunks(len(selection.positions), options.chunk_size)
+    ]
+    return merge_chunks(chunks, selection=selection)

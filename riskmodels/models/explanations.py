@@ -1,0 +1,100 @@
+"""SHAP explanation reports, the chunks they are computed in, and reason-code catalogues."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+
+class ExplanationChunk(models.Model):
+    """Track one slice of an explanation job's rows, claimed by one worker task.
+
+    The job's rows are split so several workers explain in parallel with bounded memory;
+    the worker that finishes the last chunk merges them (see services/explanations.py).
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+
+    job = models.ForeignKey("riskmodels.Job", on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    start = models.PositiveIntegerField()
+    stop = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    path = models.CharField(max_length=300, blank=True)
+    seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "index"], name="explanation_chunk_unique"),
+            models.CheckConstraint(condition=models.Q(stop__gt=models.F("start")), name="explanation_chunk_nonempty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"chunk {self.index} of job {self.job_id} ({self.status})"
+
+
+class ExplanationReport(models.Model):
+    """Record a global SHAP report: which explainer, which rows, the ranked importances and checks.
+
+    Per-row values live in a Parquet file (``values_path``) in the default storage. A report
+    whose additivity check failed is kept with ``status = failed`` for diagnosis and is
+    never presented as an explanation.
+    """
+
+    class Status(models.TextChoices):
+        OK = "ok"
+        FAILED = "failed"
+
+    model_version = models.ForeignKey("riskmodels.ModelVersion", on_delete=models.PROTECT, related_name="explanations")
+    dataset_version = models.ForeignKey("riskmodels.DatasetVersion", on_delete=models.PROTECT, related_name="+")
+    scope = models.CharField(max_length=20)
+    status = models.CharField(max_length=10, choices=Status.choices)
+    message = models.TextField(blank=True)
+    fingerprint = models.JSONField()
+    selection = models.JSONField()
+    importance = models.JSONField()
+    additivity_error = models.FloatField(null=True)
+    base_value = models.FloatField()
+    n_rows = models.PositiveIntegerField()
+    values_path = models.CharField(max_length=300)
+    values_sha256 = models.CharField(max_length=64)
+    plots = models.JSONField(default=dict)
+    job = models.OneToOneField("riskmodels.Job", on_delete=models.PROTECT, related_name="produced_report")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"SHAP report #{self.pk} of {self.model_version} ({self.status})"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise ValueError("explanation reports are immutable")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+
+class ReasonText(models.Model):
+    """Give the reason text shown to an applicant when ``feature`` pushed them toward default.
+
+    One catalogue per registered model, edited by compliance staff in the admin; a feature
+    with no entry gets the library's default text.
+    """
+
+    registered_model = models.ForeignKey("riskmodels.RegisteredModel", on_delete=models.CASCADE,
+                                         related_name="reason_texts")
+    feature = models.CharField(max_length=200)
+    text = models.CharField(max_length=300)
+    updated_at = models.DateTimeField(auto_now=True)
+    updated_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["registered_model", "feature"]
+        constraints = [models.UniqueConstraint(fields=["registered_model", "feature"], name="reason_text_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.registered_model.name}: {self.feature}"

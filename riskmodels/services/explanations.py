@@ -1,0 +1,407 @@
+"""SHAP explanations: global reports computed in parallel chunks, and local explanations with reason codes.
+
+A global report is an ``explain`` job. Its coordinator (one worker task) selects the rows,
+fixes the background sample, and writes one ExplanationChunk row per slice; each chunk is a
+Celery task of its own (a group), claimed with a conditional UPDATE, reading only its rows
+from the Parquet file, so a worker's memory does not grow with the report. The task that
+finishes the last chunk wins a conditional UPDATE on the job and merges: a chord without a
+result backend, whose state lives in the database like every other job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import time
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import transaction
+from django.utils import timezone
+
+from governance.audit import audit_record
+from governance.exceptions import PermissionDenied, ValidationFailed
+from governance.roles import Role, user_roles
+from riskmodels.ml.explain import (
+    ChunkResult,
+    ExplainOptions,
+    ExplanationError,
+    RowSelection,
+    check_budget,
+    estimate_cost,
+    explain_chunk,
+    explain_local,
+    make_explainer,
+    merge_chunks,
+    plan_chunks,
+    select_background,
+    select_rows,
+)
+from riskmodels.ml.explain_plots import render_report_plots, render_waterfall
+from riskmodels.ml.persistence import load_artifact
+from riskmodels.ml.pipelines import TrainingSpec
+from riskmodels.ml.training import split
+from riskmodels.models import (
+    DatasetVersion,
+    ExplanationChunk,
+    ExplanationReport,
+    Job,
+    JobKind,
+    JobStatus,
+    ModelVersion,
+    ReasonText,
+)
+from riskmodels.services.jobs import JobCancelled, LeaseKeeper, job_claim, job_dispatch, job_fail, job_progress
+from riskmodels.services.storage import StoredFileCorrupt, read_verified, save_bytes
+
+logger = logging.getLogger(__name__)
+WORKER = "system:worker"
+EXPLAINERS = frozenset({Role.DEVELOPER, Role.VALIDATOR, Role.COMPLIANCE_OFFICER})
+
+
+# --- reading stored data -------------------------------------------------------------------
+
+def _verify_stream(path: str, expected_sha256: str) -> None:
+    """Check a stored file's hash reading 1 MiB at a time (the file may be large)."""
+    digest = hashlib.sha256()
+    with default_storage.open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected_sha256:
+        raise StoredFileCorrupt(f"{path}: stored bytes no longer match the registered SHA-256")
+
+
+def _read_rows(version: DatasetVersion, rows: np.ndarray, columns: list[str] | None = None) -> pd.DataFrame:
+    """Read only ``rows`` (sorted dataset row numbers) row group by row group; index = row numbers."""
+    with default_storage.open(version.storage_path, "rb") as handle:
+        parquet = pq.ParquetFile(handle)
+        starts = np.cumsum([0] + [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)])
+        pieces = []
+        for group in range(parquet.num_row_groups):
+            lo, hi = starts[group], starts[group + 1]
+            wanted = rows[(rows >= lo) & (rows < hi)]
+            if len(wanted):
+                table = parquet.read_row_group(group, columns=columns)
+                pieces.append(table.take(pa.array(wanted - lo)))
+    if not pieces:
+        raise ExplanationError("none of the requested rows exist in the dataset")
+    frame = pa.concat_tables(pieces).to_pandas()
+    frame.index = pd.Index(rows, name="row_id")
+    return frame
+
+
+def _load_pipeline(version: ModelVersion) -> Any:
+    return load_artifact(read_verified(version.artifact_path, version.artifact_sha256),
+                         expected_sha256=version.artifact_sha256)
+
+
+def _source_rows(version: ModelVersion, dataset_version: DatasetVersion, scope: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return (rows to explain from, training rows for the background) as dataset row numbers."""
+    spec = TrainingSpec.from_dict(version.spec)
+    needed = [spec.target] + ([spec.date_column] if spec.date_column else [])
+    with default_storage.open(version.dataset_version.storage_path, "rb") as handle:
+        narrow = pq.read_table(handle, columns=needed).to_pandas()
+    train_idx, test_idx = split(narrow, spec)
+    if scope == "test_split":
+        return test_idx.astype(np.int64), train_idx.astype(np.int64)
+    return np.arange(dataset_version.n_rows, dtype=np.int64), train_idx.astype(np.int64)
+
+
+def _background(version: ModelVersion, train_rows: np.ndarray, options: ExplainOptions) -> pd.DataFrame:
+    spec = TrainingSpec.from_dict(version.spec)
+    rng_rows = select_background(pd.DataFrame(index=train_rows), size=options.background_size, seed=options.seed).index
+    return _read_rows(version.dataset_version, np.asarray(rng_rows, dtype=np.int64), list(spec.features))
+
+
+# --- requesting a global report -------------------------------------------------------------
+
+def explanation_job_create(*, actor: Any, model_version: ModelVersion, dataset_version: DatasetVersion | None = None,
+                           max_rows: int | None = None, seed: int = 0) -> Job:
+    """Check the request and its estimated cost, then queue a global SHAP report (202).
+
+    By default the version's test split is explained, capped at EXPLAIN_DEFAULT_MAX_ROWS
+    rows (a seeded, recorded sample above that). A report the budget cannot afford is
+    sampled down, or refused with the reason.
+    """
+    if not user_roles(actor) & EXPLAINERS:
+        raise PermissionDenied("only developers, validators and compliance officers can request explanations")
+    cap = settings.EXPLAIN_MAX_ROWS
+    if max_rows is None:
+        max_rows = min(settings.EXPLAIN_DEFAULT_MAX_ROWS, cap)
+    if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+        raise ValidationFailed(f"max_rows must be a positive integer; got {max_rows!r}", code="invalid",
+                               details={"field": "max_rows"})
+    if max_rows > cap:
+        raise ValidationFailed(f"max_rows {max_rows} is over the configured cap of {cap} rows (EXPLAIN_MAX_ROWS)",
+                               code="over_row_cap", details={"field": "max_rows"})
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValidationFailed(f"seed must be an integer between 0 and 2**32-1; got {seed!r}", code="invalid",
+                               details={"field": "seed"})
+    scope = "test_split" if dataset_version is None else "dataset"
+    dataset_version = dataset_version or model_version.dataset_version
+    missing = [f for f in model_version.spec["features"] if f not in {c["name"] for c in dataset_version.schema}]
+    if missing:
+        raise ValidationFailed(f"dataset version {dataset_version.pk} lacks features the model needs: "
+                               f"{', '.join(missing)}", code="incompatible_dataset", details={"missing": missing})
+    available = model_version.split_summary["n_test"] if scope == "test_split" else dataset_version.n_rows
+    options = ExplainOptions(max_rows=max_rows, seed=seed, chunk_size=settings.EXPLAIN_CHUNK_ROWS)
+    estimate = estimate_cost(_load_pipeline(model_version), min(available, max_rows), options=options)
+    decision = check_budget(estimate, settings.EXPLAIN_BUDGET_SECONDS)
+    if not decision.allowed:
+        raise ValidationFailed(decision.message, code="over_budget", details={"estimate": estimate})
+    if decision.action == "sample":
+        options = ExplainOptions(max_rows=decision.rows, seed=seed, chunk_size=settings.EXPLAIN_CHUNK_ROWS)
+    with transaction.atomic():
+        job = Job.objects.create(
+            kind=JobKind.EXPLAIN, registered_model=model_version.registered_model, model_version=model_version,
+            dataset_version=dataset_version, requested_by=actor, requested_by_username=actor.username,
+            params={"scope": scope, "options": options.to_dict(), "estimate": estimate, "budget": decision.to_dict()},
+        )
+        audit_record(actor=actor, action="explanation_report.requested", target=job,
+                     after={"model_version": model_version.pk, "dataset_version": dataset_version.pk, **job.params})
+        job_dispatch(job=job)
+    return job
+
+
+# --- the coordinator, the chunks and the merge ---------------------------------------------
+
+def _fail(job_id: int, exc: BaseException, paths: list[str]) -> None:
+    for path in paths:
+        default_storage.delete(path)
+    with transaction.atomic():
+        if Job.objects.filter(id=job_id, status=JobStatus.RUNNING).exists():
+            job = Job.objects.get(id=job_id)
+            audit_record(actor=None, actor_label=WORKER, action="explanation_report.failed", target=job,
+                         after={"error": f"{type(exc).__name__}: {exc}"[:2000]})
+        job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}", cancelled=isinstance(exc, JobCancelled))
+
+
+def _prefix(job: Job) -> str:
+    return f"explanations/{job.registered_model.name}/v{job.model_version.version}/job-{job.pk}"
+
+
+def explanation_job_run(*, job_id: int) -> None:
+    """Coordinate a report: select rows, store the plan and background, and fan the chunks out."""
+    from riskmodels.tasks import run_explanation_chunk
+
+    job = job_claim(job_id=job_id)
+    if job is None:
+        return
+    stored: list[str] = []
+    try:
+        with LeaseKeeper(job_id):
+            version = job.model_version
+            options = ExplainOptions(**job.params["options"])
+            job_progress(job_id=job_id, stage="selecting rows", percent=2)
+            _verify_stream(job.dataset_version.storage_path, job.dataset_version.sha256)
+            source, train_rows = _source_rows(version, job.dataset_version, job.params["scope"])
+            selection = select_rows(len(source), max_rows=options.max_rows, seed=options.seed)
+            rows = source[selection.positions]
+            buffer = io.BytesIO()
+            np.save(buffer, np.stack([selection.positions, rows]), allow_pickle=False)
+            stored.append(save_bytes(f"{_prefix(job)}/rows.npy", buffer.getvalue()))
+            background = pa.Table.from_pandas(_background(version, train_rows, options), preserve_index=True)
+            sink = io.BytesIO()
+            pq.write_table(background, sink)
+            stored.append(save_bytes(f"{_prefix(job)}/background.parquet", sink.getvalue()))
+            plan = plan_chunks(len(rows), options.chunk_size)
+        with transaction.atomic():
+            updated = Job.objects.filter(id=job_id, status=JobStatus.RUNNING).update(
+                progress_stage="explaining", progress_percent=5, heartbeat_at=timezone.now(),
+                result={"rows_path": stored[0], "background_path": stored[1], "selection": selection.to_dict()
+                        if selection.method == "all" else {**selection.to_dict(), "positions": "stored in rows.npy"},
+                        "chunks": len(plan)})
+            if not updated:
+                raise JobCancelled()
+            # A retried job (its first worker died) plans afresh.
+            ExplanationChunk.objects.filter(job_id=job_id).delete()
+            ExplanationChunk.objects.bulk_create(
+                [ExplanationChunk(job_id=job_id, index=i, start=a, stop=b) for i, (a, b) in enumerate(plan)])
+            chunk_ids = list(ExplanationChunk.objects.filter(job_id=job_id).order_by("index").values_list("pk", flat=True))
+            transaction.on_commit(lambda: [run_explanation_chunk.delay(chunk_id=c) for c in chunk_ids])
+    except Exception as exc:  # noqa: BLE001 - the job ends failed with the error, and its files go
+        logger.exception("explanation job %s failed while planning", job_id)
+        _fail(job_id, exc, stored)
+
+
+def explanation_chunk_run(*, chunk_id: int) -> None:
+    """Explain one chunk; if it was the last, merge the report (a duplicate delivery is a no-op)."""
+    claimed = ExplanationChunk.objects.filter(id=chunk_id, status=ExplanationChunk.Status.QUEUED,
+                                              job__status=JobStatus.RUNNING).update(status=ExplanationChunk.Status.RUNNING)
+    if not claimed:
+        return
+    chunk = ExplanationChunk.objects.select_related("job__model_version__registered_model", "job__dataset_version").get(
+        id=chunk_id)
+    job = chunk.job
+    try:
+        with LeaseKeeper(job.pk):
+            started = time.perf_counter()
+            version = job.model_version
+            spec = TrainingSpec.from_dict(version.spec)
+            options = ExplainOptions(**job.params["options"])
+            plan = np.load(io.BytesIO(default_storage.open(job.result["rows_path"], "rb").read()), allow_pickle=False)
+            positions, rows = plan[0][chunk.start:chunk.stop], plan[1][chunk.start:chunk.stop]
+            with default_storage.open(job.result["background_path"], "rb") as handle:
+                background = pq.read_table(handle).to_pandas()
+            explainer = make_explainer(_load_pipeline(version), spec, background=background, options=options)
+            frame = _read_rows(job.dataset_version, rows, list(spec.features))
+            result = explain_chunk(explainer, frame, start=chunk.start, positions=positions, row_ids=rows)
+            path = save_bytes(f"{_prefix(job)}/chunk-{chunk.index:05d}.parquet", result.to_parquet_bytes())
+        ExplanationChunk.objects.filter(id=chunk_id).update(status=ExplanationChunk.Status.DONE, path=path,
+                                                            seconds=time.perf_counter() - started)
+        total = ExplanationChunk.objects.filter(job_id=job.pk).count()
+        done = ExplanationChunk.objects.filter(job_id=job.pk, status=ExplanationChunk.Status.DONE).count()
+        job_progress(job_id=job.pk, stage="explaining", percent=5 + 85 * done // total)
+        # Only one task can move the job from "explaining" to "merging": it merges.
+        if done == total and Job.objects.filter(id=job.pk, status=JobStatus.RUNNING, progress_stage="explaining") \
+                .update(progress_stage="merging", progress_percent=90):
+            _merge(job.pk)
+    except Exception as exc:  # noqa: BLE001 - the whole report fails with this chunk's error
+        logger.exception("explanation chunk %s of job %s failed", chunk_id, job.pk)
+        paths = list(ExplanationChunk.objects.filter(job_id=job.pk).exclude(path="").values_list("path", flat=True))
+        _fail(job.pk, exc, paths + [job.result.get("rows_path", ""), job.result.get("background_path", "")])
+
+
+def _merge(job_id: int) -> None:
+    job = Job.objects.select_related("model_version__registered_model", "dataset_version").get(id=job_id)
+    chunks = list(ExplanationChunk.objects.filter(job_id=job_id).order_by("index"))
+    plan = np.load(io.BytesIO(default_storage.open(job.result["rows_path"], "rb").read()), allow_pickle=False)
+    options = ExplainOptions(**job.params["options"])
+    n_available = (job.model_version.split_summary["n_test"] if job.params["scope"] == "test_split"
+                   else job.dataset_version.n_rows)
+    method = "all" if len(plan[0]) == n_available else "sample"
+    selection = RowSelection(plan[0].astype(np.int64), n_available, method, options.seed if method == "sample" else None)
+    report = merge_chunks([ChunkResult.from_parquet_bytes(default_storage.open(c.path, "rb").read()) for c in chunks],
+                          selection=selection)
+    values = report.to_parquet_bytes()
+    prefix = _prefix(job)
+    stored = [save_bytes(f"{prefix}/values.parquet", values)]
+    plots: dict[str, str] = {}
+    if report.ok:
+        top = [item.feature for item in report.importance()[:3]]
+        feature_values = _read_rows(job.dataset_version, np.sort(plan[1]), list(report.features)).loc[report.row_ids]
+        for name, png in render_report_plots(report, feature_values, dependence_features=top).items():
+            path = save_bytes(f"{prefix}/{name.replace(':', '-')}.png", png)
+            stored.append(path)
+            plots[name] = path
+    with transaction.atomic():
+        record = ExplanationReport.objects.create(
+            model_version=job.model_version, dataset_version=job.dataset_version, scope=job.params["scope"],
+            status=ExplanationReport.Status.OK if report.ok else ExplanationReport.Status.FAILED,
+            message=report.message, fingerprint=report.fingerprint.to_dict(), selection=selection.to_dict()
+            if method == "all" else {k: v for k, v in selection.to_dict().items() if k != "positions"},
+            importance=[item.to_dict() for item in report.importance()],
+            additivity_error=report.additivity_error if np.isfinite(report.additivity_error) else None,
+            base_value=report.base_value, n_rows=len(report.row_ids), values_path=stored[0],
+            values_sha256=hashlib.sha256(values).hexdigest(), plots=plots, job=job,
+        )
+        summary = {"report": record.pk, "status": record.status, "n_rows": record.n_rows,
+                   "additivity_error": record.additivity_error, "top_features": [i["feature"] for i in record.importance[:5]]}
+        if report.ok:
+            Job.objects.filter(id=job_id, status=JobStatus.RUNNING).update(
+                status=JobStatus.SUCCEEDED, progress_stage="done", progress_percent=100, finished_at=timezone.now(),
+                result={**job.result, **summary})
+            audit_record(actor=None, actor_label=WORKER, action="explanation_report.finished", target=record,
+                         after={**summary, "fingerprint": record.fingerprint})
+        else:
+            audit_record(actor=None, actor_label=WORKER, action="explanation_report.failed", target=record,
+                         after={**summary, "message": record.message})
+            job_fail(job_id=job_id, error=f"additivity check failed: {report.message}")
+    # The chunk files were only the hand-over between workers.
+    for chunk in chunks:
+        default_storage.delete(chunk.path)
+
+
+# --- local explanations ----------------------------------------------------------------------
+
+def _check_rows(rows: Any, spec: TrainingSpec) -> pd.DataFrame:
+    if not isinstance(rows, list) or not rows:
+        raise ValidationFailed("rows must be a non-empty list of objects (one per applicant)", code="empty_rows",
+                               details={"field": "rows"})
+    cap = settings.EXPLAIN_LOCAL_MAX_ROWS
+    if len(rows) > cap:
+        raise ValidationFailed(f"{len(rows)} rows requested; at most {cap} per request (EXPLAIN_LOCAL_MAX_ROWS)",
+                               code="over_row_cap", details={"field": "rows"})
+    categorical = set(spec.categorical)
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise ValidationFailed(f"rows[{i}] must be an object of feature values", code="invalid_row")
+        missing = [f for f in spec.features if f not in row]
+        if missing:
+            raise ValidationFailed(f"rows[{i}] lacks features the model needs: {', '.join(missing)}",
+                                   code="missing_feature", details={"row": i, "missing": missing})
+        for feature in spec.features:
+            value = row[feature]
+            if value is None:
+                continue
+            if feature in categorical and not isinstance(value, str | bool):
+                raise ValidationFailed(f"rows[{i}].{feature} must be a string category; got {value!r}",
+                                       code="wrong_type", details={"row": i, "feature": feature})
+            if feature not in categorical and (isinstance(value, bool) or not isinstance(value, int | float)):
+                raise ValidationFailed(f"rows[{i}].{feature} must be a number; got {value!r}", code="wrong_type",
+                                       details={"row": i, "feature": feature})
+    return pd.DataFrame([{f: row[f] for f in spec.features} for row in rows])
+
+
+def explanation_local(*, actor: Any, model_version: ModelVersion, rows: list[dict[str, Any]] | None = None,
+                      dataset_version: DatasetVersion | None = None, row_ids: list[int] | None = None,
+                      with_plots: bool = False) -> dict[str, Any]:
+    """Explain given applicants: contributions, base value, output and up to four reason codes each.
+
+    Rows come either as feature values (``rows``) or as row numbers of a dataset version.
+    Protected attributes never appear among the reasons. Each explanation is audited:
+    reason codes may be sent to an applicant, so what was said must be traceable.
+    """
+    if not user_roles(actor) & EXPLAINERS:
+        raise PermissionDenied("only developers, validators and compliance officers can request explanations")
+    spec = TrainingSpec.from_dict(model_version.spec)
+    if (rows is None) == (row_ids is None):
+        raise ValidationFailed("give either rows (feature values) or row_ids (with dataset_version)", code="invalid")
+    if row_ids is not None:
+        source = dataset_version or model_version.dataset_version
+        if not isinstance(row_ids, list) or not row_ids:
+            raise ValidationFailed("row_ids must be a non-empty list of row numbers", code="empty_rows")
+        if len(row_ids) > settings.EXPLAIN_LOCAL_MAX_ROWS:
+            raise ValidationFailed(f"{len(row_ids)} rows requested; at most {settings.EXPLAIN_LOCAL_MAX_ROWS} per "
+                                   "request (EXPLAIN_LOCAL_MAX_ROWS)", code="over_row_cap")
+        bad = [r for r in row_ids if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r < source.n_rows]
+        if bad:
+            raise ValidationFailed(f"row ids out of range 0..{source.n_rows - 1}: {bad[:5]}", code="invalid_row_ids")
+        missing = [f for f in spec.features if f not in {c["name"] for c in source.schema}]
+        if missing:
+            raise ValidationFailed(f"dataset version {source.pk} lacks features: {', '.join(missing)}",
+                                   code="incompatible_dataset")
+        order = np.asarray(row_ids, dtype=np.int64)
+        frame = _read_rows(source, np.unique(order), list(spec.features)).loc[order]
+    else:
+        frame = _check_rows(rows, spec)
+    _, train_rows = _source_rows(model_version, model_version.dataset_version, "test_split")
+    options = ExplainOptions()
+    explainer = make_explainer(_load_pipeline(model_version), spec,
+                               background=_background(model_version, train_rows, options), options=options)
+    protected = {c["name"] for c in model_version.dataset_version.schema if c["role"] == "protected"}
+    catalogue = dict(ReasonText.objects.filter(registered_model=model_version.registered_model)
+                     .values_list("feature", "text"))
+    try:
+        report = explain_local(explainer, frame, protected=protected, catalogue=catalogue)
+    except ExplanationError as exc:
+        raise ValidationFailed(str(exc), code="unexplainable") from None
+    body = report.to_dict()
+    if with_plots:
+        import base64
+
+        for item, explanation in zip(body["explanations"], report.explanations, strict=True):
+            item["waterfall_png_base64"] = base64.b64encode(render_waterfall(explanation)).decode()
+    with transaction.atomic():
+        audit_record(actor=actor, action="local_explanation.produced", target=model_version,
+                     after={"rows": len(frame), "source": "row_ids" if row_ids is not None else "posted",
+                            "row_ids": [int(r) for r in row_ids] if row_ids is not None else None,
+                            "status": report.status,
+                            "reasons": [[r.feature for r in e.reasons] for e in report.explanations]})
+    return body

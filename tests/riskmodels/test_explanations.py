@@ -1,0 +1,249 @@
+"""SHAP reports through the service: chunked in parallel tasks, merged exactly; local reason codes."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+import shap
+from django.core.files.storage import default_storage
+
+from governance.audit import audit_verify
+from governance.exceptions import ValidationFailed
+from governance.models import AuditEvent
+from riskmodels.ml.explain import ExplainOptions, GlobalReport, explain_global, make_explainer
+from riskmodels.ml.persistence import load_artifact
+from riskmodels.ml.pipelines import TrainingSpec, prepare_features
+from riskmodels.models import ExplanationChunk, ExplanationReport, Job, JobStatus, ModelVersion
+from riskmodels.services.explanations import (
+    explanation_chunk_run,
+    explanation_job_create,
+    explanation_job_run,
+    explanation_local,
+)
+from riskmodels.services.reasons import reason_text_set
+from riskmodels.services.storage import dataset_frame
+from riskmodels.services.training import training_job_create, training_job_run
+from tests.conftest import client_for, stored_files
+
+pytestmark = pytest.mark.django_db(transaction=True)
+PROTECTED = {"personal_status_and_sex", "age_in_years", "foreign_worker"}
+
+
+@pytest.fixture
+def hgb_version(developer, german_credit_version, retail_model):  # noqa: ANN001,ANN201
+    job = training_job_create(actor=developer, registered_model=retail_model, dataset_version=german_credit_version,
+                              request={"algorithm": "gradient_boosting", "hyperparameters": {"max_depth": 3}})
+    training_job_run(job_id=job.pk)
+    return ModelVersion.objects.get()
+
+
+def _run_report(job: Job, *, reverse: bool = False) -> None:
+    """Do what the workers do: the coordinator, then every chunk task (in any order)."""
+    explanation_job_run(job_id=job.pk)
+    ids = list(ExplanationChunk.objects.filter(job=job).order_by("index").values_list("pk", flat=True))
+    for chunk_id in reversed(ids) if reverse else ids:
+        explanation_chunk_run(chunk_id=chunk_id)
+
+
+def test_a_chunked_report_equals_the_single_process_report_exactly(hgb_version, developer, settings):  # noqa: ANN001
+    settings.EXPLAIN_CHUNK_ROWS = 60  # 250 test rows -> 5 chunks, merged out of order
+    job = explanation_job_create(actor=developer, model_version=hgb_version)
+    _run_report(job, reverse=True)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert ExplanationChunk.objects.filter(job=job).count() == 5
+    report = ExplanationReport.objects.get(job=job)
+    assert report.status == "ok" and report.n_rows == 250
+    assert report.additivity_error < 1e-6
+    stored = GlobalReport.from_parquet_bytes(default_storage.open(report.values_path).read())
+
+    # The reference: the library in one process, on the same artifact and test rows.
+    spec = TrainingSpec.from_dict(hgb_version.spec)
+    pipeline = load_artifact(default_storage.open(hgb_version.artifact_path).read(),
+                             expected_sha256=hgb_version.artifact_sha256)
+    frame = dataset_frame(hgb_version.dataset_version)
+    from riskmodels.ml.training import split
+
+    _, test_idx = split(frame, spec)
+    single = explain_global(pipeline, spec, frame.iloc[test_idx][list(spec.features)],
+                            options=ExplainOptions(max_rows=None))
+    assert np.array_equal(stored.values, single.values)
+    assert list(stored.features) == list(single.features)
+    assert list(stored.row_ids) == [int(i) for i in test_idx]
+    # Features are the original ones, not encoded columns.
+    assert "purpose" in stored.features and not any("__" in f for f in stored.features)
+    assert [i["feature"] for i in report.importance][:3] == [i.feature for i in single.importance()][:3]
+    assert set(report.plots) >= {"beeswarm", "bar"}
+    # The chunk hand-over files are gone; values and plots remain.
+    assert not [p for p in stored_files(settings.MEDIA_ROOT) if p.name.startswith("chunk-")]
+    actions = set(AuditEvent.objects.values_list("action", flat=True))
+    assert {"explanation_report.requested", "explanation_report.finished"} <= actions
+    assert audit_verify().ok
+
+
+def test_stored_values_equal_a_bare_shap_tree_explainer_on_one_hot_free_columns(hgb_version, developer):  # noqa: ANN001
+    job = explanation_job_create(actor=developer, model_version=hgb_version)
+    _run_report(job)
+    report = ExplanationReport.objects.get(job=job)
+    stored = GlobalReport.from_parquet_bytes(default_storage.open(report.values_path).read())
+    # Additivity against the model's own raw output (log-odds for gradient boosting).
+    spec = TrainingSpec.from_dict(hgb_version.spec)
+    pipeline = load_artifact(default_storage.open(hgb_version.artifact_path).read(),
+                             expected_sha256=hgb_version.artifact_sha256)
+    rows = dataset_frame(hgb_version.dataset_version).loc[stored.row_ids]
+    raw = pipeline[-1].decision_function(pipeline[:-1].transform(prepare_features(rows, spec)))
+    assert np.max(np.abs(stored.base_value + stored.values.sum(axis=1) - raw)) < 1e-6
+    assert report.fingerprint["output_space"] == "log_odds"
+
+
+def test_a_second_delivery_of_a_chunk_is_a_no_op(hgb_version, developer):  # noqa: ANN001
+    job = explanation_job_create(actor=developer, model_version=hgb_version)
+    _run_report(job)
+    events = AuditEvent.objects.count()
+    for chunk in ExplanationChunk.objects.filter(job=job):
+        explanation_chunk_run(chunk_id=chunk.pk)
+    explanation_job_run(job_id=job.pk)
+    assert ExplanationReport.objects.count() == 1
+    assert AuditEvent.objects.count() == events
+
+
+def test_a_request_over_the_row_cap_is_refused(hgb_version, developer, settings):  # noqa: ANN001
+    settings.EXPLAIN_MAX_ROWS = 100
+    with pytest.raises(ValidationFailed, match="over the configured cap of 100"):
+        explanation_job_create(actor=developer, model_version=hgb_version, max_rows=500)
+    assert not Job.objects.filter(kind="explain").exists()
+
+
+def _per_row_cost(version) -> float:  # noqa: ANN001
+    from riskmodels.ml.explain import estimate_cost
+
+    pipeline = load_artifact(default_storage.open(version.artifact_path).read(), expected_sha256=version.artifact_sha256)
+    return estimate_cost(pipeline, 1)["seconds_per_row"]
+
+
+def test_a_report_over_budget_is_sampled_with_a_recorded_seed(hgb_version, developer, settings):  # noqa: ANN001
+    settings.EXPLAIN_BUDGET_SECONDS = _per_row_cost(hgb_version) * 220.5  # affords 220 of the 250 test rows
+    job = explanation_job_create(actor=developer, model_version=hgb_version, seed=7)
+    assert job.params["budget"]["action"] == "sample"
+    assert job.params["options"]["max_rows"] == job.params["budget"]["rows"] == 220
+    _run_report(job)
+    report = ExplanationReport.objects.get(job=job)
+    assert report.selection["method"] == "sample" and report.selection["seed"] == 7
+    assert report.n_rows == 220
+
+
+def test_a_report_the_budget_cannot_afford_is_refused_with_the_reason(hgb_version, developer, settings):  # noqa: ANN001
+    settings.EXPLAIN_BUDGET_SECONDS = _per_row_cost(hgb_version) * 50  # not even the 200-row minimum sample
+    with pytest.raises(ValidationFailed, match="refused: even 200 rows would cost"):
+        explanation_job_create(actor=developer, model_version=hgb_version)
+    assert not Job.objects.filter(kind="explain").exists()
+
+
+def test_local_explanations_give_reason_codes_without_protected_attributes(hgb_version, developer,  # noqa: ANN001
+                                                                           compliance_officer):
+    reason_text_set(actor=compliance_officer, registered_model=hgb_version.registered_model,
+                    feature="duration_in_month", text="The requested loan term is long.")
+    frame = dataset_frame(hgb_version.dataset_version)
+    body = explanation_local(actor=developer, model_version=hgb_version, row_ids=list(range(40)))
+    assert body["status"] == "ok" and len(body["explanations"]) == 40
+    texts = set()
+    for explanation in body["explanations"]:
+        reasons = explanation["reasons"]
+        assert len(reasons) <= 4
+        assert not PROTECTED & {r["feature"] for r in reasons}
+        assert all(explanation["contributions"][r["feature"]] > 0 for r in reasons)
+        total = explanation["base_value"] + sum(explanation["contributions"].values())
+        assert total == pytest.approx(explanation["output"], abs=1e-6)
+        texts |= {(r["feature"], r["text"]) for r in reasons}
+    assert ("duration_in_month", "The requested loan term is long.") in texts
+    # Posted feature values give the same answer as the stored row.
+    spec = TrainingSpec.from_dict(hgb_version.spec)
+    posted = frame.loc[[3], list(spec.features)].to_dict(orient="records")
+    posted = [{k: (v.item() if hasattr(v, "item") else v) for k, v in row.items()} for row in posted]
+    again = explanation_local(actor=developer, model_version=hgb_version, rows=posted)
+    assert again["explanations"][0]["contributions"] == pytest.approx(body["explanations"][3]["contributions"])
+    assert AuditEvent.objects.filter(action="local_explanation.produced").count() == 2
+
+
+BAD_ROWS = {
+    "empty row set": ({"rows": []}, "empty_rows"),
+    "a missing column": ({"rows": [{"duration_in_month": 12}]}, "missing_feature"),
+    "over the row cap": ({"row_ids": list(range(101))}, "over_row_cap"),
+    "row ids out of range": ({"row_ids": [5000]}, "invalid_row_ids"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_ROWS))
+def test_bad_local_requests_get_a_400_naming_the_problem(case, hgb_version, developer):  # noqa: ANN001
+    payload, code = BAD_ROWS[case]
+    response = client_for(developer).post(f"/api/v1/model-versions/{hgb_version.pk}/explain-rows/", payload,
+                                          format="json")
+    assert response.status_code == 400, response.json()
+    assert response.json()["error"]["code"] == code
+
+
+def test_a_wrong_type_names_the_row_and_feature(hgb_version, developer):  # noqa: ANN001
+    spec = TrainingSpec.from_dict(hgb_version.spec)
+    frame = dataset_frame(hgb_version.dataset_version)
+    row = {k: (v.item() if hasattr(v, "item") else v) for k, v in frame.loc[0, list(spec.features)].items()}
+    row["credit_amount"] = "lots"
+    response = client_for(developer).post(f"/api/v1/model-versions/{hgb_version.pk}/explain-rows/", {"rows": [row]},
+                                          format="json")
+    assert response.status_code == 400
+    assert "rows[0].credit_amount must be a number" in response.json()["error"]["message"]
+
+
+def test_the_report_api_serves_values_and_plots(hgb_version, developer, validator):  # noqa: ANN001
+    client = client_for(validator)
+    response = client.post(f"/api/v1/model-versions/{hgb_version.pk}/explanations/", {"max_rows": 100}, format="json")
+    assert response.status_code == 202, response.json()
+    _run_report(Job.objects.get(pk=response.json()["id"]))
+    report_id = ExplanationReport.objects.get().pk
+    body = client.get(f"/api/v1/explanation-reports/{report_id}/").json()
+    assert body["status"] == "ok" and body["n_rows"] == 100 and body["selection"]["method"] == "sample"
+    values = client.get(body["values_url"])
+    table = pq.read_table(io.BytesIO(b"".join(values.streaming_content)))
+    assert table.num_rows == 100 and "purpose" in table.column_names
+    plot = client.get(body["plots"]["bar"])
+    assert b"".join(plot.streaming_content).startswith(b"\x89PNG")
+    listed = client.get(f"/api/v1/model-versions/{hgb_version.pk}/").json()["explanations"]
+    assert listed[0]["id"] == report_id
+
+
+def test_reason_texts_are_edited_only_by_compliance_and_audited(hgb_version, developer, compliance_officer):  # noqa: ANN001
+    from governance.exceptions import PermissionDenied
+
+    with pytest.raises(PermissionDenied):
+        reason_text_set(actor=developer, registered_model=hgb_version.registered_model, feature="purpose", text="x")
+    reason_text_set(actor=compliance_officer, registered_model=hgb_version.registered_model, feature="purpose",
+                    text="The loan purpose carries elevated risk.")
+    event = AuditEvent.objects.get(action="reason_text.set")
+    assert event.actor_username == compliance_officer.username and event.after["feature"] == "purpose"
+
+
+def test_tree_values_equal_a_bare_shap_call_on_a_random_forest(developer, german_credit_version, retail_model):  # noqa: ANN001
+    job = training_job_create(actor=developer, registered_model=retail_model, dataset_version=german_credit_version,
+                              request={"algorithm": "random_forest", "hyperparameters": {"n_estimators": 20}})
+    training_job_run(job_id=job.pk)
+    version = ModelVersion.objects.get()
+    report_job = explanation_job_create(actor=developer, model_version=version)
+    _run_report(report_job)
+    report = ExplanationReport.objects.get(job=report_job)
+    stored = GlobalReport.from_parquet_bytes(default_storage.open(report.values_path).read())
+    spec = TrainingSpec.from_dict(version.spec)
+    pipeline = load_artifact(default_storage.open(version.artifact_path).read(), expected_sha256=version.artifact_sha256)
+    rows = dataset_frame(version.dataset_version).loc[stored.row_ids]
+    X = pipeline[:-1].transform(prepare_features(rows, spec))
+    bare = shap.TreeExplainer(pipeline[-1]).shap_values(X)
+    bare = bare[:, :, 1] if bare.ndim == 3 else bare
+    from riskmodels.ml.pipelines import feature_names_map
+
+    owners = np.array(feature_names_map(pipeline))
+    summed = np.column_stack([bare[:, owners == f].sum(axis=1) for f in stored.features])
+    assert np.max(np.abs(summed - stored.values)) <= 1e-9
+    assert isinstance(make_explainer(pipeline, spec), object)
+    assert pd.Series(stored.values.sum(axis=1)).notna().all()
