@@ -96,9 +96,24 @@ def _read_rows(version: DatasetVersion, rows: np.ndarray, columns: list[str] | N
     return frame
 
 
+_PIPELINES: dict[str, Any] = {}
+_PIPELINE_CACHE_SIZE = 4
+
+
 def _load_pipeline(version: ModelVersion) -> Any:
-    return load_artifact(read_verified(version.artifact_path, version.artifact_sha256),
-                         expected_sha256=version.artifact_sha256)
+    """Load a version's artifact (hash-checked), kept per process: every chunk task needs it.
+
+    Keyed by the verified SHA-256 of immutable content, so a cached model is the same model;
+    a few entries only, so a worker's memory stays bounded.
+    """
+    cached = _PIPELINES.get(version.artifact_sha256)
+    if cached is None:
+        cached = load_artifact(read_verified(version.artifact_path, version.artifact_sha256),
+                               expected_sha256=version.artifact_sha256)
+        if len(_PIPELINES) >= _PIPELINE_CACHE_SIZE:
+            _PIPELINES.pop(next(iter(_PIPELINES)))
+        _PIPELINES[version.artifact_sha256] = cached
+    return cached
 
 
 def _source_rows(version: ModelVersion, dataset_version: DatasetVersion, scope: str) -> tuple[np.ndarray, np.ndarray]:
