@@ -149,3 +149,9 @@ def user_snapshot(user: Any) -> dict[str, Any] | None:
 def user_record_admin_delete(*, actor: Any, user: Any) -> None:
     """Audit a user deleted through the admin (called inside its transaction)."""
     audit_record(actor=actor, action="user.deleted", target=user, target_repr=user.username, before=_user_snapshot(user))
+
+
+def user_record_password_change(*, actor: Any, user: Any) -> None:
+    """Audit a password set through the admin (never the password itself)."""
+    audit_record(actor=actor, action="user.password_changed", target=user, target_repr=user.username,
+                 after={"username": user.username, "password_changed": True})

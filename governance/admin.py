@@ -10,7 +10,12 @@ from django.contrib.auth.admin import UserAdmin
 from django.db import transaction
 from django.http import HttpRequest
 
-from governance.accounts import user_record_admin_change, user_record_admin_delete, user_snapshot
+from governance.accounts import (
+    user_record_admin_change,
+    user_record_admin_delete,
+    user_record_password_change,
+    user_snapshot,
+)
 from governance.models import AuditEvent
 
 User = get_user_model()
@@ -58,6 +63,14 @@ class AuditedUserAdmin(UserAdmin):
         # Groups (roles) are saved here, so the audit event is written after them,
         # still inside the admin's transaction.
         user_record_admin_change(actor=request.user, user=form.instance, before=form.instance._audit_before)
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> Any:
+        # The stock view saves the new password itself; record it in the same transaction.
+        with transaction.atomic():
+            response = super().user_change_password(request, id, form_url)
+            if request.method == "POST" and response.status_code == 302:
+                user_record_password_change(actor=request.user, user=User.objects.get(pk=id))
+        return response
 
     def delete_model(self, request: HttpRequest, obj: Any) -> None:
         user_record_admin_delete(actor=request.user, user=obj)

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage
 
 from riskmodels.models import DatasetVersion
 
@@ -34,5 +37,31 @@ def dataset_frame(version: DatasetVersion) -> pd.DataFrame:
 
 
 def save_bytes(path: str, data: bytes) -> str:
-    """Store ``data`` at ``path`` (or a free variant of it) and return the path used."""
-    return default_storage.save(path, ContentFile(data))
+    """Store ``data`` at ``path`` (or a free variant of it) atomically; return the path used.
+
+    On the local filesystem Django writes in place, so a worker killed mid-write would
+    leave a torn file: write a temporary file beside it, fsync, and rename instead. An
+    object store's PUT is already all-or-nothing.
+    """
+    if not isinstance(default_storage, FileSystemStorage):
+        return default_storage.save(path, ContentFile(data))
+    name = default_storage.get_available_name(path)
+    target = Path(default_storage.path(name))
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".partial-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    directory = os.open(target.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)  # make the rename itself durable
+    finally:
+        os.close(directory)
+    return name

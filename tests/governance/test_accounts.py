@@ -49,3 +49,15 @@ def test_an_unchanged_upsert_writes_no_event():
     count = AuditEvent.objects.count()
     user_upsert(username="sam", role=Role.DEVELOPER)
     assert AuditEvent.objects.count() == count
+
+
+def test_user_changes_in_the_admin_are_audited(client, django_user_model):  # noqa: ANN001
+    admin_user = django_user_model.objects.create_superuser("root-admin", password="root-admin-pass-123")
+    client.force_login(admin_user)
+    user, _ = user_upsert(username="sam", role=Role.DEVELOPER)
+    response = client.post(f"/admin/auth/user/{user.pk}/password/",
+                           {"password1": "a-new-Strong-pass-42", "password2": "a-new-Strong-pass-42"})
+    assert response.status_code == 302
+    event = AuditEvent.objects.get(action="user.password_changed")
+    assert event.actor_username == "root-admin" and event.target_id == str(user.pk)
+    assert "a-new-Strong-pass-42" not in str(event.after)

@@ -205,3 +205,19 @@ def test_champion_and_challenger_compare_on_their_common_test_split(developer, g
     assert (auc["a"], auc["b"]) == (a, b)
     assert auc["delta"] == pytest.approx(b - a)
     assert np.isfinite(auc["delta"])
+
+
+def test_stored_files_are_written_whole_or_not_at_all(_isolated_media, monkeypatch):  # noqa: ANN001
+    from riskmodels.services import storage
+
+    path = storage.save_bytes("models/x/artifact.skops", b"complete bytes")
+    assert default_storage.open(path).read() == b"complete bytes"
+
+    import os
+
+    monkeypatch.setattr(os, "fsync", lambda fd: (_ for _ in ()).throw(OSError("disk full")))
+    with pytest.raises(OSError, match="disk full"):
+        storage.save_bytes("models/x/second.skops", b"never whole")
+    # Nothing half-written: neither the target nor a temporary file is left.
+    names = sorted(p.name for p in stored_files(_isolated_media))
+    assert names == ["artifact.skops"]
