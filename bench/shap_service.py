@@ -97,7 +97,9 @@ def main() -> None:
         shap.TreeExplainer(pipeline[-1]).shap_values(X)
         return time.perf_counter() - started
 
-    def service(workers: int, threads: int) -> float:
+    from riskmodels.models import ExplanationPlot
+
+    def service(workers: int, threads: int) -> tuple[float, float]:
         procs = start_workers(workers, threads)
         try:
             time.sleep(8)
@@ -111,7 +113,10 @@ def main() -> None:
                 elapsed = time.perf_counter() - started
                 assert Job.objects.get(pk=report_job.pk).status == JobStatus.SUCCEEDED, \
                     Job.objects.get(pk=report_job.pk).error
-            return elapsed
+                while not ExplanationPlot.objects.filter(report__job=report_job).exists():
+                    time.sleep(0.02)
+                with_plots = time.perf_counter() - started
+            return elapsed, with_plots
         finally:
             for proc in procs:
                 proc.terminate()
@@ -125,8 +130,10 @@ def main() -> None:
     b2 = min(bare(), bare())
     reference = min(b1, b2)
     print(f"bare shap.TreeExplainer: {reference:.2f}s (runs {b1:.2f}s, {b2:.2f}s)")
-    print(f"service, 1 worker : {s1:.2f}s  ratio {s1 / reference:.2f}x the bare call (target <= 1.2)")
-    print(f"service, 2 workers: {s2:.2f}s  {reference / s2:.2f}x faster than the bare call (target >= 1.5)")
+    print(f"service, 1 worker : report {s1[0]:.2f}s  ratio {s1[0] / reference:.2f}x the bare call (target <= 1.2);"
+          f"  with its plots {s1[1]:.2f}s ({s1[1] / reference:.2f}x)")
+    print(f"service, 2 workers: report {s2[0]:.2f}s  {reference / s2[0]:.2f}x faster than the bare call (target >= 1.5);"
+          f"  with its plots {s2[1]:.2f}s ({reference / s2[1]:.2f}x)")
     _ = np
 
 

@@ -268,8 +268,8 @@ class ModelVersionAdmin(ReadOnlyAdmin):
                                  for i in report.importance[:15]))
         images = format_html_join(
             "", '<img src="{}" alt="{}" style="max-width:420px;margin:4px">',
-            ((reverse("admin:riskmodels_explanationreport_plot", args=[report.pk, name.replace(":", "-")]), name)
-             for name in report.plots),
+            ((reverse("admin:riskmodels_explanationreport_plot", args=[report.pk, plot.slug]), plot.name)
+             for plot in report.plot_files.all()),
         )
         space = report.fingerprint.get("output_space", "")
         return format_html(
@@ -284,7 +284,7 @@ class ExplanationReportAdmin(ReadOnlyAdmin):
     list_display = ["__str__", "scope", "status", "n_rows", "additivity_error", "created_at"]
     list_filter = ["status", "scope"]
     fields = ["model_version", "dataset_version", "scope", "status", "message", "fingerprint", "selection",
-              "importance", "additivity_error", "base_value", "n_rows", "values_path", "values_sha256", "plots", "job",
+              "importance", "additivity_error", "base_value", "n_rows", "values_path", "values_sha256", "job",
               "created_at"]
     readonly_fields = fields
 
@@ -296,7 +296,7 @@ class ExplanationReportAdmin(ReadOnlyAdmin):
         if not self.has_view_permission(request):
             raise Http404
         report = ExplanationReport.objects.filter(pk=pk).first()
-        paths = {key.replace(":", "-"): value for key, value in (report.plots if report else {}).items()}
+        paths = {plot.slug: plot.path for plot in (report.plot_files.all() if report else [])}
         if name not in paths:
             raise Http404
         return FileResponse(default_storage.open(paths[name], "rb"), content_type="image/png")

@@ -37,6 +37,16 @@ def run_explanation_chunk(*, chunk_id: int) -> None:
         explanation_chunk_run(chunk_id=chunk_id)
 
 
+@shared_task(name="riskmodels.render_explanation_plots", acks_late=True, ignore_result=True,
+             time_limit=settings.CELERY_TASK_TIME_LIMIT, soft_time_limit=settings.CELERY_TASK_SOFT_TIME_LIMIT)
+def render_explanation_plots(*, report_id: int) -> None:
+    """Render a SHAP report's plots after the report is stored."""
+    from riskmodels.services.explanations import explanation_plots_render
+
+    with correlation_id(f"report-{report_id}"):
+        explanation_plots_render(report_id=report_id)
+
+
 @shared_task(name="riskmodels.reap_jobs", ignore_result=True)
 def reap_jobs() -> dict[str, list[int]]:
     """Retry or fail running jobs whose worker stopped renewing the lease."""

@@ -33,7 +33,8 @@ class ExplanationReportOutputSerializer(serializers.ModelSerializer):
                   "job", "created_at"]
 
     def get_plots(self, obj: ExplanationReport) -> dict[str, str]:
-        return {name: f"/api/v1/explanation-reports/{obj.pk}/plots/{name.replace(':', '-')}.png" for name in obj.plots}
+        """Plots appear shortly after the report: they are rendered by a follow-up task."""
+        return {plot.name: f"/api/v1/explanation-reports/{obj.pk}/plots/{plot.slug}.png" for plot in obj.plot_files.all()}
 
     def get_values_url(self, obj: ExplanationReport) -> str:
         return f"/api/v1/explanation-reports/{obj.pk}/values.parquet"
@@ -97,9 +98,10 @@ class ExplanationPlotApi(APIView):
     @extend_schema(summary="Get a SHAP plot (PNG)", responses={(200, "image/png"): OpenApiResponse(description="PNG")})
     def get(self, request: Request, id: int, plot: str) -> FileResponse:
         report = explanation_report_get_for_user(user=request.user, id=id)
-        names = {name.replace(":", "-"): path for name, path in report.plots.items()}
+        names = {p.slug: p.path for p in report.plot_files.all()}
         if plot not in names:
-            raise NotFound(f"report {id} has no plot {plot!r}; it has: {', '.join(sorted(names))}")
+            have = ", ".join(sorted(names)) or "none yet (plots are rendered just after the report)"
+            raise NotFound(f"report {id} has no plot {plot!r}; it has: {have}")
         return FileResponse(default_storage.open(names[plot], "rb"), content_type="image/png")
 
 

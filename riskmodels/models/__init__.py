@@ -1,12 +1,12 @@
 """ML-domain tables: datasets, registered models and their versions, jobs and evaluations."""
 
 from riskmodels.models.datasets import DATASET_NAME_VALIDATOR, ColumnRole, Dataset, DatasetVersion
-from riskmodels.models.explanations import ExplanationChunk, ExplanationReport, ReasonText
+from riskmodels.models.explanations import ExplanationChunk, ExplanationPlot, ExplanationReport, ReasonText
 from riskmodels.models.jobs import Job, JobKind, JobStatus
 from riskmodels.models.registry import Evaluation, ModelVersion, RegisteredModel
 
 __all__ = [
     "DATASET_NAME_VALIDATOR", "ColumnRole", "Dataset", "DatasetVersion", "Evaluation", "ExplanationChunk",
-    "ExplanationReport", "Job", "JobKind", "ReasonText",
+    "ExplanationPlot", "ExplanationReport", "Job", "JobKind", "ReasonText",
     "JobStatus", "ModelVersion", "RegisteredModel",
 ]

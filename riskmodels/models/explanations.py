@@ -62,7 +62,6 @@ class ExplanationReport(models.Model):
     n_rows = models.PositiveIntegerField()
     values_path = models.CharField(max_length=300)
     values_sha256 = models.CharField(max_length=64)
-    plots = models.JSONField(default=dict)
     job = models.OneToOneField("riskmodels.Job", on_delete=models.PROTECT, related_name="produced_report")
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -76,6 +75,31 @@ class ExplanationReport(models.Model):
         if self.pk is not None:
             raise ValueError("explanation reports are immutable")
         super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+
+class ExplanationPlot(models.Model):
+    """Hold one PNG plot of a report (beeswarm, bar, dependence:<feature>), rendered after it.
+
+    Plots are derived views of the stored values, so they are rendered by a task of their
+    own once the report is saved, off the report's critical path.
+    """
+
+    report = models.ForeignKey(ExplanationReport, on_delete=models.CASCADE, related_name="plot_files")
+    name = models.CharField(max_length=220)
+    path = models.CharField(max_length=300)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["report", "name"]
+        constraints = [models.UniqueConstraint(fields=["report", "name"], name="explanation_plot_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.name} of report #{self.report_id}"
+
+    @property
+    def slug(self) -> str:
+        """Return the name as used in URLs (``dependence-purpose``)."""
+        return self.name.replace(":", "-")
 
 
 class ReasonText(models.Model):

@@ -32,6 +32,7 @@ from riskmodels.ml.explain import (
     ChunkResult,
     ExplainOptions,
     ExplanationError,
+    GlobalReport,
     RowSelection,
     check_budget,
     estimate_cost,
@@ -50,6 +51,7 @@ from riskmodels.ml.training import split
 from riskmodels.models import (
     DatasetVersion,
     ExplanationChunk,
+    ExplanationPlot,
     ExplanationReport,
     Job,
     JobKind,
@@ -295,16 +297,7 @@ def _merge(job_id: int) -> None:
     report = merge_chunks([ChunkResult.from_parquet_bytes(default_storage.open(c.path, "rb").read()) for c in chunks],
                           selection=selection)
     values = report.to_parquet_bytes()
-    prefix = _prefix(job)
-    stored = [save_bytes(f"{prefix}/values.parquet", values)]
-    plots: dict[str, str] = {}
-    if report.ok:
-        top = [item.feature for item in report.importance()[:3]]
-        feature_values = _read_rows(job.dataset_version, np.sort(plan[1]), list(report.features)).loc[report.row_ids]
-        for name, png in render_report_plots(report, feature_values, dependence_features=top).items():
-            path = save_bytes(f"{prefix}/{name.replace(':', '-')}.png", png)
-            stored.append(path)
-            plots[name] = path
+    stored = [save_bytes(f"{_prefix(job)}/values.parquet", values)]
     with transaction.atomic():
         record = ExplanationReport.objects.create(
             model_version=job.model_version, dataset_version=job.dataset_version, scope=job.params["scope"],
@@ -314,7 +307,7 @@ def _merge(job_id: int) -> None:
             importance=[item.to_dict() for item in report.importance()],
             additivity_error=report.additivity_error if np.isfinite(report.additivity_error) else None,
             base_value=report.base_value, n_rows=len(report.row_ids), values_path=stored[0],
-            values_sha256=hashlib.sha256(values).hexdigest(), plots=plots, job=job,
+            values_sha256=hashlib.sha256(values).hexdigest(), job=job,
         )
         summary = {"report": record.pk, "status": record.status, "n_rows": record.n_rows,
                    "additivity_error": record.additivity_error, "top_features": [i["feature"] for i in record.importance[:5]]}
@@ -324,6 +317,10 @@ def _merge(job_id: int) -> None:
                 result={**job.result, **summary})
             audit_record(actor=None, actor_label=WORKER, action="explanation_report.finished", target=record,
                          after={**summary, "fingerprint": record.fingerprint})
+            from riskmodels.tasks import render_explanation_plots
+
+            report_id = record.pk
+            transaction.on_commit(lambda: render_explanation_plots.delay(report_id=report_id))
         else:
             audit_record(actor=None, actor_label=WORKER, action="explanation_report.failed", target=record,
                          after={**summary, "message": record.message})
@@ -331,6 +328,30 @@ def _merge(job_id: int) -> None:
     # The chunk files were only the hand-over between workers.
     for chunk in chunks:
         default_storage.delete(chunk.path)
+
+
+def explanation_plots_render(*, report_id: int) -> None:
+    """Render a passing report's plots from its stored values (a second delivery is a no-op)."""
+    report = ExplanationReport.objects.select_related("model_version__registered_model", "job").get(pk=report_id)
+    if report.status != ExplanationReport.Status.OK or ExplanationPlot.objects.filter(report=report).exists():
+        return
+    stored = GlobalReport.from_parquet_bytes(read_verified(report.values_path, report.values_sha256))
+    rows = np.asarray(stored.row_ids, dtype=np.int64)
+    top = [item["feature"] for item in report.importance[:3]]
+    feature_values = _read_rows(report.dataset_version, np.sort(rows), list(stored.features)).loc[rows]
+    paths: dict[str, str] = {}
+    try:
+        for name, png in render_report_plots(stored, feature_values, dependence_features=top).items():
+            paths[name] = save_bytes(f"{_prefix(report.job)}/{name.replace(':', '-')}.png", png)
+        with transaction.atomic():
+            ExplanationPlot.objects.bulk_create([ExplanationPlot(report=report, name=n, path=p) for n, p in paths.items()])
+            audit_record(actor=None, actor_label=WORKER, action="explanation_report.plots_rendered", target=report,
+                         after={"plots": sorted(paths)})
+    except Exception:
+        # A concurrent duplicate won, or rendering failed: leave no orphan files behind.
+        for path in paths.values():
+            default_storage.delete(path)
+        raise
 
 
 # --- local explanations ----------------------------------------------------------------------

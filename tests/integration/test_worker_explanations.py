@@ -39,6 +39,11 @@ def test_a_report_is_split_across_two_workers_and_merged(developer, tmp_path, se
                  worker=workers[1])
         done = Job.objects.get(pk=job_id)
         assert done.status == JobStatus.SUCCEEDED, done.error
+        # The plots follow the report, rendered by a task of their own.
+        try:
+            wait_for(lambda: ExplanationReport.objects.get(job_id=job_id).plot_files.count() >= 2, timeout=60)
+        except AssertionError:
+            raise AssertionError("\n=====\n".join(w.output()[-3000:] for w in workers)) from None
     finally:
         for worker in workers:
             worker.kill(signal.SIGTERM)
@@ -53,4 +58,5 @@ def test_a_report_is_split_across_two_workers_and_merged(developer, tmp_path, se
     assert report.additivity_error < 1e-6
     body = client.get(f"/api/v1/explanation-reports/{report.pk}/").json()
     assert body["importance"][0]["rank"] == 1
+    assert b"".join(client.get(body["plots"]["beeswarm"]).streaming_content).startswith(b"\x89PNG")
     assert audit_verify().ok

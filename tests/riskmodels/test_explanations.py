@@ -23,6 +23,7 @@ from riskmodels.services.explanations import (
     explanation_job_create,
     explanation_job_run,
     explanation_local,
+    explanation_plots_render,
 )
 from riskmodels.services.reasons import reason_text_set
 from riskmodels.services.storage import dataset_frame
@@ -47,6 +48,8 @@ def _run_report(job: Job, *, reverse: bool = False) -> None:
     ids = list(ExplanationChunk.objects.filter(job=job).order_by("index").values_list("pk", flat=True))
     for chunk_id in reversed(ids) if reverse else ids:
         explanation_chunk_run(chunk_id=chunk_id)
+    for report in ExplanationReport.objects.filter(job=job):
+        explanation_plots_render(report_id=report.pk)
 
 
 def test_a_chunked_report_equals_the_single_process_report_exactly(hgb_version, developer, settings):  # noqa: ANN001
@@ -77,7 +80,8 @@ def test_a_chunked_report_equals_the_single_process_report_exactly(hgb_version, 
     # Features are the original ones, not encoded columns.
     assert "purpose" in stored.features and not any("__" in f for f in stored.features)
     assert [i["feature"] for i in report.importance][:3] == [i.feature for i in single.importance()][:3]
-    assert set(report.plots) >= {"beeswarm", "bar"}
+    assert {"beeswarm", "bar"} <= set(report.plot_files.values_list("name", flat=True))
+    assert report.plot_files.filter(name__startswith="dependence:").count() == 3
     # The chunk hand-over files are gone; values and plots remain.
     assert not [p for p in stored_files(settings.MEDIA_ROOT) if p.name.startswith("chunk-")]
     actions = set(AuditEvent.objects.values_list("action", flat=True))
@@ -107,7 +111,10 @@ def test_a_second_delivery_of_a_chunk_is_a_no_op(hgb_version, developer):  # noq
     for chunk in ExplanationChunk.objects.filter(job=job):
         explanation_chunk_run(chunk_id=chunk.pk)
     explanation_job_run(job_id=job.pk)
-    assert ExplanationReport.objects.count() == 1
+    report = ExplanationReport.objects.get()
+    plots = report.plot_files.count()
+    explanation_plots_render(report_id=report.pk)
+    assert ExplanationReport.objects.count() == 1 and report.plot_files.count() == plots
     assert AuditEvent.objects.count() == events
 
 
