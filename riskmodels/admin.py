@@ -19,6 +19,7 @@ from riskmodels.models import (
     Dataset,
     DatasetVersion,
     Evaluation,
+    ExplanationPlot,
     ExplanationReport,
     Job,
     ModelVersion,
@@ -165,6 +166,13 @@ class ReadOnlyAdmin(admin.ModelAdmin):
         return False
 
 
+def png_or_404(paths: dict[str, str], name: str) -> FileResponse:
+    """Serve the stored PNG called ``name`` from ``paths``, or 404."""
+    if name not in paths:
+        raise Http404
+    return FileResponse(default_storage.open(paths[name], "rb"), content_type="image/png")
+
+
 def progress_bar(job: Job) -> str:
     """Render a job's progress as an HTML progress bar with its stage."""
     return format_html('<progress max="100" value="{}" title="{}%">{}%</progress> {} · {}',
@@ -295,11 +303,7 @@ class ExplanationReportAdmin(ReadOnlyAdmin):
     def plot_view(self, request: HttpRequest, pk: int, name: str) -> FileResponse:
         if not self.has_view_permission(request):
             raise Http404
-        report = ExplanationReport.objects.filter(pk=pk).first()
-        paths = {plot.slug: plot.path for plot in (report.plot_files.all() if report else [])}
-        if name not in paths:
-            raise Http404
-        return FileResponse(default_storage.open(paths[name], "rb"), content_type="image/png")
+        return png_or_404({p.slug: p.path for p in ExplanationPlot.objects.filter(report_id=pk)}, name)
 
 
 class ReasonTextForm(forms.ModelForm):
@@ -369,6 +373,4 @@ class EvaluationAdmin(ReadOnlyAdmin):
         if not self.has_view_permission(request):
             raise Http404
         evaluation = Evaluation.objects.filter(pk=pk).first()
-        if evaluation is None or name not in evaluation.plots:
-            raise Http404
-        return FileResponse(default_storage.open(evaluation.plots[name], "rb"), content_type="image/png")
+        return png_or_404(evaluation.plots if evaluation else {}, name)

@@ -14,7 +14,7 @@ from rest_framework.views import APIView
 from governance.api.permissions import HasAnyRole
 from governance.exceptions import NotFound
 from riskmodels.apis.jobs import JobOutputSerializer
-from riskmodels.models import ExplanationReport
+from riskmodels.models import DatasetVersion, ExplanationReport
 from riskmodels.selectors import dataset_version_get_for_user, explanation_report_get_for_user, model_version_get_for_user
 from riskmodels.services.explanations import explanation_job_create, explanation_local
 
@@ -40,6 +40,12 @@ class ExplanationReportOutputSerializer(serializers.ModelSerializer):
         return f"/api/v1/explanation-reports/{obj.pk}/values.parquet"
 
 
+def _optional_dataset_version(request: Request, data: dict) -> DatasetVersion | None:  # type: ignore[type-arg]
+    if "dataset_version" not in data:
+        return None
+    return dataset_version_get_for_user(user=request.user, id=data["dataset_version"])
+
+
 class ExplanationReportCreateApi(APIView):
     """Queue a global SHAP report of this version (202): its test split by default, or a dataset version."""
 
@@ -57,9 +63,8 @@ class ExplanationReportCreateApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         version = model_version_get_for_user(user=request.user, id=id)
-        dataset = (dataset_version_get_for_user(user=request.user, id=data["dataset_version"])
-                   if "dataset_version" in data else None)
-        job = explanation_job_create(actor=request.user, model_version=version, dataset_version=dataset,
+        job = explanation_job_create(actor=request.user, model_version=version,
+                                     dataset_version=_optional_dataset_version(request, data),
                                      max_rows=data.get("max_rows"), seed=data["seed"])
         return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
@@ -123,9 +128,7 @@ class LocalExplanationApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         version = model_version_get_for_user(user=request.user, id=id)
-        dataset = (dataset_version_get_for_user(user=request.user, id=data["dataset_version"])
-                   if "dataset_version" in data else None)
         body = explanation_local(actor=request.user, model_version=version, rows=data.get("rows"),
-                                 dataset_version=dataset, row_ids=data.get("row_ids"),
+                                 dataset_version=_optional_dataset_version(request, data), row_ids=data.get("row_ids"),
                                  with_plots=request.query_params.get("plots") in ("1", "true"))
         return Response(body)

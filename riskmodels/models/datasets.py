@@ -6,6 +6,8 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
+from riskmodels.models.base import ImmutableModel
+
 DATASET_NAME_VALIDATOR = RegexValidator(
     r"^[a-z0-9][a-z0-9_.-]{0,99}$",
     "Dataset names are 1-100 characters: lower-case letters, digits, '.', '_' or '-', starting with a letter or digit.",
@@ -35,7 +37,7 @@ class Dataset(models.Model):
         return self.name
 
 
-class DatasetVersion(models.Model):
+class DatasetVersion(ImmutableModel):
     """Record one immutable snapshot of a dataset, stored as Parquet and identified by its SHA-256."""
 
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="versions")
@@ -65,12 +67,6 @@ class DatasetVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.dataset.name} v{self.version}"
-
-    def save(self, *args: object, **kwargs: object) -> None:
-        # A registered snapshot is evidence: it may be created once, never rewritten.
-        if self.pk is not None:
-            raise ValueError("dataset versions are immutable")
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
 
     @property
     def columns_by_role(self) -> dict[str, list[str]]:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
+from riskmodels.models.base import ImmutableModel
+
 
 class ExplanationChunk(models.Model):
     """Track one slice of an explanation job's rows, claimed by one worker task.
@@ -37,7 +39,7 @@ class ExplanationChunk(models.Model):
         return f"chunk {self.index} of job {self.job_id} ({self.status})"
 
 
-class ExplanationReport(models.Model):
+class ExplanationReport(ImmutableModel):
     """Record a global SHAP report: which explainer, which rows, the ranked importances and checks.
 
     Per-row values live in a Parquet file (``values_path``) in the default storage. A report
@@ -70,11 +72,6 @@ class ExplanationReport(models.Model):
 
     def __str__(self) -> str:
         return f"SHAP report #{self.pk} of {self.model_version} ({self.status})"
-
-    def save(self, *args: object, **kwargs: object) -> None:
-        if self.pk is not None:
-            raise ValueError("explanation reports are immutable")
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
 
 
 class ExplanationPlot(models.Model):

@@ -6,21 +6,12 @@ from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
+from riskmodels.models.base import ImmutableModel
+
 MODEL_NAME_VALIDATOR = RegexValidator(
     r"^[a-z0-9][a-z0-9_.-]{0,99}$",
     "Model names are 1-100 characters: lower-case letters, digits, '.', '_' or '-', starting with a letter or digit.",
 )
-
-
-class _Immutable(models.Model):
-    class Meta:
-        abstract = True
-
-    def save(self, *args: object, **kwargs: object) -> None:
-        # Records of what was trained or measured are evidence: created once, never rewritten.
-        if self.pk is not None:
-            raise ValueError(f"{self._meta.verbose_name} records are immutable")
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
 
 
 class RegisteredModel(models.Model):
@@ -40,7 +31,7 @@ class RegisteredModel(models.Model):
         return self.name
 
 
-class ModelVersion(_Immutable):
+class ModelVersion(ImmutableModel):
     """Record one trained model: what reproduces it (data, spec, seed, library versions) and its artifact.
 
     Created only by a successful training job, in the same transaction that finishes the job.
@@ -80,7 +71,7 @@ class ModelVersion(_Immutable):
         return f"{self.registered_model.name} v{self.version}"
 
 
-class Evaluation(_Immutable):
+class Evaluation(ImmutableModel):
     """Record the credit-risk metrics of a model version on one dataset (its test split or another version)."""
 
     class Scope(models.TextChoices):

@@ -1,0 +1,17 @@
+"""Shared model bases of the ML domain."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class ImmutableModel(models.Model):
+    """A record that is evidence: created once, never rewritten through the ORM."""
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise ValueError(f"{self._meta.verbose_name_plural} are immutable")
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
