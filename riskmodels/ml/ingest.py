@@ -11,6 +11,7 @@ Everything here is plain Python on top of pyarrow and numpy: no Django.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import hashlib
 import io
@@ -542,10 +543,8 @@ class _RowGroupWriter:
         """Stop the writer thread and close the file; the caller discards it."""
         self._pending = []
         self._stop()
-        try:
+        with contextlib.suppress(Exception):  # the file is being thrown away anyway
             self._writer.close()
-        except Exception:  # noqa: BLE001 - the file is being thrown away anyway
-            pass
 
     def _stop(self) -> None:
         """Let the writer thread finish what it holds, then end it."""

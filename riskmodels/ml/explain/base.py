@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
@@ -169,7 +170,7 @@ def preprocessed_matrix(pipeline: Pipeline, spec: TrainingSpec, rows: pd.DataFra
     return np.ascontiguousarray(matrix, dtype=np.float64)
 
 
-class ModelExplainer:
+class ModelExplainer(ABC):
     """Explain one fitted pipeline's risk output per original feature.
 
     Build it with :func:`make_explainer`. ``column_features`` names, for each column the
@@ -195,11 +196,11 @@ class ModelExplainer:
         """Return whether values are exact (tree, linear) rather than sampled (permutation)."""
         return self.fingerprint.exact
 
+    @abstractmethod
     def explain_columns(
         self, rows: pd.DataFrame
     ) -> tuple[npt.NDArray[np.float64], float, npt.NDArray[np.float64]]:
         """Return per-column SHAP values, the base value and the model output for raw rows."""
-        raise NotImplementedError
 
     def explain(self, rows: pd.DataFrame) -> Attributions:
         """Return SHAP values per original feature for raw ``rows`` (as stored in the dataset)."""
