@@ -284,7 +284,8 @@ class ModelVersionAdmin(ReadOnlyAdmin):
             "<p>Report #{} on {} rows ({}), additivity error {}, values in {} space.</p>"
             "<table><thead><tr><th>rank</th><th>feature</th><th>mean |SHAP|</th><th>mean SHAP</th></tr></thead>"
             "<tbody>{}</tbody></table><div>{}</div>",
-            report.pk, report.n_rows, report.scope, _metric(report.additivity_error), space, rows, images)
+            report.pk, report.n_rows, report.scope,
+            "—" if report.additivity_error is None else f"{report.additivity_error:.1e}", space, rows, images)
 
 
 @admin.register(ExplanationReport)
