@@ -203,6 +203,15 @@ def _prefix(job: Job) -> str:
     return f"explanations/{job.registered_model.name}/v{job.model_version.version}/job-{job.pk}"
 
 
+def _discard_previous_attempt(job: Job) -> None:
+    """Remove what an earlier attempt of this job left (its worker died and it was requeued)."""
+    previous = [p for p in (job.result or {}).values() if isinstance(p, str) and p.startswith("explanations/")]
+    previous += list(ExplanationChunk.objects.filter(job=job).exclude(path="").values_list("path", flat=True))
+    for path in previous:
+        default_storage.delete(path)
+    ExplanationChunk.objects.filter(job=job).delete()
+
+
 def explanation_job_run(*, job_id: int) -> None:
     """Coordinate a report: select rows, store the plan and background, and fan the chunks out."""
     from riskmodels.tasks import run_explanation_chunk
@@ -212,6 +221,7 @@ def explanation_job_run(*, job_id: int) -> None:
         return
     stored: list[str] = []
     try:
+        _discard_previous_attempt(job)
         with LeaseKeeper(job_id):
             version = job.model_version
             options = ExplainOptions(**job.params["options"])
@@ -236,8 +246,6 @@ def explanation_job_run(*, job_id: int) -> None:
                         "chunks": len(plan)})
             if not updated:
                 raise JobCancelled()
-            # A retried job (its first worker died) plans afresh.
-            ExplanationChunk.objects.filter(job_id=job_id).delete()
             ExplanationChunk.objects.bulk_create(
                 [ExplanationChunk(job_id=job_id, index=i, start=a, stop=b) for i, (a, b) in enumerate(plan)])
             chunk_ids = list(ExplanationChunk.objects.filter(job_id=job_id).order_by("index").values_list("pk", flat=True))

@@ -254,3 +254,24 @@ def test_tree_values_equal_a_bare_shap_call_on_a_random_forest(developer, german
     assert np.max(np.abs(summed - stored.values)) <= 1e-9
     assert isinstance(make_explainer(pipeline, spec), object)
     assert pd.Series(stored.values.sum(axis=1)).notna().all()
+
+
+def test_a_requeued_report_plans_afresh_and_leaves_no_files_of_the_first_attempt(hgb_version, developer, settings):  # noqa: ANN001
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from riskmodels.services.jobs import jobs_reap
+
+    settings.EXPLAIN_CHUNK_ROWS = 100
+    job = explanation_job_create(actor=developer, model_version=hgb_version)
+    explanation_job_run(job_id=job.pk)  # planned; then the worker "dies" before any chunk runs
+    first = Job.objects.get(pk=job.pk).result
+    assert jobs_reap(now=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS + 1))["requeued"] == [job.pk]
+    _run_report(job)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED and job.attempts == 2
+    assert not default_storage.exists(first["rows_path"]) or first["rows_path"] == job.result["rows_path"]
+    prefix = settings.MEDIA_ROOT
+    leftovers = [p.name for p in stored_files(prefix) if p.name.startswith(("rows", "background", "chunk-"))]
+    assert sorted(leftovers) == ["background.parquet", "rows.npy"]
