@@ -59,7 +59,6 @@ def main() -> None:
     import django
 
     django.setup()
-    import numpy as np
     import shap
     from django.core.files.storage import default_storage
     from django.core.management import call_command
@@ -134,7 +133,6 @@ def main() -> None:
           f"  with its plots {s1[1]:.2f}s ({s1[1] / reference:.2f}x)")
     print(f"service, 2 workers: report {s2[0]:.2f}s  {reference / s2[0]:.2f}x faster than the bare call (target >= 1.5);"
           f"  with its plots {s2[1]:.2f}s ({reference / s2[1]:.2f}x)")
-    _ = np
 
 
 if __name__ == "__main__":

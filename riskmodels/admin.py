@@ -7,7 +7,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.files.storage import default_storage
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -26,6 +25,7 @@ from riskmodels.models import (
     ReasonText,
     RegisteredModel,
 )
+from riskmodels.apis.files import stored_png
 from riskmodels.services.datasets import dataset_version_create
 from riskmodels.services.reasons import reason_text_delete, reason_text_set
 
@@ -170,7 +170,7 @@ def png_or_404(paths: dict[str, str], name: str) -> FileResponse:
     """Serve the stored PNG called ``name`` from ``paths``, or 404."""
     if name not in paths:
         raise Http404
-    return FileResponse(default_storage.open(paths[name], "rb"), content_type="image/png")
+    return stored_png(paths[name])
 
 
 def progress_bar(job: Job) -> str:

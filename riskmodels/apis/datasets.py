@@ -6,7 +6,6 @@ import json
 
 import django_filters
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.http import FileResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -18,6 +17,7 @@ from rest_framework.views import APIView
 from governance.api.errors import RequestTooLarge
 from governance.api.permissions import HasAnyRole
 from governance.api.views import SelectorListApi
+from riskmodels.apis.files import PARQUET, stored_download
 from riskmodels.ml.ingest import ROLES
 from riskmodels.models import Dataset, DatasetVersion
 from riskmodels.selectors import dataset_list_for_user, dataset_version_get_for_user, dataset_version_list_for_user
@@ -158,8 +158,5 @@ class DatasetVersionDownloadApi(APIView):
                    responses={(200, "application/vnd.apache.parquet"): OpenApiResponse(description="Parquet bytes")})
     def get(self, request: Request, id: int) -> FileResponse:
         version = dataset_version_get_for_user(user=request.user, id=id)
-        response = FileResponse(default_storage.open(version.storage_path, "rb"), as_attachment=True,
-                                filename=f"{version.dataset.name}-v{version.version}.parquet",
-                                content_type="application/vnd.apache.parquet")
-        response["X-Content-SHA256"] = version.sha256
-        return response
+        return stored_download(version.storage_path, sha256=version.sha256, content_type=PARQUET,
+                               filename=f"{version.dataset.name}-v{version.version}.parquet")

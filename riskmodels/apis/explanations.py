@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.core.files.storage import default_storage
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -13,6 +12,7 @@ from rest_framework.views import APIView
 
 from governance.api.permissions import HasAnyRole
 from governance.exceptions import NotFound
+from riskmodels.apis.files import PARQUET, stored_download, stored_png
 from riskmodels.apis.jobs import JobOutputSerializer
 from riskmodels.models import DatasetVersion, ExplanationReport
 from riskmodels.selectors import dataset_version_get_for_user, explanation_report_get_for_user, model_version_get_for_user
@@ -88,11 +88,8 @@ class ExplanationValuesApi(APIView):
                    responses={(200, "application/vnd.apache.parquet"): OpenApiResponse(description="Parquet")})
     def get(self, request: Request, id: int) -> FileResponse:
         report = explanation_report_get_for_user(user=request.user, id=id)
-        response = FileResponse(default_storage.open(report.values_path, "rb"), as_attachment=True,
-                                filename=f"shap-report-{report.pk}.parquet",
-                                content_type="application/vnd.apache.parquet")
-        response["X-Content-SHA256"] = report.values_sha256
-        return response
+        return stored_download(report.values_path, sha256=report.values_sha256, content_type=PARQUET,
+                               filename=f"shap-report-{report.pk}.parquet")
 
 
 class ExplanationPlotApi(APIView):
@@ -107,7 +104,7 @@ class ExplanationPlotApi(APIView):
         if plot not in names:
             have = ", ".join(sorted(names)) or "none yet (plots are rendered just after the report)"
             raise NotFound(f"report {id} has no plot {plot!r}; it has: {have}")
-        return FileResponse(default_storage.open(names[plot], "rb"), content_type="image/png")
+        return stored_png(names[plot])
 
 
 class LocalExplanationApi(APIView):

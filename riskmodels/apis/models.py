@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from django.core.files.storage import default_storage
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -14,6 +13,7 @@ from rest_framework.views import APIView
 from governance.api.permissions import HasAnyRole
 from governance.api.views import SelectorListApi
 from governance.exceptions import NotFound, ValidationFailed
+from riskmodels.apis.files import stored_download, stored_png
 from riskmodels.apis.jobs import JobOutputSerializer
 from riskmodels.ml.pipelines import hyperparameter_schema
 from riskmodels.models import Evaluation, ModelVersion, RegisteredModel
@@ -154,11 +154,9 @@ class ModelVersionArtifactApi(APIView):
                    responses={(200, "application/octet-stream"): OpenApiResponse(description="skops bytes")})
     def get(self, request: Request, id: int) -> FileResponse:
         version = model_version_get_for_user(user=request.user, id=id)
-        response = FileResponse(default_storage.open(version.artifact_path, "rb"), as_attachment=True,
-                                filename=f"{version.registered_model.name}-v{version.version}.skops",
-                                content_type="application/octet-stream")
-        response["X-Content-SHA256"] = version.artifact_sha256
-        return response
+        return stored_download(version.artifact_path, sha256=version.artifact_sha256,
+                               content_type="application/octet-stream",
+                               filename=f"{version.registered_model.name}-v{version.version}.skops")
 
 
 class EvaluationCreateApi(APIView):
@@ -215,7 +213,7 @@ class EvaluationPlotApi(APIView):
         evaluation = evaluation_get_for_user(user=request.user, id=id)
         if plot not in evaluation.plots:
             raise NotFound(f"evaluation {id} has no plot {plot!r}; it has: {', '.join(sorted(evaluation.plots))}")
-        return FileResponse(default_storage.open(evaluation.plots[plot], "rb"), content_type="image/png")
+        return stored_png(evaluation.plots[plot])
 
 
 class ModelVersionCompareApi(APIView):

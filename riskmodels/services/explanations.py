@@ -60,7 +60,7 @@ from riskmodels.models import (
     ReasonText,
 )
 from riskmodels.services.jobs import JobCancelled, LeaseKeeper, job_claim, job_dispatch, job_fail, job_progress
-from riskmodels.services.storage import StoredFileCorrupt, read_verified, save_bytes
+from riskmodels.services.storage import read_verified, save_bytes, verify_stored
 
 logger = logging.getLogger(__name__)
 WORKER = "system:worker"
@@ -68,16 +68,6 @@ EXPLAINERS = frozenset({Role.DEVELOPER, Role.VALIDATOR, Role.COMPLIANCE_OFFICER}
 
 
 # --- reading stored data -------------------------------------------------------------------
-
-def _verify_stream(path: str, expected_sha256: str) -> None:
-    """Check a stored file's hash reading 1 MiB at a time (the file may be large)."""
-    digest = hashlib.sha256()
-    with default_storage.open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    if digest.hexdigest() != expected_sha256:
-        raise StoredFileCorrupt(f"{path}: stored bytes no longer match the registered SHA-256")
-
 
 def _read_rows(version: DatasetVersion, rows: np.ndarray, columns: list[str] | None = None) -> pd.DataFrame:
     """Read only ``rows`` (sorted dataset row numbers) row group by row group; index = row numbers."""
@@ -226,7 +216,7 @@ def explanation_job_run(*, job_id: int) -> None:
             version = job.model_version
             options = ExplainOptions(**job.params["options"])
             job_progress(job_id=job_id, stage="selecting rows", percent=2)
-            _verify_stream(job.dataset_version.storage_path, job.dataset_version.sha256)
+            verify_stored(job.dataset_version.storage_path, job.dataset_version.sha256)
             source, train_rows = _source_rows(version, job.dataset_version, job.params["scope"])
             selection = select_rows(len(source), max_rows=options.max_rows, seed=options.seed)
             rows = source[selection.positions]

@@ -30,6 +30,16 @@ def read_verified(path: str, expected_sha256: str) -> bytes:
     return data
 
 
+def verify_stored(path: str, expected_sha256: str) -> None:
+    """Check a stored file's hash reading 1 MiB at a time (for files too large to hold)."""
+    digest = hashlib.sha256()
+    with default_storage.open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    if digest.hexdigest() != expected_sha256:
+        raise StoredFileCorrupt(f"{path}: stored bytes no longer match the registered SHA-256")
+
+
 def dataset_frame(version: DatasetVersion) -> pd.DataFrame:
     """Load a dataset version into pandas after verifying its hash."""
     data = read_verified(version.storage_path, version.sha256)
