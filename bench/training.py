@@ -1,13 +1,15 @@
 """Benchmark: a training job (API-level submit → succeeded, real worker) vs a bare ``pipeline.fit``.
 
-Run by hand:  .venv/bin/python bench/training.py [--rows 100000] [--repeats 3]
+Run by hand:  .venv/bin/python bench/training.py [--rows 100000] [--repeats 7]
 
 Both sides fit HistGradientBoosting (default hyperparameters of the service) on the same
 100k x 30 synthetic credit data (22 numeric, 8 categorical) and the same training split:
 the bare side calls ``build_pipeline(spec).fit(X_train, y_train)`` in this process; the
 service side submits a training job to a real Celery worker (embedded defaults: SQLite and
 the filesystem broker) and waits until the job row says succeeded. Both use both cores
-(the worker runs with concurrency 1, so WORKER_THREADS=2). Prints medians and the ratio.
+(the worker runs with concurrency 1, so WORKER_THREADS=2). After one warm-up job, each
+repeat runs a bare fit, a job and another bare fit, so drifts in machine speed (this is a
+shared VM) hit both sides; prints the medians, the ratio, and best against best.
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ def make_data(rows: int, path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=100_000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
 
     var = Path(tempfile.mkdtemp(prefix="bench-training-"))
@@ -55,6 +57,7 @@ def main() -> None:
 
     call_command("migrate", verbosity=0)
     from governance.accounts import user_upsert
+    from governance.models import AuditEvent
     from riskmodels.ml.pipelines import TrainingSpec, build_pipeline, prepare_features
     from riskmodels.ml.training import binary_target, split
     from riskmodels.models import Job, JobStatus
@@ -73,41 +76,59 @@ def main() -> None:
     worker = subprocess.Popen([sys.executable, "-m", "celery", "-A", "governance", "worker", "--loglevel=WARNING",
                                "--concurrency=1", "--without-gossip", "--without-mingle", "--without-heartbeat"],
                               cwd=ROOT, env=os.environ.copy(), start_new_session=True)
+    spec = None
+
+    def run_job() -> tuple[float, dict[str, float], str]:
+        started = time.time()
+        job = training_job_create(actor=dev, registered_model=model, dataset_version=dataset,
+                                  request={"algorithm": "gradient_boosting"})
+        # Poll gently (a tight poll would steal CPU from the worker's OpenMP threads) and take
+        # the end time from the job's last audit event, which the worker writes as the last
+        # statement of the transaction that marks the job succeeded.
+        while (status := Job.objects.filter(pk=job.pk).values_list("status", flat=True).get()) not in (
+                JobStatus.SUCCEEDED, JobStatus.FAILED):
+            time.sleep(0.1)
+        assert status == JobStatus.SUCCEEDED, Job.objects.get(pk=job.pk).error
+        done = AuditEvent.objects.get(action="train_job.succeeded", target_id=str(job.pk)).created_at
+        row = Job.objects.get(pk=job.pk)
+        hops = (f"submit→claimed {row.started_at.timestamp() - started:.3f}, "
+                f"finishing transaction {done.timestamp() - row.finished_at.timestamp():.3f}")
+        # Let the follow-up evaluation job finish so it does not compete with the bare fit.
+        while Job.objects.filter(kind="evaluate").exclude(status__in=["succeeded", "failed"]).exists():
+            time.sleep(0.05)
+        nonlocal spec
+        spec = TrainingSpec.from_dict(job.params["spec"])
+        return done.timestamp() - started, row.produced_version.timings, hops
+
+    def bare_fit() -> float:
+        assert spec is not None
+        frame = dataset_frame(dataset)
+        X, y = prepare_features(frame, spec), binary_target(frame, spec)
+        train_idx, _ = split(frame, spec)
+        X_train, y_train = X.iloc[train_idx], y[train_idx]
+        pipeline = build_pipeline(spec)
+        t = time.perf_counter()
+        pipeline.fit(X_train, y_train)
+        return time.perf_counter() - t
+
     try:
         time.sleep(6)  # let the worker boot before the clock starts
-        service, fits, job_timings = [], [], []
+        run_job()  # warm-up: the worker's first job pays its process's one-time imports
+        service, fits = [], []
         for attempt in range(args.repeats):
-            started = time.perf_counter()
-            job = training_job_create(actor=dev, registered_model=model, dataset_version=dataset,
-                                      request={"algorithm": "gradient_boosting"})
-            while True:
-                status = Job.objects.filter(pk=job.pk).values_list("status", flat=True).get()
-                if status in (JobStatus.SUCCEEDED, JobStatus.FAILED):
-                    break
-                time.sleep(0.02)
-            service.append(time.perf_counter() - started)
-            assert status == JobStatus.SUCCEEDED, Job.objects.get(pk=job.pk).error
-            job_timings.append(Job.objects.get(pk=job.pk).produced_version.timings)
-            # Let the follow-up evaluation job finish so it does not compete with the bare fit.
-            while Job.objects.filter(kind="evaluate").exclude(status__in=["succeeded", "failed"]).exists():
-                time.sleep(0.05)
-
-            spec = TrainingSpec.from_dict(job.params["spec"])
-            frame = dataset_frame(dataset)
-            X, y = prepare_features(frame, spec), binary_target(frame, spec)
-            train_idx, _ = split(frame, spec)
-            X_train, y_train = X.iloc[train_idx], y[train_idx]
-            pipeline = build_pipeline(spec)
-            t = time.perf_counter()
-            pipeline.fit(X_train, y_train)
-            fits.append(time.perf_counter() - t)
-            print(f"run {attempt + 1}: job submit→succeeded {service[-1]:.3f}s   bare fit {fits[-1]:.3f}s   "
-                  f"ratio {service[-1] / fits[-1]:.3f}   (worker: {', '.join(f'{k} {v:.3f}' for k, v in job_timings[-1].items())})")
+            # Alternate the two sides so drifts in machine speed hit both alike.
+            fits.append(bare_fit())
+            elapsed, timings, hops = run_job()
+            service.append(elapsed)
+            fits.append(bare_fit())
+            print(f"run {attempt + 1}: job submit→succeeded {elapsed:.3f}s   bare fits {fits[-2]:.3f}s, {fits[-1]:.3f}s   "
+                  f"(worker: {', '.join(f'{k} {v:.3f}' for k, v in timings.items())}; {hops})")
     finally:
         worker.terminate()
         worker.wait(timeout=30)
     s, f = statistics.median(service), statistics.median(fits)
-    print(f"\nrows={args.rows} features=30  median job {s:.3f}s  median bare fit {f:.3f}s  ratio {s / f:.3f} (target <= 1.10)")
+    print(f"\nrows={args.rows} features=30  median job {s:.3f}s  median bare fit {f:.3f}s  ratio {s / f:.3f}"
+          f"  (best {min(service):.3f}s vs {min(fits):.3f}s: {min(service) / min(fits):.3f})  target <= 1.10")
 
 
 if __name__ == "__main__":

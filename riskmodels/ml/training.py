@@ -91,14 +91,18 @@ def binary_target(frame: pd.DataFrame, spec: TrainingSpec) -> np.ndarray:
     return (target == spec.positive_class).to_numpy(dtype=np.int64)
 
 
-def split(frame: pd.DataFrame, spec: TrainingSpec) -> tuple[np.ndarray, np.ndarray]:
+def split(
+    frame: pd.DataFrame, spec: TrainingSpec, *, y: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Return sorted train and test row positions for ``spec``'s split.
 
     ``stratified`` keeps the default rate equal on both sides (seeded by ``spec.seed``);
     ``out_of_time`` puts rows dated on or after ``spec.cutoff`` in the test set, which is how a
     credit model meets the future. Raises SpecError if either side is empty or single-class.
+    ``y`` is ``binary_target(frame, spec)`` if the caller already has it.
     """
-    y = binary_target(frame, spec)
+    if y is None:
+        y = binary_target(frame, spec)
     positions = np.arange(len(frame))
     if spec.split == "stratified":
         train_idx, test_idx = train_test_split(
@@ -249,10 +253,11 @@ def train(
     started = time.perf_counter()
 
     t = time.perf_counter()
-    X = prepare_features(frame, spec)
     y = binary_target(frame, spec)
-    train_idx, test_idx = split(frame, spec)
-    X_train, X_test = X.iloc[train_idx], X.iloc[test_idx]
+    train_idx, test_idx = split(frame, spec, y=y)
+    # Only the rows a step uses are converted: without predictions, the test rows are not.
+    X_train = prepare_features(frame.iloc[train_idx], spec)
+    X_test = prepare_features(frame.iloc[test_idx], spec) if predict else None
     y_train, y_test = y[train_idx], y[test_idx]
     timings["split"] = time.perf_counter() - t
     report("split", _PROGRESS_SPLIT)
@@ -275,7 +280,7 @@ def train(
 
     report("predict", _PROGRESS_PREDICT)
     t = time.perf_counter()
-    if predict:
+    if X_test is not None:
         p_train = _positive_proba(pipeline, X_train)
         p_test = _positive_proba(pipeline, X_test)
     else:

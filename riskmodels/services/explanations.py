@@ -1,11 +1,13 @@
 """SHAP explanations: global reports computed in parallel chunks, and local explanations with reason codes.
 
 A global report is an ``explain`` job. Its coordinator (one worker task) selects the rows,
-fixes the background sample, and writes one ExplanationChunk row per slice; each chunk is a
-Celery task of its own (a group), claimed with a conditional UPDATE, reading only its rows
-from the Parquet file, so a worker's memory does not grow with the report. The task that
-finishes the last chunk wins a conditional UPDATE on the job and merges: a chord without a
-result backend, whose state lives in the database like every other job.
+fixes the background sample, copies the rows to explain into an Arrow file holding one record
+batch per chunk (one pass over the dataset, a row group at a time), and writes one
+ExplanationChunk row per slice. Each chunk is a Celery task of its own (a group), claimed with
+a conditional UPDATE, reading only its own record batch, so a worker's memory does not grow
+with the report. The task that finishes the last chunk wins a conditional UPDATE on the job
+and merges: a chord without a result backend, whose state lives in the database like every
+other job.
 """
 
 from __future__ import annotations
@@ -60,7 +62,7 @@ from riskmodels.models import (
     ReasonText,
 )
 from riskmodels.services.jobs import JobCancelled, LeaseKeeper, job_claim, job_dispatch, job_fail, job_progress
-from riskmodels.services.storage import read_verified, save_bytes, verify_stored
+from riskmodels.services.storage import read_verified, save_bytes, save_stream, verified_in_background
 
 logger = logging.getLogger(__name__)
 WORKER = "system:worker"
@@ -120,10 +122,74 @@ def _source_rows(version: ModelVersion, dataset_version: DatasetVersion, scope: 
     return np.arange(dataset_version.n_rows, dtype=np.int64), train_idx.astype(np.int64)
 
 
+def _background_rows(train_rows: np.ndarray, options: ExplainOptions) -> np.ndarray:
+    """Return the (sorted) dataset row numbers of the seeded background sample."""
+    chosen = select_background(pd.DataFrame(index=train_rows), size=options.background_size, seed=options.seed).index
+    return np.asarray(chosen, dtype=np.int64)
+
+
 def _background(version: ModelVersion, train_rows: np.ndarray, options: ExplainOptions) -> pd.DataFrame:
     spec = TrainingSpec.from_dict(version.spec)
-    rng_rows = select_background(pd.DataFrame(index=train_rows), size=options.background_size, seed=options.seed).index
-    return _read_rows(version.dataset_version, np.asarray(rng_rows, dtype=np.int64), list(spec.features))
+    return _read_rows(version.dataset_version, _background_rows(train_rows, options), list(spec.features))
+
+
+def _stage_rows(source: DatasetVersion, features: list[str], rows: np.ndarray, sizes: list[int],
+                background_rows: np.ndarray, path: str) -> tuple[str, pd.DataFrame | None]:
+    """Copy ``rows`` (sorted) into an Arrow file of one record batch per chunk; also return the background.
+
+    One pass over the dataset's row groups, holding one row group and less than one chunk at a
+    time, so the coordinator's memory does not grow with the dataset; each chunk task then
+    reads its own batch and nothing else. ``sizes`` are the chunks' row counts, in order;
+    ``background_rows`` (sorted; may be empty, giving None) are read in the same pass.
+    """
+    background: list[pa.Table] = []
+
+    def fill(handle: Any) -> None:
+        with default_storage.open(source.storage_path, "rb") as data:
+            parquet = pq.ParquetFile(data)
+            writer: pa.ipc.RecordBatchFileWriter | None = None
+            pending: list[pa.Table] = []
+            n_pending = chunk = lo = 0
+            for group in range(parquet.num_row_groups):
+                hi = lo + parquet.metadata.row_group(group).num_rows
+                wanted = rows[np.searchsorted(rows, lo):np.searchsorted(rows, hi)] - lo
+                back = background_rows[np.searchsorted(background_rows, lo):np.searchsorted(background_rows, hi)] - lo
+                if len(wanted) or len(back):
+                    table = parquet.read_row_group(group, columns=features)
+                    if len(back):
+                        background.append(table.take(pa.array(back)))
+                    if len(wanted):
+                        pending.append(table.take(pa.array(wanted)))
+                        n_pending += len(wanted)
+                while chunk < len(sizes) and n_pending >= sizes[chunk]:
+                    joined = pa.concat_tables(pending)
+                    batch = joined.slice(0, sizes[chunk]).combine_chunks().to_batches()[0]
+                    if writer is None:
+                        writer = pa.ipc.new_file(handle, batch.schema)
+                    writer.write_batch(batch)
+                    pending, n_pending, chunk = [joined.slice(sizes[chunk])], n_pending - sizes[chunk], chunk + 1
+                lo = hi
+            if chunk < len(sizes) or writer is None:
+                raise ExplanationError(f"the dataset has {lo} rows; some of the rows to explain are not in it")
+            writer.close()
+
+    stored = save_stream(path, fill, durable=False)  # a hand-over to the chunk tasks
+    if not background:
+        return stored, None
+    frame = pa.concat_tables(background).to_pandas()
+    frame.index = pd.Index(background_rows, name="row_id")
+    return stored, frame
+
+
+def _chunk_rows(job: Job, chunk: ExplanationChunk, rows: np.ndarray) -> pd.DataFrame:
+    """Read a chunk's rows (its record batch of the staged Arrow file); index = dataset row numbers."""
+    with default_storage.open(job.result["features_path"], "rb") as handle:
+        batch = pa.ipc.open_file(handle).get_batch(chunk.index)
+    if batch.num_rows != len(rows):
+        raise ExplanationError(f"chunk {chunk.index} holds {batch.num_rows} staged rows, its plan {len(rows)}")
+    frame = batch.to_pandas()
+    frame.index = pd.Index(rows, name="row_id")
+    return frame
 
 
 # --- requesting a global report -------------------------------------------------------------
@@ -193,9 +259,14 @@ def _prefix(job: Job) -> str:
     return f"explanations/{job.registered_model.name}/v{job.model_version.version}/job-{job.pk}"
 
 
+def _job_files(job: Job) -> list[str]:
+    """Return the files the coordinator stored for this job (the plan, staged rows and background)."""
+    return [p for p in (job.result or {}).values() if isinstance(p, str) and p.startswith("explanations/")]
+
+
 def _discard_previous_attempt(job: Job) -> None:
     """Remove what an earlier attempt of this job left (its worker died and it was requeued)."""
-    previous = [p for p in (job.result or {}).values() if isinstance(p, str) and p.startswith("explanations/")]
+    previous = _job_files(job)
     previous += list(ExplanationChunk.objects.filter(job=job).exclude(path="").values_list("path", flat=True))
     for path in previous:
         default_storage.delete(path)
@@ -216,22 +287,33 @@ def explanation_job_run(*, job_id: int) -> None:
             version = job.model_version
             options = ExplainOptions(**job.params["options"])
             job_progress(job_id=job_id, stage="selecting rows", percent=2)
-            verify_stored(job.dataset_version.storage_path, job.dataset_version.sha256)
-            source, train_rows = _source_rows(version, job.dataset_version, job.params["scope"])
-            selection = select_rows(len(source), max_rows=options.max_rows, seed=options.seed)
-            rows = source[selection.positions]
+            spec = TrainingSpec.from_dict(version.spec)
+            with verified_in_background(job.dataset_version.storage_path, job.dataset_version.sha256):
+                source, train_rows = _source_rows(version, job.dataset_version, job.params["scope"])
+                selection = select_rows(len(source), max_rows=options.max_rows, seed=options.seed)
+                rows = source[selection.positions]
+                plan = plan_chunks(len(rows), options.chunk_size)
+                # The background comes from the training rows: read in the same pass when the
+                # report explains the training dataset, else from that dataset.
+                same = job.dataset_version_id == version.dataset_version_id
+                background_rows = _background_rows(train_rows, options)
+                features_path, background = _stage_rows(
+                    job.dataset_version, list(spec.features), rows, [b - a for a, b in plan],
+                    background_rows if same else background_rows[:0], f"{_prefix(job)}/rows.arrow")
+                stored.append(features_path)
+                if not same:
+                    background = _background(version, train_rows, options)
             buffer = io.BytesIO()
             np.save(buffer, np.stack([selection.positions, rows]), allow_pickle=False)
             stored.append(save_bytes(f"{_prefix(job)}/rows.npy", buffer.getvalue()))
-            background = pa.Table.from_pandas(_background(version, train_rows, options), preserve_index=True)
             sink = io.BytesIO()
-            pq.write_table(background, sink)
+            pq.write_table(pa.Table.from_pandas(background, preserve_index=True), sink)
             stored.append(save_bytes(f"{_prefix(job)}/background.parquet", sink.getvalue()))
-            plan = plan_chunks(len(rows), options.chunk_size)
         with transaction.atomic():
             updated = Job.objects.filter(id=job_id, status=JobStatus.RUNNING).update(
                 progress_stage="explaining", progress_percent=5, heartbeat_at=timezone.now(),
-                result={"rows_path": stored[0], "background_path": stored[1], "selection": selection.to_dict()
+                result={"features_path": stored[0], "rows_path": stored[1], "background_path": stored[2],
+                        "selection": selection.to_dict()
                         if selection.method == "all" else {**selection.to_dict(), "positions": "stored in rows.npy"},
                         "chunks": len(plan)})
             if not updated:
@@ -265,9 +347,10 @@ def explanation_chunk_run(*, chunk_id: int) -> None:
             with default_storage.open(job.result["background_path"], "rb") as handle:
                 background = pq.read_table(handle).to_pandas()
             explainer = make_explainer(_load_pipeline(version), spec, background=background, options=options)
-            frame = _read_rows(job.dataset_version, rows, list(spec.features))
+            frame = _chunk_rows(job, chunk, rows)
             result = explain_chunk(explainer, frame, start=chunk.start, positions=positions, row_ids=rows)
-            path = save_bytes(f"{_prefix(job)}/chunk-{chunk.index:05d}.parquet", result.to_parquet_bytes())
+            path = save_bytes(f"{_prefix(job)}/chunk-{chunk.index:05d}.parquet", result.to_parquet_bytes(),
+                              durable=False)  # a hand-over to the merge
         ExplanationChunk.objects.filter(id=chunk_id).update(status=ExplanationChunk.Status.DONE, path=path,
                                                             seconds=time.perf_counter() - started)
         total = ExplanationChunk.objects.filter(job_id=job.pk).count()
@@ -280,7 +363,7 @@ def explanation_chunk_run(*, chunk_id: int) -> None:
     except Exception as exc:  # noqa: BLE001 - the whole report fails with this chunk's error
         logger.exception("explanation chunk %s of job %s failed", chunk_id, job.pk)
         paths = list(ExplanationChunk.objects.filter(job_id=job.pk).exclude(path="").values_list("path", flat=True))
-        _fail(job.pk, exc, paths + [job.result.get("rows_path", ""), job.result.get("background_path", "")])
+        _fail(job.pk, exc, paths + _job_files(job))
 
 
 def _merge(job_id: int) -> None:
@@ -323,9 +406,11 @@ def _merge(job_id: int) -> None:
             audit_record(actor=None, actor_label=WORKER, action="explanation_report.failed", target=record,
                          after={**summary, "message": record.message})
             job_fail(job_id=job_id, error=f"additivity check failed: {report.message}")
-    # The chunk files were only the hand-over between workers.
+    # The chunk files and the staged rows were only the hand-over between workers; the plan
+    # (rows.npy) and the background stay with the report, as its record of what was explained.
     for chunk in chunks:
         default_storage.delete(chunk.path)
+    default_storage.delete(job.result["features_path"])
 
 
 def explanation_plots_render(*, report_id: int) -> None:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import tempfile
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
 import pandas as pd
 import pyarrow.parquet as pq
-from django.core.files.base import ContentFile
+from django.core.files.base import File
 from django.core.files.storage import FileSystemStorage, default_storage
 
 from riskmodels.models import DatasetVersion
@@ -30,48 +33,95 @@ def read_verified(path: str, expected_sha256: str) -> bytes:
     return data
 
 
-def verify_stored(path: str, expected_sha256: str) -> None:
-    """Check a stored file's hash reading 1 MiB at a time (for files too large to hold)."""
+def _stored_sha256(path: str) -> str:
     digest = hashlib.sha256()
     with default_storage.open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    if digest.hexdigest() != expected_sha256:
+    return digest.hexdigest()
+
+
+def verify_stored(path: str, expected_sha256: str) -> None:
+    """Check a stored file's hash reading 1 MiB at a time (for files too large to hold)."""
+    if _stored_sha256(path) != expected_sha256:
         raise StoredFileCorrupt(f"{path}: stored bytes no longer match the registered SHA-256")
 
 
-def dataset_frame(version: DatasetVersion) -> pd.DataFrame:
-    """Load a dataset version into pandas after verifying its hash."""
-    data = read_verified(version.storage_path, version.sha256)
-    return pq.read_table(io.BytesIO(data)).to_pandas()
+@contextmanager
+def verified_in_background(path: str, expected_sha256: str) -> Iterator[None]:
+    """Check a stored file's hash in a thread while the body reads it; raise on exit if it differs.
+
+    hashlib and Arrow's Parquet reader both release the GIL, so the check costs no wall time
+    next to a read of the same file. Whatever the body read must not be used (nor anything
+    written from it) unless the block exits without StoredFileCorrupt.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as pool:
+        future = pool.submit(_stored_sha256, path)
+        try:
+            yield
+        except Exception as exc:
+            # A corrupt file often fails to parse first: the mismatch is the cause to report.
+            _check(path, future.result(), expected_sha256, cause=exc)
+            raise
+        _check(path, future.result(), expected_sha256)
 
 
-def save_bytes(path: str, data: bytes) -> str:
-    """Store ``data`` at ``path`` (or a free variant of it) atomically; return the path used.
+def _check(path: str, actual: str, expected: str, cause: BaseException | None = None) -> None:
+    if actual != expected:
+        raise StoredFileCorrupt(f"{path}: stored bytes hash to {actual[:12]}…, the record says {expected[:12]}…") \
+            from cause
 
-    On the local filesystem Django writes in place, so a worker killed mid-write would
-    leave a torn file: write a temporary file beside it, fsync, and rename instead. An
-    object store's PUT is already all-or-nothing.
+
+def dataset_frame(version: DatasetVersion, columns: list[str] | None = None) -> pd.DataFrame:
+    """Load a dataset version (or some of its columns) into pandas, verifying its hash meanwhile."""
+    with verified_in_background(version.storage_path, version.sha256), \
+            default_storage.open(version.storage_path, "rb") as handle:
+        return pq.read_table(handle, columns=columns).to_pandas()
+
+
+def save_stream(path: str, fill: Callable[[BinaryIO], None], *, durable: bool = True) -> str:
+    """Store what ``fill(handle)`` writes at ``path`` (or a free variant of it) atomically; return the path.
+
+    The bytes go to a temporary file (never all in memory), so a large file costs a worker
+    no memory. On the local filesystem Django writes in place, so a worker killed mid-write
+    would leave a torn file: write the temporary file beside the target, fsync, and rename
+    instead. An object store's PUT is already all-or-nothing.
+
+    ``durable=False`` skips the fsyncs (the rename stays atomic for a killed process): for
+    hand-over files between a job's own tasks, which a crash of the machine makes the job
+    redo anyway (the reaper requeues it and the retry discards them). Files a committed row
+    points at must be durable.
     """
     if not isinstance(default_storage, FileSystemStorage):
-        return default_storage.save(path, ContentFile(data))
+        with tempfile.TemporaryFile() as spool:
+            fill(spool)
+            spool.seek(0)
+            return default_storage.save(path, File(spool))
     name = default_storage.get_available_name(path)
     target = Path(default_storage.path(name))
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".partial-", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
+            fill(handle)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    if not durable:
+        return name
     directory = os.open(target.parent, os.O_RDONLY)
     try:
         os.fsync(directory)  # make the rename itself durable
     finally:
         os.close(directory)
     return name
+
+
+def save_bytes(path: str, data: bytes, *, durable: bool = True) -> str:
+    """Store ``data`` at ``path`` (or a free variant of it) atomically; return the path used (see save_stream)."""
+    return save_stream(path, lambda handle: handle.write(data), durable=durable)

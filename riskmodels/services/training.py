@@ -121,8 +121,9 @@ def _scaled(progress: Callable[[str, int], None], low: int, high: int) -> Callab
 def _train_work(job: Job, progress: Callable[[str, int], None], stored: list[str]):  # noqa: ANN202
     started = time.perf_counter()
     progress("loading data", 2)
-    frame = dataset_frame(job.dataset_version)
     spec = TrainingSpec.from_dict(job.params["spec"])
+    needed = [*spec.features, spec.target, *([spec.date_column] if spec.date_column else [])]
+    frame = dataset_frame(job.dataset_version, columns=list(dict.fromkeys(needed)))
     loaded = time.perf_counter()
     # Predictions are left to the evaluation job that follows, so they are computed once.
     result = train(frame, spec, progress=_scaled(progress, 5, 90), predict=False)
@@ -132,6 +133,8 @@ def _train_work(job: Job, progress: Callable[[str, int], None], stored: list[str
     path = save_bytes(f"models/{job.registered_model.name}/job-{job.pk}-{artifact_sha[:16]}.skops", artifact)
     stored.append(path)
     timings = {"load_data": loaded - started, **result.timings, "total": time.perf_counter() - started}
+    # sklearn's pretty-printer takes ~20 ms: not inside the transaction that holds the write lock.
+    pipeline_text = str(result.pipeline)
     split_summary = {
         "n_train": int(len(result.train_index)), "n_test": int(len(result.test_index)),
         "train_positive_rate": float(result.y_train.mean()), "test_positive_rate": float(result.y_test.mean()),
@@ -146,7 +149,7 @@ def _train_work(job: Job, progress: Callable[[str, int], None], stored: list[str
             dataset_sha256=finished.dataset_version.sha256, spec=spec.to_dict(), algorithm=spec.algorithm,
             allowed_exceptions=finished.params.get("allowed_exceptions", []),
             preprocessing={"numeric": list(spec.numeric), "categorical": list(spec.categorical_in_order),
-                           "pipeline": str(result.pipeline)},
+                           "pipeline": pipeline_text},
             environment=environment_versions(), artifact_path=path, artifact_sha256=artifact_sha,
             artifact_size=len(artifact), search_results=result.search_results, split_summary=split_summary,
             timings=timings, training_job=finished, created_by=requester,

@@ -274,4 +274,80 @@ def test_a_requeued_report_plans_afresh_and_leaves_no_files_of_the_first_attempt
     assert not default_storage.exists(first["rows_path"]) or first["rows_path"] == job.result["rows_path"]
     prefix = settings.MEDIA_ROOT
     leftovers = [p.name for p in stored_files(prefix) if p.name.startswith(("rows", "background", "chunk-"))]
-    assert sorted(leftovers) == ["background.parquet", "rows.npy"]
+    assert sorted(leftovers) == ["background.parquet", "rows.npy"]  # rows.arrow was a hand-over
+
+
+def test_staged_rows_give_each_chunk_exactly_its_rows_across_row_groups(settings):  # noqa: ANN001
+    from types import SimpleNamespace
+
+    import pyarrow as pa
+
+    from riskmodels.ml.explain import ExplanationError
+    from riskmodels.services.explanations import _chunk_rows, _stage_rows
+
+    rng = np.random.default_rng(5)
+    frame = pd.DataFrame({"x": rng.normal(size=100), "grade": rng.choice(["A", "B", None], size=100),
+                          "y": np.arange(100)})
+    sink = io.BytesIO()
+    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink, row_group_size=7)  # 15 row groups
+    source = SimpleNamespace(storage_path=default_storage.save("datasets/staging.parquet", io.BytesIO(sink.getvalue())))
+    rows = np.sort(rng.choice(100, size=33, replace=False)).astype(np.int64)
+    background = np.array([0, 6, 7, 50, 99], dtype=np.int64)
+    sizes = [10, 10, 10, 3]  # chunk boundaries fall inside row groups
+    path, staged_background = _stage_rows(source, ["grade", "x"], rows, sizes, background, "explanations/t/rows.arrow")
+
+    start = 0
+    for index, size in enumerate(sizes):
+        job = SimpleNamespace(result={"features_path": path})
+        chunk = SimpleNamespace(index=index)
+        got = _chunk_rows(job, chunk, rows[start:start + size])
+        pd.testing.assert_frame_equal(got, frame.loc[rows[start:start + size], ["grade", "x"]].rename_axis("row_id"),
+                                      check_dtype=False)
+        start += size
+    pd.testing.assert_frame_equal(staged_background, frame.loc[background, ["grade", "x"]].rename_axis("row_id"),
+                                  check_dtype=False)
+
+    _, none = _stage_rows(source, ["x"], rows, [33], background[:0], "explanations/t/rows2.arrow")
+    assert none is None
+    with pytest.raises(ExplanationError, match="not in it"):
+        _stage_rows(source, ["x"], np.array([5, 120], dtype=np.int64), [2], background[:0], "explanations/t/rows3.arrow")
+
+
+def test_a_report_on_another_dataset_version_explains_its_rows_against_the_training_background(  # noqa: ANN001
+        developer, german_credit_version, retail_model, tmp_path):
+    from riskmodels.ml.explain import select_background
+    from riskmodels.ml.training import split
+    from tests.conftest import GERMAN_CREDIT, register_demo_dataset
+
+    job = training_job_create(actor=developer, registered_model=retail_model, dataset_version=german_credit_version,
+                              request={"algorithm": "logistic_regression"})
+    training_job_run(job_id=job.pk)
+    version = ModelVersion.objects.get()
+    recent = pd.read_csv(GERMAN_CREDIT).iloc[::-3]  # another population: a third of the rows, reversed
+    recent_path = tmp_path / "recent.csv"
+    recent.to_csv(recent_path, index=False)
+    other = register_demo_dataset(developer, recent_path, name="german-credit-recent")
+
+    report_job = explanation_job_create(actor=developer, model_version=version, dataset_version=other)
+    _run_report(report_job)
+    report_job.refresh_from_db()
+    assert report_job.status == JobStatus.SUCCEEDED, report_job.error
+    report = ExplanationReport.objects.get(job=report_job)
+    assert report.scope == "dataset" and report.n_rows == len(recent)
+    stored = GlobalReport.from_parquet_bytes(default_storage.open(report.values_path).read())
+
+    spec = TrainingSpec.from_dict(version.spec)
+    pipeline = load_artifact(default_storage.open(version.artifact_path).read(), expected_sha256=version.artifact_sha256)
+    training = dataset_frame(german_credit_version)
+    train_idx, _ = split(training, spec)
+    options = ExplainOptions(max_rows=None)
+    background = select_background(training.iloc[train_idx][list(spec.features)], size=options.background_size,
+                                   seed=options.seed)
+    single = explain_global(pipeline, spec, dataset_frame(other)[list(spec.features)], options=options,
+                            background=background)
+    assert np.max(np.abs(stored.values - single.values)) <= 1e-9
+    assert report.fingerprint["background_sha256"] == single.fingerprint.background_sha256
+    from pathlib import Path
+
+    assert not [p for p in stored_files(Path(default_storage.location)) if p.name == "rows.arrow" or
+                p.name.startswith("chunk-")]
