@@ -71,7 +71,7 @@ def main() -> None:
     from riskmodels.ml.persistence import load_artifact
     from riskmodels.ml.pipelines import TrainingSpec, prepare_features
     from riskmodels.ml.training import split
-    from riskmodels.models import ExplanationReport, Job, JobStatus, ModelVersion
+    from riskmodels.models import ExplanationChunk, ExplanationReport, Job, JobStatus, ModelVersion
     from riskmodels.services.datasets import dataset_version_create
     from riskmodels.services.explanations import explanation_job_create
     from riskmodels.services.registry import registered_model_create
@@ -129,8 +129,10 @@ def main() -> None:
                 if attempt:
                     reports.append(event_time("explanation_report.finished", target_id=str(report.pk)) - started)
                     with_plots.append(event_time("explanation_report.plots_rendered", target_id=str(report.pk)) - started)
+                    chunks = list(ExplanationChunk.objects.filter(job=report_job).values_list("seconds", flat=True))
                     print(f"  {workers} worker(s), run {attempt}: bare {bares[-1]:.2f}s, report {reports[-1]:.2f}s, "
-                          f"with plots {with_plots[-1]:.2f}s")
+                          f"with plots {with_plots[-1]:.2f}s  ({len(chunks)} chunk tasks took "
+                          f"{', '.join(f'{c:.2f}' for c in chunks)}s)")
             return reports, with_plots, bares
         finally:
             for proc in procs:

@@ -128,11 +128,15 @@ def _train_work(job: Job, progress: Callable[[str, int], None], stored: list[str
     # Predictions are left to the evaluation job that follows, so they are computed once.
     result = train(frame, spec, progress=_scaled(progress, 5, 90), predict=False)
     progress("saving artifact", 92)
+    trained = time.perf_counter()
     artifact = dumps_artifact(result.pipeline)
     artifact_sha = sha256_hex(artifact)
+    serialised = time.perf_counter()
     path = save_bytes(f"models/{job.registered_model.name}/job-{job.pk}-{artifact_sha[:16]}.skops", artifact)
     stored.append(path)
-    timings = {"load_data": loaded - started, **result.timings, "total": time.perf_counter() - started}
+    now = time.perf_counter()
+    timings = {"load_data": loaded - started, **result.timings, "serialise": serialised - trained,
+               "store": now - serialised, "total": now - started}
     # sklearn's pretty-printer takes ~20 ms: not inside the transaction that holds the write lock.
     pipeline_text = str(result.pipeline)
     split_summary = {

@@ -30,7 +30,6 @@ import shap
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from threadpoolctl import threadpool_limits
 
 from riskmodels.ml.explain.base import (
     OUTPUT_LOG_ODDS,
@@ -109,11 +108,11 @@ class _TreeExplainer(ModelExplainer):
         if self._hgb is not None:
             values = self._hgb.shap_values(X)
             base = self._hgb.expected_value
-            # HGB predicts with one OpenMP parallel region per tree; on a busy machine each region
-            # waits for its slowest, preempted thread, which once made this step slower than the
-            # TreeSHAP itself. One thread is fast enough next to the (single-threaded) TreeSHAP.
-            with threadpool_limits(limits=1, user_api="openmp"):
-                output = np.asarray(model.decision_function(X), dtype=np.float64)
+            # The model's own output, for the additivity check, on the OpenMP threads this
+            # process may use (a worker's budget: WORKER_THREADS x concurrency <= cores). HGB
+            # opens one parallel region per tree, so oversubscribed threads would wait for each
+            # other 100 times; within the budget two threads take 55-65% of one thread's time.
+            output = np.asarray(model.decision_function(X), dtype=np.float64)
         else:
             assert self._shap is not None
             # Class fractions per leaf: output index 1 is the probability of default.

@@ -525,6 +525,31 @@ def test_prepare_features_turns_pd_na_into_nan_so_missing_values_are_imputed():
     assert np.isfinite(pipeline.predict_proba(X)).all()
 
 
+@pytest.mark.parametrize(
+    "values",
+    [
+        pd.array(["car", None, "tv", "car"], dtype="str"),
+        pd.array(["car", None, "tv", "car"], dtype="string[pyarrow]"),
+        pd.Series(["car", None, "tv", "car"], dtype=object),
+        pd.Series(["car", None, "tv", "car"], dtype="category"),
+        pd.array([3, None, 7, 3], dtype="Int64"),
+        pd.array([True, None, False, True], dtype="boolean"),
+    ],
+    ids=["str", "string", "object", "category", "Int64", "boolean"],
+)
+def test_categorical_features_become_shared_python_objects_with_nan_for_missing(values):  # noqa: ANN001
+    frame = pd.DataFrame({"amount": [1.0, 2.0, 3.0, 4.0], "purpose": values})
+
+    column = prepare_features(frame, small_spec())["purpose"]
+
+    assert column.dtype == object
+    assert column.isna().tolist() == [False, True, False, False]
+    assert isinstance(column[1], float) and np.isnan(column[1])
+    expected = pd.Series(values, dtype=object).tolist()
+    assert column[0] == expected[0] and column[2] == expected[2] and type(column[0]) is type(expected[0])
+    assert column[0] is column[3]  # one object per distinct value, shared by its rows
+
+
 def test_prepare_features_refuses_text_in_a_numeric_feature():
     frame = pd.DataFrame({"amount": ["100", "lots"], "purpose": ["car", "tv"]})
 
