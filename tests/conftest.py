@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 from rest_framework.test import APIClient
 
 from governance.accounts import api_token_issue, user_upsert
