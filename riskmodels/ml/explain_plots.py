@@ -26,7 +26,7 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize, to_rgba
 from matplotlib.figure import Figure
 
-from riskmodels.ml.explain import ExplanationError, GlobalReport, LocalExplanation
+from riskmodels.ml.explain import ExplanationError, FeatureImportance, GlobalReport, LocalExplanation
 
 __all__ = [
     "render_bar",
@@ -34,6 +34,7 @@ __all__ = [
     "render_dependence",
     "render_report_plots",
     "render_waterfall",
+    "thinned_rows",
 ]
 
 _DPI = 100
@@ -72,11 +73,15 @@ def _checked(report: GlobalReport) -> GlobalReport:
     return report
 
 
-def _top_features(report: GlobalReport, limit: int) -> list[str]:
-    return [entry.feature for entry in report.importance()[:limit]]
+def _ranking(report: GlobalReport, ranking: Sequence[FeatureImportance] | None) -> list[FeatureImportance]:
+    return report.importance() if ranking is None else list(ranking)
 
 
-def _thinned(n: int, limit: int) -> npt.NDArray[np.intp]:
+def _top_features(report: GlobalReport, limit: int, ranking: Sequence[FeatureImportance] | None = None) -> list[str]:
+    return [entry.feature for entry in _ranking(report, ranking)[:limit]]
+
+
+def thinned_rows(n: int, limit: int) -> npt.NDArray[np.intp]:
     """Return at most ``limit`` evenly spaced row indices: deterministic, unlike a random sample."""
     if n <= limit:
         return np.arange(n)
@@ -139,25 +144,31 @@ def _value_colours(column: pd.Series | None, rows: npt.NDArray[np.intp]) -> Any:
     return np.where(np.isfinite(picked)[:, None], mapped, neutral)
 
 
-def render_bar(report: GlobalReport, *, max_features: int = 15) -> bytes:
-    """Render the mean |SHAP| of the most important features as horizontal bars."""
+def render_bar(report: GlobalReport, *, max_features: int = 15, ranking: Sequence[FeatureImportance] | None = None,
+               total_rows: int | None = None) -> bytes:
+    """Render the mean |SHAP| of the most important features as horizontal bars.
+
+    ``ranking`` and ``total_rows`` are the whole report's, when ``report`` holds some of its
+    rows (see :func:`render_report_plots`).
+    """
     _checked(report)
-    ranking = report.importance()[:max_features]
+    top = _ranking(report, ranking)[:max_features]
+    n_rows = len(report.values) if total_rows is None else total_rows
 
     def draw(figure: Figure) -> None:
         ax = figure.add_subplot()
-        names = [_label(e.feature) for e in reversed(ranking)]
-        values = [e.mean_abs for e in reversed(ranking)]
+        names = [_label(e.feature) for e in reversed(top)]
+        values = [e.mean_abs for e in reversed(top)]
         ax.barh(range(len(values)), values, color=_BAR)
         ax.set_yticks(range(len(values)), names, fontsize=8)
         for y, value in enumerate(values):
             ax.annotate(f"{value:.3g}", (value, y), xytext=(3, 0), textcoords="offset points",
                         va="center", fontsize=7)
         ax.set_xlabel(f"mean |SHAP value| ({_SPACE_LABEL.get(report.fingerprint.output_space, '')})")
-        ax.set_title(f"Feature importance, {len(report.values)} rows")
+        ax.set_title(f"Feature importance, {n_rows} rows")
         ax.margins(x=0.15)
 
-    return _png(draw, (6.5, 0.3 * len(ranking) + 1.5))
+    return _png(draw, (6.5, 0.3 * len(top) + 1.5))
 
 
 def render_beeswarm(
@@ -166,6 +177,8 @@ def render_beeswarm(
     *,
     max_features: int = 15,
     max_points: int = 2_000,
+    ranking: Sequence[FeatureImportance] | None = None,
+    total_rows: int | None = None,
 ) -> bytes:
     """Render one row of points per feature: each point a row's SHAP value, coloured by value.
 
@@ -173,9 +186,10 @@ def render_beeswarm(
     for categorical features) points are grey.
     """
     _checked(report)
-    features = _top_features(report, max_features)
+    features = _top_features(report, max_features, ranking)
+    n_rows = len(report.values) if total_rows is None else total_rows
     values_frame = None if feature_values is None else _aligned(report, feature_values)
-    rows = _thinned(len(report.values), max_points)
+    rows = thinned_rows(len(report.values), max_points)
     index = {f: j for j, f in enumerate(report.features)}
 
     def draw(figure: Figure) -> None:
@@ -194,7 +208,7 @@ def render_beeswarm(
         ax.set_yticks(range(len(features)), [_label(f) for f in reversed(features)], fontsize=8)
         ax.set_ylim(-0.6, len(features) - 0.4)
         ax.set_xlabel(f"SHAP value ({_SPACE_LABEL.get(report.fingerprint.output_space, '')})")
-        shown = f"{len(rows)} of {len(report.values)}" if len(rows) < len(report.values) else f"{len(rows)}"
+        shown = f"{len(rows)} of {n_rows}" if len(rows) < n_rows else f"{len(rows)}"
         ax.set_title(f"SHAP values per row ({shown} rows)")
         if values_frame is not None:
             mappable = ScalarMappable(norm=Normalize(0, 1), cmap=colormaps[_CMAP])
@@ -205,8 +219,12 @@ def render_beeswarm(
     return _png(draw, (7.0, 0.35 * len(features) + 1.6))
 
 
-def render_dependence(report: GlobalReport, feature_values: pd.DataFrame, feature: str) -> bytes:
-    """Render one feature's SHAP value against its value (a strip per category if categorical)."""
+def render_dependence(report: GlobalReport, feature_values: pd.DataFrame, feature: str, *,
+                      total_rows: int | None = None) -> bytes:
+    """Render one feature's SHAP value against its value (a strip per category if categorical).
+
+    ``total_rows`` is the whole report's row count when ``report`` holds some of its rows.
+    """
     _checked(report)
     if feature not in report.features:
         raise ExplanationError(f"{feature!r} is not a feature of the report")
@@ -233,7 +251,9 @@ def render_dependence(report: GlobalReport, feature_values: pd.DataFrame, featur
                           ha="right", fontsize=7)
             ax.set_xlabel(_label(feature))
         ax.set_ylabel(f"SHAP value ({_SPACE_LABEL.get(report.fingerprint.output_space, '')})")
-        ax.set_title(f"Dependence: {_label(feature)}")
+        shown = len(report.values)
+        sampled = "" if total_rows is None or total_rows <= shown else f" ({shown} of {total_rows} rows)"
+        ax.set_title(f"Dependence: {_label(feature)}{sampled}")
 
     return _png(draw, (6.0, 4.0))
 
@@ -281,15 +301,23 @@ def render_report_plots(
     *,
     top_k: int = 3,
     dependence_features: Sequence[str] | None = None,
+    ranking: Sequence[FeatureImportance] | None = None,
+    total_rows: int | None = None,
 ) -> dict[str, bytes]:
     """Render a report's beeswarm, bar and dependence plots (top ``top_k`` features).
 
     Keys: ``beeswarm``, ``bar`` and ``dependence:<feature>``; dependence plots need
-    ``feature_values`` (the explained rows, in report order).
+    ``feature_values`` (the explained rows, in report order). ``report`` may hold an evenly
+    spaced part of a large report's rows (:func:`thinned_rows`), with the whole report's
+    ``ranking`` and ``total_rows``: the bar plot is then the whole report's, and the other
+    plots say how many rows they show.
     """
     _checked(report)
-    images = {"beeswarm": render_beeswarm(report, feature_values), "bar": render_bar(report)}
+    images = {
+        "beeswarm": render_beeswarm(report, feature_values, ranking=ranking, total_rows=total_rows),
+        "bar": render_bar(report, ranking=ranking, total_rows=total_rows),
+    }
     if feature_values is not None:
-        for feature in dependence_features or _top_features(report, top_k):
-            images[f"dependence:{feature}"] = render_dependence(report, feature_values, feature)
+        for feature in dependence_features or _top_features(report, top_k, ranking):
+            images[f"dependence:{feature}"] = render_dependence(report, feature_values, feature, total_rows=total_rows)
     return images

@@ -34,19 +34,21 @@ from riskmodels.ml.explain import (
     ChunkResult,
     ExplainOptions,
     ExplanationError,
+    FeatureImportance,
     GlobalReport,
+    MergedReport,
     RowSelection,
     check_budget,
     estimate_cost,
     explain_chunk,
     explain_local,
     make_explainer,
-    merge_chunks,
+    merge_chunks_to_parquet,
     plan_chunks,
     select_background,
     select_rows,
 )
-from riskmodels.ml.explain_plots import render_report_plots, render_waterfall
+from riskmodels.ml.explain_plots import render_report_plots, render_waterfall, thinned_rows
 from riskmodels.ml.persistence import load_artifact
 from riskmodels.ml.pipelines import TrainingSpec
 from riskmodels.ml.training import split
@@ -67,6 +69,9 @@ from riskmodels.services.storage import read_verified, save_bytes, save_stream, 
 logger = logging.getLogger(__name__)
 WORKER = "system:worker"
 EXPLAINERS = frozenset({Role.DEVELOPER, Role.VALIDATOR, Role.COMPLIANCE_OFFICER})
+# Rows a report's plots draw (evenly spaced when there are more): more points only overplot,
+# and the plots task would otherwise hold the whole report and its rows' features.
+PLOT_MAX_ROWS = 20_000
 
 
 # --- reading stored data -------------------------------------------------------------------
@@ -366,6 +371,31 @@ def explanation_chunk_run(*, chunk_id: int) -> None:
         _fail(job.pk, exc, paths + _job_files(job))
 
 
+class _Hashing:
+    """A write-only file that hashes what passes through it (the values file's SHA-256)."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle, self.digest, self.position = handle, hashlib.sha256(), 0
+        self.closed = False
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        self.position += len(data)
+        return self.handle.write(data)
+
+    def tell(self) -> int:
+        return self.position
+
+    def flush(self) -> None:
+        self.handle.flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self.closed = True  # the handle belongs to save_stream
+
+
 def _merge(job_id: int) -> None:
     job = Job.objects.select_related("model_version__registered_model", "dataset_version").get(id=job_id)
     chunks = list(ExplanationChunk.objects.filter(job_id=job_id).order_by("index"))
@@ -375,10 +405,19 @@ def _merge(job_id: int) -> None:
                    else job.dataset_version.n_rows)
     method = "all" if len(plan[0]) == n_available else "sample"
     selection = RowSelection(plan[0].astype(np.int64), n_available, method, options.seed if method == "sample" else None)
-    report = merge_chunks([ChunkResult.from_parquet_bytes(default_storage.open(c.path, "rb").read()) for c in chunks],
-                          selection=selection)
-    values = report.to_parquet_bytes()
-    stored = [save_bytes(f"{_prefix(job)}/values.parquet", values)]
+    merged: list[MergedReport] = []
+    digests: list[str] = []
+
+    def fill(handle: Any) -> None:
+        # One chunk file at a time: the merging worker's memory does not grow with the report.
+        sink = _Hashing(handle)
+        merged.append(merge_chunks_to_parquet(
+            (ChunkResult.from_parquet_bytes(default_storage.open(c.path, "rb").read()) for c in chunks),
+            selection=selection, sink=sink))
+        digests.append(sink.digest.hexdigest())
+
+    stored = [save_stream(f"{_prefix(job)}/values.parquet", fill)]
+    report = merged[0]
     with transaction.atomic():
         record = ExplanationReport.objects.create(
             model_version=job.model_version, dataset_version=job.dataset_version, scope=job.params["scope"],
@@ -387,8 +426,8 @@ def _merge(job_id: int) -> None:
             if method == "all" else {k: v for k, v in selection.to_dict().items() if k != "positions"},
             importance=[item.to_dict() for item in report.importance()],
             additivity_error=report.additivity_error if np.isfinite(report.additivity_error) else None,
-            base_value=report.base_value, n_rows=len(report.row_ids), values_path=stored[0],
-            values_sha256=hashlib.sha256(values).hexdigest(), job=job,
+            base_value=report.base_value, n_rows=report.n_rows, values_path=stored[0],
+            values_sha256=digests[0], job=job,
         )
         summary = {"report": record.pk, "status": record.status, "n_rows": record.n_rows,
                    "additivity_error": record.additivity_error, "top_features": [i["feature"] for i in record.importance[:5]]}
@@ -418,13 +457,19 @@ def explanation_plots_render(*, report_id: int) -> None:
     report = ExplanationReport.objects.select_related("model_version__registered_model", "job").get(pk=report_id)
     if report.status != ExplanationReport.Status.OK or ExplanationPlot.objects.filter(report=report).exists():
         return
-    stored = GlobalReport.from_parquet_bytes(read_verified(report.values_path, report.values_sha256))
+    # An evenly spaced sample of at most PLOT_MAX_ROWS rows, read a row group at a time while
+    # the whole file's hash is checked beside it; the bar plot uses the whole report's ranking.
+    keep = thinned_rows(report.n_rows, PLOT_MAX_ROWS).astype(np.int64)
+    with verified_in_background(report.values_path, report.values_sha256), \
+            default_storage.open(report.values_path, "rb") as handle:
+        stored = GlobalReport.from_parquet(handle, rows=keep)
     rows = np.asarray(stored.row_ids, dtype=np.int64)
-    top = [item["feature"] for item in report.importance[:3]]
+    ranking = [FeatureImportance(i["feature"], i["mean_abs"], i["mean"], i["rank"]) for i in report.importance]
     feature_values = _read_rows(report.dataset_version, np.sort(rows), list(stored.features)).loc[rows]
     paths: dict[str, str] = {}
     try:
-        for name, png in render_report_plots(stored, feature_values, dependence_features=top).items():
+        for name, png in render_report_plots(stored, feature_values, dependence_features=[r.feature for r in ranking[:3]],
+                                             ranking=ranking, total_rows=report.n_rows).items():
             paths[name] = save_bytes(f"{_prefix(report.job)}/{name.replace(':', '-')}.png", png)
         with transaction.atomic():
             ExplanationPlot.objects.bulk_create([ExplanationPlot(report=report, name=n, path=p) for n, p in paths.items()])

@@ -351,3 +351,20 @@ def test_a_report_on_another_dataset_version_explains_its_rows_against_the_train
 
     assert not [p for p in stored_files(Path(default_storage.location)) if p.name == "rows.arrow" or
                 p.name.startswith("chunk-")]
+
+
+def test_plots_of_a_report_over_the_plot_cap_are_drawn_from_an_even_sample(hgb_version, developer, monkeypatch):  # noqa: ANN001
+    from riskmodels.ml.explain_plots import render_bar
+    from riskmodels.services import explanations
+
+    monkeypatch.setattr(explanations, "PLOT_MAX_ROWS", 40)  # the report explains 250 rows
+    job = explanation_job_create(actor=developer, model_version=hgb_version)
+    _run_report(job)
+    report = ExplanationReport.objects.get(job=job)
+    assert report.n_rows == 250
+    names = set(report.plot_files.values_list("name", flat=True))
+    assert {"beeswarm", "bar"} <= names and len([n for n in names if n.startswith("dependence:")]) == 3
+    # The bar plot is the whole report's, drawn from the stored ranking.
+    whole = GlobalReport.from_parquet_bytes(default_storage.open(report.values_path).read())
+    bar = default_storage.open(report.plot_files.get(name="bar").path).read()
+    assert bar == render_bar(whole)

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 from riskmodels.ml.explain.base import ExplanationError
 
-__all__ = ["read_values", "row_id_array", "write_values"]
+__all__ = ["ValuesWriter", "read_values", "row_id_array", "write_values"]
 
 _META_KEY = b"riskmodels.explain"
 _FORMAT = 1
@@ -42,6 +42,48 @@ def row_id_array(ids: Any) -> npt.NDArray[Any]:
     return np.array([str(v) for v in array], dtype=object)
 
 
+class ValuesWriter:
+    """Write SHAP values to a Parquet sink a block of rows at a time (a row group each).
+
+    Only the block being written is held, so a report of any length can be written from its
+    chunks. ``close(meta)`` stores ``meta`` as JSON in the file's key-value metadata, so what
+    is only known at the end (e.g. the total seconds) can go in it.
+    """
+
+    def __init__(self, sink: Any, features: Sequence[str]) -> None:
+        clash = sorted(set(features) & set(_RESERVED))
+        if clash:
+            raise ExplanationError(f"feature names reserved by the report format: {', '.join(clash)}")
+        self.sink, self.features = sink, list(features)
+        self._writer: pq.ParquetWriter | None = None
+        self.rows = 0
+
+    def write(self, row_ids: npt.NDArray[Any], positions: npt.NDArray[np.int64], values: npt.NDArray[np.float64],
+              output: npt.NDArray[np.float64]) -> None:
+        """Append rows: their ids, positions, SHAP values (one column per feature) and model output."""
+        arrays = [pa.array(row_ids), pa.array(positions, type=pa.int64()), pa.array(output, type=pa.float64())]
+        arrays += [pa.array(values[:, j], type=pa.float64()) for j in range(len(self.features))]
+        table = pa.Table.from_arrays(arrays, names=[*_RESERVED, *self.features])
+        if self._writer is None:
+            # SHAP values are nearly all distinct: a dictionary is built and thrown away for
+            # every column (4x the write time). Byte-stream-split floats read back twice as
+            # fast with zstd.
+            self._writer = pq.ParquetWriter(
+                self.sink, table.schema, compression="zstd", use_dictionary=False,
+                column_encoding={name: "BYTE_STREAM_SPLIT" for name in (_OUTPUT, *self.features)})
+        elif table.schema != self._writer.schema:
+            raise ExplanationError("row ids of one report must all be integers or all be text")
+        self._writer.write_table(table)
+        self.rows += table.num_rows
+
+    def close(self, meta: dict[str, Any]) -> None:
+        """Store ``meta`` and finish the file (an empty report cannot be written)."""
+        if self._writer is None:
+            raise ExplanationError("a values file needs at least one row")
+        self._writer.add_key_value_metadata({_META_KEY: json.dumps({"format": _FORMAT, **meta}).encode()})
+        self._writer.close()
+
+
 def write_values(
     features: Sequence[str],
     row_ids: npt.NDArray[Any],
@@ -50,32 +92,44 @@ def write_values(
     output: npt.NDArray[np.float64],
     meta: dict[str, Any],
 ) -> bytes:
-    """Return the values as Parquet bytes (zstd) with ``meta`` stored as JSON in the metadata."""
-    clash = sorted(set(features) & set(_RESERVED))
-    if clash:
-        raise ExplanationError(f"feature names reserved by the report format: {', '.join(clash)}")
-    arrays = [pa.array(row_ids), pa.array(positions, type=pa.int64()), pa.array(output, type=pa.float64())]
-    arrays += [pa.array(values[:, j], type=pa.float64()) for j in range(len(features))]
-    table = pa.Table.from_arrays(arrays, names=[*_RESERVED, *features])
-    table = table.replace_schema_metadata({_META_KEY: json.dumps({"format": _FORMAT, **meta}).encode()})
+    """Return the values as Parquet bytes with ``meta`` stored as JSON in the metadata."""
     buffer = io.BytesIO()
-    # SHAP values are nearly all distinct: a dictionary is built and thrown away for every
-    # column (4x the write time). Byte-stream-split floats read back twice as fast with zstd.
-    pq.write_table(table, buffer, compression="zstd", use_dictionary=False,
-                   column_encoding={name: "BYTE_STREAM_SPLIT" for name in (_OUTPUT, *features)})
+    writer = ValuesWriter(buffer, features)
+    writer.write(row_ids, positions, values, output)
+    writer.close(meta)
     return buffer.getvalue()
 
 
-def read_values(data: bytes) -> tuple[dict[str, Any], Any, npt.NDArray[np.int64], Any, Any, list[str]]:
-    """Return (meta, row ids, positions, output, values, features) read from Parquet bytes."""
-    table = pq.read_table(io.BytesIO(data))
-    raw = (table.schema.metadata or {}).get(_META_KEY)
+def read_values(
+    data: Any, rows: npt.NDArray[np.int64] | None = None
+) -> tuple[dict[str, Any], Any, npt.NDArray[np.int64], Any, Any, list[str]]:
+    """Return (meta, row ids, positions, output, values, features) read from Parquet.
+
+    ``data`` is the file's bytes or a binary file. ``rows`` (sorted row numbers of the file)
+    reads only those rows, a row group at a time, so a sample of a large file costs memory in
+    proportion to the sample.
+    """
+    parquet = pq.ParquetFile(io.BytesIO(data) if isinstance(data, bytes | bytearray | memoryview) else data)
+    raw = (parquet.metadata.metadata or {}).get(_META_KEY)
     if raw is None:
         raise ExplanationError("not a SHAP values file: the report metadata is missing")
     meta = json.loads(raw)
     if meta.get("format") != _FORMAT:
         raise ExplanationError(f"unsupported SHAP values format {meta.get('format')!r}")
     features = list(meta["features"])
+    if rows is None:
+        table = parquet.read()
+    else:
+        pieces, start = [], 0
+        for group in range(parquet.num_row_groups):
+            stop = start + parquet.metadata.row_group(group).num_rows
+            wanted = rows[np.searchsorted(rows, start):np.searchsorted(rows, stop)] - start
+            if len(wanted):
+                pieces.append(parquet.read_row_group(group).take(pa.array(wanted)))
+            start = stop
+        if len(rows) and (rows[0] < 0 or rows[-1] >= start):
+            raise ExplanationError(f"rows outside 0..{start - 1} of the values file were asked for")
+        table = pa.concat_tables(pieces) if pieces else parquet.schema_arrow.empty_table()
     ids = table.column(_ROW_ID).to_numpy(zero_copy_only=False)
     positions = table.column(_POSITION).to_numpy().astype(np.int64)
     output = table.column(_OUTPUT).to_numpy().astype(np.float64)

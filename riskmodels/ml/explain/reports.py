@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,7 @@ from sklearn.pipeline import Pipeline
 
 from riskmodels.ml.explain.base import ExplainerFingerprint, ExplainOptions, ExplanationError, ModelExplainer
 from riskmodels.ml.explain.explainers import make_explainer
-from riskmodels.ml.explain.parquet import read_values, row_id_array, write_values
+from riskmodels.ml.explain.parquet import ValuesWriter, read_values, row_id_array, write_values
 from riskmodels.ml.pipelines import TrainingSpec
 
 __all__ = [
@@ -38,11 +38,13 @@ __all__ = [
     "ChunkResult",
     "FeatureImportance",
     "GlobalReport",
+    "MergedReport",
     "RowSelection",
     "additivity_error",
     "explain_chunk",
     "explain_global",
     "merge_chunks",
+    "merge_chunks_to_parquet",
     "plan_chunks",
     "select_rows",
 ]
@@ -227,6 +229,28 @@ class FeatureImportance:
                 "mean": _json_float(self.mean), "rank": self.rank}
 
 
+def _verdict(error: float, fingerprint: ExplainerFingerprint) -> tuple[str, str]:
+    """Return a report's status and message for its additivity error."""
+    kind = "exact" if fingerprint.exact else "sampled (permutation)"
+    if not error <= ADDITIVITY_TOLERANCE:
+        return STATUS_FAILED, (
+            f"additivity check failed: base value + SHAP values differ from the model output "
+            f"by up to {error:.3g} ({fingerprint.output_space}), above {ADDITIVITY_TOLERANCE:g}; "
+            f"the {kind} explainer does not reproduce this model"
+        )
+    message = f"{kind} SHAP values; additivity error {error:.3g} ({fingerprint.output_space})"
+    if not fingerprint.exact:
+        message += f"; {fingerprint.permutations} permutations per row"
+    return STATUS_OK, message
+
+
+def _ranked(features: Sequence[str], mean_abs: npt.NDArray[np.float64],
+            mean: npt.NDArray[np.float64]) -> list[FeatureImportance]:
+    order = sorted(range(len(features)), key=lambda j: (-mean_abs[j], features[j]))
+    return [FeatureImportance(features[j], float(mean_abs[j]), float(mean[j]), rank)
+            for rank, j in enumerate(order, start=1)]
+
+
 @dataclass(frozen=True)
 class GlobalReport:
     """Hold per-row SHAP values per original feature for a set of rows, with their checks.
@@ -264,19 +288,7 @@ class GlobalReport:
     ) -> GlobalReport:
         """Return a report with its additivity error measured and its status decided."""
         error = additivity_error(values, base_value, output)
-        kind = "exact" if fingerprint.exact else "sampled (permutation)"
-        if not error <= ADDITIVITY_TOLERANCE:
-            status = STATUS_FAILED
-            message = (
-                f"additivity check failed: base value + SHAP values differ from the model output "
-                f"by up to {error:.3g} ({fingerprint.output_space}), above {ADDITIVITY_TOLERANCE:g}; "
-                f"the {kind} explainer does not reproduce this model"
-            )
-        else:
-            status = STATUS_OK
-            message = f"{kind} SHAP values; additivity error {error:.3g} ({fingerprint.output_space})"
-            if not fingerprint.exact:
-                message += f"; {fingerprint.permutations} permutations per row"
+        status, message = _verdict(error, fingerprint)
         return cls(
             fingerprint=fingerprint,
             features=features,
@@ -300,11 +312,7 @@ class GlobalReport:
         """Return features ranked by mean |SHAP| (ties by name), with their signed mean."""
         mean_abs = np.abs(self.values).mean(axis=0) if len(self.values) else np.zeros(len(self.features))
         mean = self.values.mean(axis=0) if len(self.values) else np.zeros(len(self.features))
-        order = sorted(range(len(self.features)), key=lambda j: (-mean_abs[j], self.features[j]))
-        return [
-            FeatureImportance(self.features[j], float(mean_abs[j]), float(mean[j]), rank)
-            for rank, j in enumerate(order, start=1)
-        ]
+        return _ranked(self.features, mean_abs, mean)
 
     def summary(self) -> dict[str, Any]:
         """Return a JSON-safe summary: status, fingerprint, rows, base value and the ranking."""
@@ -349,7 +357,16 @@ class GlobalReport:
     @classmethod
     def from_parquet_bytes(cls, data: bytes) -> GlobalReport:
         """Read a report written by :meth:`to_parquet_bytes`, re-running its additivity check."""
-        meta, ids, positions, output, values, features = read_values(data)
+        return cls.from_parquet(data)
+
+    @classmethod
+    def from_parquet(cls, source: Any, *, rows: npt.NDArray[np.int64] | None = None) -> GlobalReport:
+        """Read a report's values file (bytes or a binary file), or only ``rows`` of it (sorted).
+
+        With ``rows``, the result holds just those rows (checked for additivity in turn): a
+        sample for plotting a report too large to hold.
+        """
+        meta, ids, positions, output, values, features = read_values(source, rows)
         if meta.get("kind") != "report":
             raise ExplanationError("this file holds a chunk, not a report")
         selection_meta = meta["selection"]
@@ -443,3 +460,85 @@ def explain_global(
         for start, stop in plan_chunks(len(selection.positions), options.chunk_size)
     ]
     return merge_chunks(chunks, selection=selection)
+
+
+@dataclass(frozen=True)
+class MergedReport:
+    """What :func:`merge_chunks_to_parquet` learned while writing a report: all but the values.
+
+    Its importance ranking, additivity error, status and message are exactly those of the
+    :class:`GlobalReport` read back from the file it wrote.
+    """
+
+    fingerprint: ExplainerFingerprint
+    features: tuple[str, ...]
+    selection: RowSelection
+    base_value: float
+    n_rows: int
+    additivity_error: float
+    status: str
+    message: str
+    ranking: tuple[FeatureImportance, ...]
+    seconds: float
+
+    @property
+    def ok(self) -> bool:
+        """Return whether the report passed its additivity check."""
+        return self.status == STATUS_OK
+
+    def importance(self) -> list[FeatureImportance]:
+        """Return features ranked by mean |SHAP| (ties by name), with their signed mean."""
+        return list(self.ranking)
+
+
+def merge_chunks_to_parquet(chunks: Iterable[ChunkResult], *, selection: RowSelection, sink: Any) -> MergedReport:
+    """Write chunks, given in row order, as one report's values file to ``sink``, one at a time.
+
+    The streamed counterpart of :func:`merge_chunks` followed by ``to_parquet_bytes``: only one
+    chunk is held at a time, so a report of any length merges in bounded memory. Chunks must
+    come from one explainer, start where the previous one stopped and match ``selection``'s
+    positions. Column sums run row after row, as numpy's own column means do, so the
+    importances equal those of the report read back, to the bit.
+    """
+    first: ChunkResult | None = None
+    writer: ValuesWriter | None = None
+    expected, error, seconds = 0, 0.0, 0.0
+    abs_sums = sums = np.zeros(0)
+    for chunk in chunks:
+        if first is None:
+            first, writer = chunk, ValuesWriter(sink, chunk.features)
+            abs_sums, sums = np.zeros(len(chunk.features)), np.zeros(len(chunk.features))
+        elif chunk.fingerprint != first.fingerprint or chunk.features != first.features:
+            raise ExplanationError(f"chunk {chunk.start}:{chunk.stop} was computed by a different explainer or model")
+        elif chunk.base_value != first.base_value:
+            raise ExplanationError(f"chunk {chunk.start}:{chunk.stop} has a different base value")
+        if chunk.start != expected:
+            problem = "missing" if chunk.start > expected else "overlapping"
+            raise ExplanationError(f"rows {min(expected, chunk.start)}:{max(expected, chunk.start)} are {problem}")
+        if chunk.stop > len(selection.positions) or not np.array_equal(
+                selection.positions[chunk.start:chunk.stop], chunk.positions):
+            raise ExplanationError("the chunks' row positions differ from the selection's")
+        assert writer is not None
+        writer.write(row_id_array(chunk.row_ids), chunk.positions, chunk.values, chunk.output)
+        abs_sums = np.add.reduce(np.vstack([abs_sums[None], np.abs(chunk.values)]), axis=0)
+        sums = np.add.reduce(np.vstack([sums[None], chunk.values]), axis=0)
+        error = max(error, additivity_error(chunk.values, chunk.base_value, chunk.output))
+        expected, seconds = chunk.stop, seconds + chunk.seconds
+    if first is None or writer is None:
+        raise ExplanationError("there are no chunks to merge")
+    if expected != len(selection.positions):
+        raise ExplanationError(f"the chunks cover {expected} rows but the selection has {len(selection.positions)}")
+    status, message = _verdict(error, first.fingerprint)
+    writer.close({
+        "kind": "report",
+        "fingerprint": first.fingerprint.to_dict(),
+        "features": list(first.features),
+        "selection": {k: v for k, v in selection.to_dict().items() if k != "positions"},
+        "base_value": first.base_value,
+        "seconds": seconds,
+    })
+    return MergedReport(
+        fingerprint=first.fingerprint, features=first.features, selection=selection, base_value=first.base_value,
+        n_rows=expected, additivity_error=error, status=status, message=message,
+        ranking=tuple(_ranked(first.features, abs_sums / expected, sums / expected)), seconds=seconds,
+    )

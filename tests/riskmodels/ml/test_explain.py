@@ -494,6 +494,65 @@ def test_merge_refuses_missing_overlapping_or_foreign_chunks(fitted):
         merge_chunks([])
 
 
+@pytest.mark.parametrize("algorithm", ["gradient_boosting", "logistic_regression", "mlp"])
+def test_a_streamed_merge_writes_the_report_an_in_memory_merge_writes(fitted, algorithm):
+    import io
+
+    from riskmodels.ml.explain import RowSelection, merge_chunks_to_parquet
+
+    spec, result, train_rows, rows = fitted[algorithm]
+    options = PERMUTATION if algorithm == "mlp" else ExplainOptions(seed=3)
+    rows = rows.iloc[:9] if algorithm == "mlp" else rows
+    explainer = make_explainer(result.pipeline, spec, background=train_rows, options=options)
+    chunks = [explain_chunk(explainer, rows.iloc[a:b], start=a) for a, b in plan_chunks(len(rows), 4)]
+    selection = RowSelection(np.arange(len(rows), dtype=np.int64), len(rows) + 5, "sample", 11)
+    in_memory = merge_chunks(chunks, selection=selection)
+
+    sink = io.BytesIO()
+    streamed = merge_chunks_to_parquet(iter(chunks), selection=selection, sink=sink)
+    read_back = GlobalReport.from_parquet_bytes(sink.getvalue())
+
+    assert np.array_equal(read_back.values, in_memory.values)
+    assert np.array_equal(read_back.output, in_memory.output)
+    assert np.array_equal(read_back.row_ids, in_memory.row_ids)
+    assert streamed.importance() == in_memory.importance() == read_back.importance()  # to the bit
+    assert streamed.additivity_error == in_memory.additivity_error == read_back.additivity_error
+    assert (streamed.status, streamed.message) == (in_memory.status, in_memory.message)
+    assert streamed.n_rows == len(rows) and streamed.base_value == in_memory.base_value
+    assert (read_back.selection.method, read_back.selection.n_available) == ("sample", len(rows) + 5)
+    assert np.array_equal(read_back.selection.positions, selection.positions)
+    assert streamed.seconds == pytest.approx(sum(c.seconds for c in chunks))
+
+
+def test_a_streamed_merge_refuses_missing_overlapping_foreign_or_unselected_chunks(fitted):
+    import io
+
+    from riskmodels.ml.explain import RowSelection, merge_chunks_to_parquet
+
+    spec, result, _, rows = fitted["random_forest"]
+    explainer = make_explainer(result.pipeline, spec)
+    chunks = [explain_chunk(explainer, rows.iloc[a:b], start=a) for a, b in plan_chunks(12, 4)]
+    other_spec, other_result, _, _ = fitted["gradient_boosting"]
+    foreign = explain_chunk(make_explainer(other_result.pipeline, other_spec), rows.iloc[4:8], start=4)
+    selection = RowSelection(np.arange(12, dtype=np.int64), 12, "all", None)
+
+    def merge(parts, chosen=selection):  # noqa: ANN001,ANN202
+        return merge_chunks_to_parquet(iter(parts), selection=chosen, sink=io.BytesIO())
+
+    with pytest.raises(ExplanationError, match="rows 4:8 are missing"):
+        merge([chunks[0], chunks[2]])
+    with pytest.raises(ExplanationError, match="overlapping"):
+        merge([chunks[0], chunks[1], chunks[1], chunks[2]])
+    with pytest.raises(ExplanationError, match="different explainer"):
+        merge([chunks[0], foreign, chunks[2]])
+    with pytest.raises(ExplanationError, match="no chunks"):
+        merge([])
+    with pytest.raises(ExplanationError, match="cover 8 rows but the selection has 12"):
+        merge(chunks[:2])
+    with pytest.raises(ExplanationError, match="positions differ"):
+        merge(chunks, RowSelection(np.arange(1, 13, dtype=np.int64), 13, "sample", 1))
+
+
 # --- reason codes ----------------------------------------------------------------------------
 
 
@@ -652,3 +711,26 @@ def test_budget_refuses_when_not_even_the_minimum_sample_fits(fitted):
 def test_invalid_options_are_refused(field, value):
     with pytest.raises(ExplanationError, match=field):
         ExplainOptions(**{field: value})
+
+
+def test_values_files_with_their_metadata_in_the_arrow_schema_still_read():
+    """Files written before the streamed writer kept the metadata in the Arrow schema."""
+    import io
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from riskmodels.ml.explain.parquet import read_values
+
+    table = pa.table({"__row_id__": [7, 9], "__position__": [0, 1], "__output__": [0.1, 0.2], "debt": [0.05, 0.1]})
+    table = table.replace_schema_metadata(
+        {b"riskmodels.explain": json.dumps({"format": 1, "features": ["debt"], "kind": "chunk"}).encode()})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, compression="zstd")
+
+    meta, ids, positions, output, values, features = read_values(buffer.getvalue())
+
+    assert meta["kind"] == "chunk" and features == ["debt"]
+    assert ids.tolist() == [7, 9] and positions.tolist() == [0, 1]
+    assert output.tolist() == [0.1, 0.2] and values.ravel().tolist() == [0.05, 0.1]

@@ -127,3 +127,25 @@ def test_waterfall_groups_the_smallest_contributions(report_a):
     assert render_waterfall(many, max_features=5).startswith(PNG_SIGNATURE)
     with pytest.raises(ExplanationError):
         render_waterfall(many, max_features=1)
+
+
+def test_plots_of_a_thinned_sample_keep_the_whole_report_s_ranking_and_row_count(report_a):
+    import io
+
+    from riskmodels.ml.explain import GlobalReport
+    from riskmodels.ml.explain_plots import render_bar, thinned_rows
+
+    report, rows, _ = report_a
+    keep = thinned_rows(len(report.values), 50)
+    sample = GlobalReport.from_parquet(io.BytesIO(report.to_parquet_bytes()), rows=keep.astype(np.int64))
+
+    assert len(sample.values) == 50 and np.array_equal(sample.values, report.values[keep])
+    assert np.array_equal(sample.row_ids, report.row_ids[keep]) and sample.ok
+    # The bar plot of the sample, given the whole ranking and row count, is the whole report's.
+    assert render_bar(sample, ranking=report.importance(), total_rows=len(report.values)) == render_bar(report)
+    images = render_report_plots(sample, rows.iloc[keep], ranking=report.importance(),
+                                 total_rows=len(report.values), top_k=2)
+    top = [entry.feature for entry in report.importance()[:2]]
+    assert list(images) == ["beeswarm", "bar", *(f"dependence:{f}" for f in top)]
+    with pytest.raises(ExplanationError, match="outside"):
+        GlobalReport.from_parquet(report.to_parquet_bytes(), rows=np.array([0, len(report.values)]))
