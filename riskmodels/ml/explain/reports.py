@@ -385,6 +385,17 @@ class GlobalReport:
         )
 
 
+def _check_next(first: ChunkResult, chunk: ChunkResult, expected: int) -> None:
+    """Check that ``chunk`` comes from ``first``'s explainer and starts at row ``expected``."""
+    if chunk.fingerprint != first.fingerprint or chunk.features != first.features:
+        raise ExplanationError(f"chunk {chunk.start}:{chunk.stop} was computed by a different explainer or model")
+    if chunk.base_value != first.base_value:
+        raise ExplanationError(f"chunk {chunk.start}:{chunk.stop} has a different base value")
+    if chunk.start != expected:
+        problem = "missing" if chunk.start > expected else "overlapping"
+        raise ExplanationError(f"rows {min(expected, chunk.start)}:{max(expected, chunk.start)} are {problem}")
+
+
 def merge_chunks(chunks: Sequence[ChunkResult], *, selection: RowSelection | None = None) -> GlobalReport:
     """Join chunks into one report, checking they come from one explainer and cover every row.
 
@@ -395,18 +406,9 @@ def merge_chunks(chunks: Sequence[ChunkResult], *, selection: RowSelection | Non
         raise ExplanationError("there are no chunks to merge")
     ordered = sorted(chunks, key=lambda c: c.start)
     first = ordered[0]
-    for chunk in ordered[1:]:
-        if chunk.fingerprint != first.fingerprint or chunk.features != first.features:
-            raise ExplanationError(
-                f"chunk {chunk.start}:{chunk.stop} was computed by a different explainer or model"
-            )
-        if chunk.base_value != first.base_value:
-            raise ExplanationError(f"chunk {chunk.start}:{chunk.stop} has a different base value")
     expected = 0
     for chunk in ordered:
-        if chunk.start != expected:
-            problem = "missing" if chunk.start > expected else "overlapping"
-            raise ExplanationError(f"rows {min(expected, chunk.start)}:{max(expected, chunk.start)} are {problem}")
+        _check_next(first, chunk, expected)
         expected = chunk.stop
     positions = np.concatenate([c.positions for c in ordered])
     if selection is None:
@@ -508,13 +510,7 @@ def merge_chunks_to_parquet(chunks: Iterable[ChunkResult], *, selection: RowSele
         if first is None:
             first, writer = chunk, ValuesWriter(sink, chunk.features)
             abs_sums, sums = np.zeros(len(chunk.features)), np.zeros(len(chunk.features))
-        elif chunk.fingerprint != first.fingerprint or chunk.features != first.features:
-            raise ExplanationError(f"chunk {chunk.start}:{chunk.stop} was computed by a different explainer or model")
-        elif chunk.base_value != first.base_value:
-            raise ExplanationError(f"chunk {chunk.start}:{chunk.stop} has a different base value")
-        if chunk.start != expected:
-            problem = "missing" if chunk.start > expected else "overlapping"
-            raise ExplanationError(f"rows {min(expected, chunk.start)}:{max(expected, chunk.start)} are {problem}")
+        _check_next(first, chunk, expected)
         if chunk.stop > len(selection.positions) or not np.array_equal(
                 selection.positions[chunk.start:chunk.stop], chunk.positions):
             raise ExplanationError("the chunks' row positions differ from the selection's")
