@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -51,6 +53,7 @@ from riskmodels.ml.explain import (
 from riskmodels.ml.explain_plots import render_report_plots, render_waterfall, thinned_rows
 from riskmodels.ml.persistence import load_artifact
 from riskmodels.ml.pipelines import TrainingSpec
+from riskmodels.ml.rowgroups import take_by_row_group
 from riskmodels.ml.training import split
 from riskmodels.models import (
     DatasetVersion,
@@ -79,15 +82,7 @@ PLOT_MAX_ROWS = 20_000
 def _read_rows(version: DatasetVersion, rows: np.ndarray, columns: list[str] | None = None) -> pd.DataFrame:
     """Read only ``rows`` (sorted dataset row numbers) row group by row group; index = row numbers."""
     with default_storage.open(version.storage_path, "rb") as handle:
-        parquet = pq.ParquetFile(handle)
-        starts = np.cumsum([0] + [parquet.metadata.row_group(i).num_rows for i in range(parquet.num_row_groups)])
-        pieces = []
-        for group in range(parquet.num_row_groups):
-            lo, hi = starts[group], starts[group + 1]
-            wanted = rows[(rows >= lo) & (rows < hi)]
-            if len(wanted):
-                table = parquet.read_row_group(group, columns=columns)
-                pieces.append(table.take(pa.array(wanted - lo)))
+        pieces = [taken[0] for taken in take_by_row_group(pq.ParquetFile(handle), [rows], columns)]
     if not pieces:
         raise ExplanationError("none of the requested rows exist in the dataset")
     frame = pa.concat_tables(pieces).to_pandas()
@@ -95,8 +90,23 @@ def _read_rows(version: DatasetVersion, rows: np.ndarray, columns: list[str] | N
     return frame
 
 
-_PIPELINES: dict[str, Any] = {}
-_PIPELINE_CACHE_SIZE = 4
+class _ProcessCache:
+    """Keep a few values per process, oldest dropped first, keyed by the immutable content they derive from."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.entries = size, dict[Any, Any]()
+
+    def get(self, key: Any, compute: Callable[[], Any]) -> Any:
+        if key not in self.entries:
+            value = compute()
+            if len(self.entries) >= self.size:
+                self.entries.pop(next(iter(self.entries)))
+            self.entries[key] = value
+        return self.entries[key]
+
+
+_PIPELINES = _ProcessCache(4)
+_BACKGROUNDS = _ProcessCache(8)
 
 
 def _load_pipeline(version: ModelVersion) -> Any:
@@ -105,14 +115,24 @@ def _load_pipeline(version: ModelVersion) -> Any:
     Keyed by the verified SHA-256 of immutable content, so a cached model is the same model;
     a few entries only, so a worker's memory stays bounded.
     """
-    cached = _PIPELINES.get(version.artifact_sha256)
-    if cached is None:
-        cached = load_artifact(read_verified(version.artifact_path, version.artifact_sha256),
-                               expected_sha256=version.artifact_sha256)
-        if len(_PIPELINES) >= _PIPELINE_CACHE_SIZE:
-            _PIPELINES.pop(next(iter(_PIPELINES)))
-        _PIPELINES[version.artifact_sha256] = cached
-    return cached
+    return _PIPELINES.get(version.artifact_sha256, lambda: load_artifact(
+        read_verified(version.artifact_path, version.artifact_sha256), expected_sha256=version.artifact_sha256))
+
+
+def _training_background(version: ModelVersion, options: ExplainOptions) -> pd.DataFrame:
+    """Return a version's background sample of training rows, kept per process (a copy each time).
+
+    Local explanations need it on every request; finding it means reading the target column for
+    the split and every row group of the training data. Keyed by the dataset's hash and the
+    spec that fixes the split, both immutable.
+    """
+    def compute() -> pd.DataFrame:
+        _, train_rows = _source_rows(version, version.dataset_version, "test_split")
+        return _background(version, train_rows, options)
+
+    key = (version.dataset_version.sha256, json.dumps(version.spec, sort_keys=True), options.background_size,
+           options.seed)
+    return _BACKGROUNDS.get(key, compute).copy()
 
 
 def _source_rows(version: ModelVersion, dataset_version: DatasetVersion, scope: str) -> tuple[np.ndarray, np.ndarray]:
@@ -154,18 +174,13 @@ def _stage_rows(source: DatasetVersion, features: list[str], rows: np.ndarray, s
             parquet = pq.ParquetFile(data)
             writer: pa.ipc.RecordBatchFileWriter | None = None
             pending: list[pa.Table] = []
-            n_pending = chunk = lo = 0
-            for group in range(parquet.num_row_groups):
-                hi = lo + parquet.metadata.row_group(group).num_rows
-                wanted = rows[np.searchsorted(rows, lo):np.searchsorted(rows, hi)] - lo
-                back = background_rows[np.searchsorted(background_rows, lo):np.searchsorted(background_rows, hi)] - lo
-                if len(wanted) or len(back):
-                    table = parquet.read_row_group(group, columns=features)
-                    if len(back):
-                        background.append(table.take(pa.array(back)))
-                    if len(wanted):
-                        pending.append(table.take(pa.array(wanted)))
-                        n_pending += len(wanted)
+            n_pending = chunk = 0
+            for wanted, back in take_by_row_group(parquet, [rows, background_rows], features):
+                if back is not None:
+                    background.append(back)
+                if wanted is not None:
+                    pending.append(wanted)
+                    n_pending += wanted.num_rows
                 while chunk < len(sizes) and n_pending >= sizes[chunk]:
                     joined = pa.concat_tables(pending)
                     batch = joined.slice(0, sizes[chunk]).combine_chunks().to_batches()[0]
@@ -173,9 +188,9 @@ def _stage_rows(source: DatasetVersion, features: list[str], rows: np.ndarray, s
                         writer = pa.ipc.new_file(handle, batch.schema)
                     writer.write_batch(batch)
                     pending, n_pending, chunk = [joined.slice(sizes[chunk])], n_pending - sizes[chunk], chunk + 1
-                lo = hi
             if chunk < len(sizes) or writer is None:
-                raise ExplanationError(f"the dataset has {lo} rows; some of the rows to explain are not in it")
+                raise ExplanationError(f"the dataset has {parquet.metadata.num_rows} rows; some of the rows to "
+                                       "explain are not in it")
             writer.close()
 
     stored = save_stream(path, fill, durable=False)  # a hand-over to the chunk tasks
@@ -545,10 +560,9 @@ def explanation_local(*, actor: Any, model_version: ModelVersion, rows: list[dic
         frame = _read_rows(source, np.unique(order), list(spec.features)).loc[order]
     else:
         frame = _check_rows(rows, spec)
-    _, train_rows = _source_rows(model_version, model_version.dataset_version, "test_split")
     options = ExplainOptions()
     explainer = make_explainer(_load_pipeline(model_version), spec,
-                               background=_background(model_version, train_rows, options), options=options)
+                               background=_training_background(model_version, options), options=options)
     protected = {c["name"] for c in model_version.dataset_version.schema if c["role"] == "protected"}
     catalogue = dict(ReasonText.objects.filter(registered_model=model_version.registered_model)
                      .values_list("feature", "text"))

@@ -27,9 +27,7 @@ def read_verified(path: str, expected_sha256: str) -> bytes:
     """Return a stored file's bytes after checking them against the recorded SHA-256."""
     with default_storage.open(path, "rb") as handle:
         data = handle.read()
-    actual = hashlib.sha256(data).hexdigest()
-    if actual != expected_sha256:
-        raise StoredFileCorrupt(f"{path}: stored bytes hash to {actual[:12]}…, the record says {expected_sha256[:12]}…")
+    _check(path, hashlib.sha256(data).hexdigest(), expected_sha256)
     return data
 
 
@@ -39,12 +37,6 @@ def _stored_sha256(path: str) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def verify_stored(path: str, expected_sha256: str) -> None:
-    """Check a stored file's hash reading 1 MiB at a time (for files too large to hold)."""
-    if _stored_sha256(path) != expected_sha256:
-        raise StoredFileCorrupt(f"{path}: stored bytes no longer match the registered SHA-256")
 
 
 @contextmanager

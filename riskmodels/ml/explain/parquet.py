@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from riskmodels.ml.explain.base import ExplanationError
+from riskmodels.ml.rowgroups import take_rows
 
 __all__ = ["ValuesWriter", "read_values", "row_id_array", "write_values"]
 
@@ -120,16 +121,10 @@ def read_values(
     if rows is None:
         table = parquet.read()
     else:
-        pieces, start = [], 0
-        for group in range(parquet.num_row_groups):
-            stop = start + parquet.metadata.row_group(group).num_rows
-            wanted = rows[np.searchsorted(rows, start):np.searchsorted(rows, stop)] - start
-            if len(wanted):
-                pieces.append(parquet.read_row_group(group).take(pa.array(wanted)))
-            start = stop
-        if len(rows) and (rows[0] < 0 or rows[-1] >= start):
-            raise ExplanationError(f"rows outside 0..{start - 1} of the values file were asked for")
-        table = pa.concat_tables(pieces) if pieces else parquet.schema_arrow.empty_table()
+        try:
+            table = take_rows(parquet, rows)
+        except IndexError as exc:
+            raise ExplanationError(f"{exc} of the values file") from None
     ids = table.column(_ROW_ID).to_numpy(zero_copy_only=False)
     positions = table.column(_POSITION).to_numpy().astype(np.int64)
     output = table.column(_OUTPUT).to_numpy().astype(np.float64)
