@@ -1,44 +1,48 @@
-"""Benchmark the service's SHAP report against a bare ``shap.TreeExplainer(model).shap_values(X)``.
+"""Benchmark: SHAP reports through the service, run by real Celery workers, against a bare
+``shap.TreeExplainer(model).shap_values(X)`` on the same model and rows, in one run.
 
-Run by hand (it is not a test)::
+Run by hand (it is not a test; about 15 minutes with the defaults)::
 
-    .venv/bin/python bench/shap.py                                # 10k, 100k, 1M rows; HGB and RF
-    .venv/bin/python bench/shap.py --rows 10000 100000            # quicker
+    .venv/bin/python bench/shap.py
+    .venv/bin/python bench/shap.py --rows 10000 100000 --models gradient_boosting   # quicker
 
-For HistGradientBoosting and RandomForest pipelines fitted on 20,000 synthetic rows (20 numeric
-features, so that the bare call is a valid reference: shap's own loader misreads HGB models with
-categorical features), and for each row count, it times:
+Models: HistGradientBoosting (service defaults: 100 iterations, depth 3) and a random forest
+(10 trees, depth 6, so that a million rows stay within minutes), both trained through the service
+on 40,000 rows. Rows: for each count (10k, 100k, 1M by default) a dataset version of its own is
+registered (same generator, another seed) and the report explains all of its rows
+(``explanation_job_create(dataset_version=..., max_rows=rows)``). The data are numeric only
+(bench/synthetic.py), so the bare call is a valid reference for HistGradientBoosting.
 
-* ``bare``: ``shap.TreeExplainer(model).shap_values(X)`` on the already preprocessed matrix,
-  explainer construction included, in this process;
-* ``service, 1 worker``: :func:`riskmodels.ml.explain.explain_global` on the raw rows (feature
-  preparation, preprocessing, TreeSHAP, summing to features, the model's own output and the
-  additivity check, chunk by chunk, then merged) plus ``GlobalReport.to_parquet_bytes()``;
-* ``service, 2 workers``: the same chunks spread over two fresh worker processes (spawned, as
-  two Celery workers would be): each loads the model through ``load_artifact`` and builds the
-  explainer once at start-up (not timed, like a running worker), then per chunk reads its rows
-  from a Parquet file (one row group per chunk) and returns the chunk's Parquet bytes; the
-  parent merges them and writes the report's Parquet bytes. Workers are limited to one
-  OpenMP/BLAS thread each, so two workers use the two cores without oversubscription.
+Service time: ``explanation_job_create`` → the ``explanation_report.finished`` audit event, which
+the merging worker writes in the transaction that stores the report. Everything a report does is
+inside: the cost estimate, planning, staging the rows of each chunk, the chunk tasks, hand-over
+files, the merge into the values Parquet, database rows and audit events. The plots are a
+follow-up task ("with plots" adds them). Bare time: the call above on the already preprocessed
+matrix, explainer construction included, in this process.
 
-Peak memory per worker is each worker's peak resident set (``VmHWM``) after its chunks, and its
-growth over the resident set right after start-up (imports, model, explainer). The merged values are
-checked against the bare call (max |difference|) and the two service runs against each other
-(exactly equal).
+Phases: one worker process (concurrency 1, 2 OpenMP/BLAS threads), then two worker processes (1
+thread each), with ``EXPLAIN_PARALLELISM`` set to match (a report is cut into a multiple of that
+many chunks of at most ``--chunk`` rows); each phase starts with a warm-up report per model (imports, artifact cache). Each
+measurement is a bare call followed by a report, ``--repeats`` times (``--big-repeats`` at a
+million rows or more), so drifts in the speed of this shared machine hit both sides; medians
+against medians.
 
-Each measurement is repeated ``--rounds`` times, interleaved, and the best time is reported: the
-reference machine is shared, and the best run is the one least disturbed by other work.
+Memory: the peak resident set (``VmHWM``) of every worker's pool process over the runs of one
+model and row count, reset before them through ``/proc/<pid>/clear_refs``; printed with its growth
+over the resident set at the reset. Correctness: the stored values of the last report are
+compared with the bare call's, row by row (max |difference|).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from statistics import median
 
 ROOT = Path(__file__).resolve().parent.parent
 HERE = Path(__file__).resolve().parent
@@ -46,257 +50,213 @@ HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pyarrow as pa  # noqa: E402
-import pyarrow.parquet as pq  # noqa: E402
-
-N_FEATURES = 20
-TRAIN_ROWS = 20_000
-ONE_WORKER_TARGET = 1.2  # service time / bare time, at most
-TWO_WORKER_TARGET = 1.5  # bare time / service time with two workers, at least
+TRAIN_ROWS = 40_000
+MODELS = {
+    "gradient_boosting": {},
+    "random_forest": {"n_estimators": 10, "max_depth": 6},
+}
+ONE_WORKER_TARGET = 1.2  # report time / bare time, at most
+TWO_WORKER_TARGET = 1.5  # bare time / report time with two workers, at least
 
 
-def make_frame(rows: int, seed: int) -> pd.DataFrame:
-    """Return seeded synthetic applicants: 20 numeric features and a default/paid target."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(rows, N_FEATURES))
-    logit = -1.0 + X[:, 0] + 0.8 * X[:, 1] * X[:, 2] - 0.6 * X[:, 3] + 0.5 * np.abs(X[:, 4])
-    frame = pd.DataFrame(X, columns=[f"x{i:02d}" for i in range(N_FEATURES)])
-    frame["status"] = np.where(rng.random(rows) < 1 / (1 + np.exp(-logit)), "default", "paid")
-    return frame
+def _status_mb(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
 
 
-def fitted(algorithm: str, hyperparameters: dict):  # noqa: ANN201
-    from riskmodels.ml.pipelines import TrainingSpec
-    from riskmodels.ml.training import train
+class Workers:
+    """``count`` Celery worker processes, each with one pool process, on the embedded defaults."""
 
-    spec = TrainingSpec(
-        algorithm=algorithm,
-        target="status",
-        positive_class="default",
-        features=tuple(f"x{i:02d}" for i in range(N_FEATURES)),
-        hyperparameters=hyperparameters,
-        seed=1,
-    )
-    return spec, train(make_frame(TRAIN_ROWS, seed=1), spec).pipeline
+    def __init__(self, count: int, threads: int) -> None:
+        env = {**os.environ, "CELERY_WORKER_CONCURRENCY": "1", "WORKER_THREADS": str(threads)}
+        self.procs = [subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "governance", "worker", "--loglevel=WARNING", "--concurrency=1",
+             f"--hostname=bench{i}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT, env=env, start_new_session=True) for i in range(count)]
 
+    def pool_pids(self) -> list[int]:
+        pids = []
+        for proc in self.procs:
+            children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+            pids += [int(c) for c in children]
+        return pids
 
-# --- worker process --------------------------------------------------------------------------
+    def reset_peaks(self) -> dict[int, float]:
+        base = {}
+        for pid in self.pool_pids():
+            Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
+            base[pid] = _status_mb(pid, "VmRSS")
+        return base
 
-_WORKER: dict = {}
+    def peaks(self, base: dict[int, float]) -> list[tuple[float, float]]:
+        """(peak MB, growth MB) per pool process since ``reset_peaks``."""
+        return [(_status_mb(pid, "VmHWM"), _status_mb(pid, "VmHWM") - rss) for pid, rss in base.items()]
 
-
-def _status_kb(field: str) -> int:
-    # VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork+exec, so a spawned worker would
-    # report the parent's peak (with its million-row frame) as its own.
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    raise RuntimeError(f"{field} not in /proc/self/status")
-
-
-def _worker_start(artifact: bytes, sha256: str, spec: dict, rows_path: str) -> None:
-    from threadpoolctl import threadpool_limits
-
-    from riskmodels.ml.explain import ExplainOptions, make_explainer
-    from riskmodels.ml.persistence import load_artifact
-    from riskmodels.ml.pipelines import TrainingSpec
-
-    # One thread per worker process: the deployment runs one worker per core.
-    _WORKER["limits"] = threadpool_limits(1)
-    pipeline = load_artifact(artifact, expected_sha256=sha256)
-    training_spec = TrainingSpec.from_dict(spec)
-    _WORKER["explainer"] = make_explainer(pipeline, training_spec, options=ExplainOptions(max_rows=None))
-    _WORKER["rows"] = pq.ParquetFile(rows_path)
-    _WORKER["started_rss_kb"] = _status_kb("VmRSS")
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            proc.wait(timeout=120)
 
 
-def _worker_ping(seconds: float) -> int:
-    time.sleep(seconds)
-    return os.getpid()
+def main() -> None:  # noqa: C901, PLR0915 - one linear script
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--models", nargs="+", choices=list(MODELS), default=list(MODELS))
+    parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--chunk", type=int, default=25_000, help="EXPLAIN_CHUNK_ROWS")
+    parser.add_argument("--repeats", type=int, default=3, help="measured reports per model, row count and phase")
+    parser.add_argument("--big-repeats", type=int, default=1, help="the same, from a million rows up")
+    args = parser.parse_args()
 
+    var = Path(tempfile.mkdtemp(prefix="bench-shap-"))
+    os.environ.update({"DEBUG": "1", "VAR_DIR": str(var), "DJANGO_SETTINGS_MODULE": "governance.settings",
+                       "EXPLAIN_CHUNK_ROWS": str(args.chunk), "EXPLAIN_MAX_ROWS": str(max(args.rows)),
+                       "EXPLAIN_BUDGET_SECONDS": "100000"})
+    import django
 
-def _worker_chunk(row_group: int, start: int, stop: int) -> tuple[bytes, int, int, int, float]:
-    from riskmodels.ml.explain import explain_chunk
-
-    started = time.perf_counter()
-    rows = _WORKER["rows"].read_row_group(row_group).to_pandas()
-    chunk = explain_chunk(_WORKER["explainer"], rows, start=start, row_ids=range(start, stop))
-    data = chunk.to_parquet_bytes()
-    return data, os.getpid(), _status_kb("VmHWM"), _WORKER["started_rss_kb"], time.perf_counter() - started
-
-
-# --- measurements ----------------------------------------------------------------------------
-
-
-def bare(pipeline, spec, frame: pd.DataFrame) -> tuple[float, float, np.ndarray]:  # noqa: ANN001
+    django.setup()
+    import numpy as np
     import shap
+    from django.core.files.storage import default_storage
+    from django.core.management import call_command
 
-    from riskmodels.ml.pipelines import prepare_features
+    call_command("migrate", verbosity=0)
+    from governance.accounts import user_upsert
+    from governance.models import AuditEvent
+    from riskmodels.ml.explain.parquet import read_values
+    from riskmodels.ml.persistence import load_artifact
+    from riskmodels.ml.pipelines import TrainingSpec, prepare_features
+    from riskmodels.models import ExplanationChunk, ExplanationReport, Job, JobStatus, ModelVersion
+    from riskmodels.services.datasets import dataset_version_create
+    from riskmodels.services.explanations import explanation_job_create
+    from riskmodels.services.registry import registered_model_create
+    from riskmodels.services.storage import dataset_frame
+    from riskmodels.services.training import training_job_create, training_job_run
 
-    X = pipeline[:-1].transform(prepare_features(frame, spec))  # not timed: the bare call's input
-    wall, cpu = time.perf_counter(), time.process_time()
-    values = shap.TreeExplainer(pipeline[-1]).shap_values(X, check_additivity=False)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    if values.ndim == 3:  # random forest: one slice per class; the service keeps "default"
-        values = values[..., 1]
-    return wall, cpu, np.ascontiguousarray(values)
+    sys.path.insert(0, str(HERE))
+    from synthetic import make_numeric_data
 
+    dev, _ = user_upsert(username="bench-dev", role="developer")
 
-def one_worker(pipeline, spec, frame: pd.DataFrame, chunk_size: int):  # noqa: ANN001, ANN201
-    from riskmodels.ml.explain import ExplainOptions, explain_global
+    def register(name: str, rows: int, seed: int):  # noqa: ANN202
+        path = var / f"{name}.parquet"
+        make_numeric_data(rows, path, seed=seed)
+        version, _ = dataset_version_create(actor=dev, name=name, source=str(path), filename=path.name,
+                                            target="default")
+        path.unlink()
+        return version
 
-    started = time.perf_counter()
-    report = explain_global(pipeline, spec, frame, options=ExplainOptions(max_rows=None, chunk_size=chunk_size))
-    data = report.to_parquet_bytes()
-    return time.perf_counter() - started, report, len(data)
-
-
-def two_workers(pipeline, spec, frame: pd.DataFrame, chunk_size: int, workers: int, scratch: Path):  # noqa: ANN001, ANN201
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    from riskmodels.ml.explain import ChunkResult, merge_chunks, plan_chunks, select_rows
-    from riskmodels.ml.persistence import dumps_artifact, sha256_hex
-
-    rows_path = scratch / f"rows_{len(frame)}.parquet"
-    # The dataset at rest, one row group per chunk, as a worker would read it from storage.
-    pq.write_table(pa.Table.from_pandas(frame.drop(columns="status"), preserve_index=False), rows_path,
-                   row_group_size=chunk_size, compression="zstd")
-    artifact = dumps_artifact(pipeline)
-    plan = plan_chunks(len(frame), chunk_size)
-    context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start,
-                             initargs=(artifact, sha256_hex(artifact), spec.to_dict(), str(rows_path))) as pool:
-        # Start every worker before the clock, as running Celery workers are.
-        pids = set(pool.map(_worker_ping, [1.0] * workers))
-        assert len(pids) == workers, pids
-        started = time.perf_counter()
-        futures = [pool.submit(_worker_chunk, i, a, b) for i, (a, b) in enumerate(plan)]
-        results = [f.result() for f in futures]
-        chunks = [ChunkResult.from_parquet_bytes(r[0]) for r in results]
-        report = merge_chunks(chunks, selection=select_rows(len(frame), max_rows=None, seed=0))
-        report.to_parquet_bytes()
-        elapsed = time.perf_counter() - started
-    memory: dict[int, dict[str, float]] = {}
-    for _, pid, peak_kb, start_kb, seconds in results:
-        entry = memory.setdefault(pid, {"peak_mb": 0.0, "started_mb": start_kb / 1024, "chunks": 0, "busy_s": 0.0})
-        entry["peak_mb"] = max(entry["peak_mb"], peak_kb / 1024)
-        entry["chunks"] += 1
-        entry["busy_s"] = round(entry["busy_s"] + seconds, 3)
-    rows_path.unlink()
-    return elapsed, report, memory
-
-
-def run(args: argparse.Namespace) -> dict:
-    from riskmodels.ml.explain import estimate_cost
-    from riskmodels.ml.persistence import environment_versions
-
-    scratch = ROOT / "bench" / "out"
-    scratch.mkdir(parents=True, exist_ok=True)
-    models = {
-        "gradient_boosting": {"max_iter": args.hgb_iter, "max_depth": args.hgb_depth},
-        "random_forest": {"n_estimators": args.rf_trees, "max_depth": args.rf_depth},
-    }
-    results = []
-    for algorithm, hyperparameters in models.items():
+    training = register("train", TRAIN_ROWS, seed=3)
+    versions, pipelines = {}, {}
+    for algorithm, hyperparameters in MODELS.items():
         if algorithm not in args.models:
             continue
-        spec, pipeline = fitted(algorithm, hyperparameters)
+        registered = registered_model_create(actor=dev, name=f"bench-{algorithm}", owner_team="bench",
+                                             purpose="benchmark")
+        job = training_job_create(actor=dev, registered_model=registered, dataset_version=training,
+                                  request={"algorithm": algorithm, "hyperparameters": hyperparameters})
+        training_job_run(job_id=job.pk)
+        versions[algorithm] = version = ModelVersion.objects.get(registered_model=registered)
+        pipelines[algorithm] = load_artifact(default_storage.open(version.artifact_path).read(),
+                                             expected_sha256=version.artifact_sha256)
+    datasets = {rows: register(f"explain-{rows}", rows, seed=100 + i) for i, rows in enumerate(args.rows)}
+    warmup = register("warm-up", 2_000, seed=99)
+
+    def matrix(algorithm: str, rows: int):  # noqa: ANN202
+        version = versions[algorithm]
+        spec = TrainingSpec.from_dict(version.spec)
+        pipeline = pipelines[algorithm]
+        return pipeline[:-1].transform(prepare_features(dataset_frame(datasets[rows]), spec))
+
+    def bare(algorithm: str, X) -> tuple[float, np.ndarray]:  # noqa: ANN001
+        started = time.perf_counter()
+        values = shap.TreeExplainer(pipelines[algorithm][-1]).shap_values(X)
+        elapsed = time.perf_counter() - started
+        values = np.asarray(values)
+        return elapsed, values[..., 1] if values.ndim == 3 else values
+
+    def event_time(action: str, report: ExplanationReport) -> float:
+        return AuditEvent.objects.get(action=action, target_id=str(report.pk)).created_at.timestamp()
+
+    def report(algorithm: str, dataset, rows: int) -> tuple[float, float, ExplanationReport, list[float]]:  # noqa: ANN001
+        started = time.time()
+        job = explanation_job_create(actor=dev, model_version=versions[algorithm], dataset_version=dataset,
+                                     max_rows=rows)
+        # Poll gently (a tight poll would take CPU from the workers); end times come from audit events.
+        while (status := Job.objects.filter(pk=job.pk).values_list("status", flat=True).get()) not in (
+                JobStatus.SUCCEEDED, JobStatus.FAILED):
+            time.sleep(0.1)
+        assert status == JobStatus.SUCCEEDED, Job.objects.get(pk=job.pk).error
+        done = ExplanationReport.objects.get(job=job)
+        assert done.n_rows == rows, (done.n_rows, rows)
+        while not AuditEvent.objects.filter(action="explanation_report.plots_rendered",
+                                            target_id=str(done.pk)).exists():
+            time.sleep(0.1)
+        chunks = list(ExplanationChunk.objects.filter(job=job).order_by("index").values_list("seconds", flat=True))
+        return (event_time("explanation_report.finished", done) - started,
+                event_time("explanation_report.plots_rendered", done) - started, done, chunks)
+
+    def max_diff(done: ExplanationReport, bare_values: np.ndarray, algorithm: str) -> float:
+        with default_storage.open(done.values_path, "rb") as handle:
+            _, _, positions, _, values, features = read_values(handle)
+        encoded = list(pipelines[algorithm][:-1].get_feature_names_out())
+        columns = [next(j for j, e in enumerate(encoded) if e == f or e.endswith("__" + f)) for f in features]
+        return float(np.max(np.abs(values - bare_values[positions][:, columns])))
+
+    results: dict[tuple[str, int, int], dict] = {}
+    print(f"models {', '.join(versions)}; rows {', '.join(f'{r:,}' for r in args.rows)}; chunks of {args.chunk:,}; "
+          f"load average {os.getloadavg()[0]:.2f}", flush=True)
+    from django.conf import settings
+
+    for workers, threads in ((1, 2), (2, 1)):
+        # As a deployment would say how many worker processes share its reports (chunks per report).
+        settings.EXPLAIN_PARALLELISM = workers
+        pool = Workers(workers, threads)
+        try:
+            time.sleep(8)
+            for algorithm in versions:  # warm-up (also lets the queued evaluation jobs of training run)
+                report(algorithm, warmup, warmup.n_rows)
+            while Job.objects.exclude(status__in=[JobStatus.SUCCEEDED, JobStatus.FAILED]).exists():
+                time.sleep(0.2)
+            for algorithm in versions:
+                for rows in args.rows:
+                    X = matrix(algorithm, rows)
+                    bare(algorithm, X[:1000])  # page in the explainer's code outside the clock
+                    base = pool.reset_peaks()
+                    runs = []
+                    for _ in range(args.big_repeats if rows >= 1_000_000 else args.repeats):
+                        b, values = bare(algorithm, X)
+                        r, p, done, chunks = report(algorithm, datasets[rows], rows)
+                        runs.append((b, r, p))
+                        print(f"  {workers} worker(s) {algorithm} {rows:>9,} rows: bare {b:6.2f}s  report {r:6.2f}s  "
+                              f"with plots {p:6.2f}s  ({len(chunks)} chunks, {min(chunks):.2f}-{max(chunks):.2f}s each)",
+                              flush=True)
+                    peaks = pool.peaks(base)
+                    diff = max_diff(done, values, algorithm)
+                    del X, values
+                    results[(algorithm, rows, workers)] = {
+                        "bare": median(x[0] for x in runs), "report": median(x[1] for x in runs),
+                        "plots": median(x[2] for x in runs), "peaks": peaks, "diff": diff}
+        finally:
+            pool.stop()
+
+    print(f"\nload average at the end {os.getloadavg()[0]:.2f}\n")
+    print("| model | rows | bare (1 w) | 1 worker | ratio (≤ 1.2) | bare (2 w) | 2 workers | faster (≥ 1.5) "
+          "| worker peak RSS MB (growth), 1 w | 2 w | max abs diff |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|")
+    for algorithm in versions:
         for rows in args.rows:
-            frame = make_frame(rows, seed=2)
-            bare_s = one_s = two_s = bare_cpu = float("inf")
-            memory: dict = {}
-            for _ in range(args.rounds):
-                wall, cpu, reference = bare(pipeline, spec, frame)
-                if wall < bare_s:
-                    bare_s, bare_cpu = wall, cpu
-                wall, report, parquet_bytes = one_worker(pipeline, spec, frame, args.chunk_size)
-                one_s = min(one_s, wall)
-                assert report.ok, report.message
-                difference = float(np.max(np.abs(report.values - reference)))
-                del reference
-                wall, report_two, memory_two = two_workers(
-                    pipeline, spec, frame, args.chunk_size, args.workers, scratch
-                )
-                assert np.array_equal(report_two.values, report.values), "workers disagree with one process"
-                if wall < two_s:
-                    two_s, memory = wall, memory_two
-            estimate = estimate_cost(pipeline, rows)
-            result = {
-                "algorithm": algorithm,
-                "hyperparameters": hyperparameters,
-                "rows": rows,
-                "chunks": -(-rows // args.chunk_size),
-                "bare_s": round(bare_s, 3),
-                "bare_cpu_s": round(bare_cpu, 3),
-                "service_1_worker_s": round(one_s, 3),
-                "service_2_workers_s": round(two_s, 3),
-                "ratio_1_worker": round(one_s / bare_s, 3),
-                "speedup_2_workers": round(bare_s / two_s, 3),
-                "max_abs_difference_vs_bare": difference,
-                "additivity_error": report.additivity_error,
-                "parquet_mb": round(parquet_bytes / 2**20, 2),
-                "worker_memory": sorted(memory.values(), key=lambda m: -m["chunks"]),
-                "estimated_s": round(estimate["seconds"], 2),
-            }
-            results.append(result)
-            print(json.dumps(result), flush=True)
-            del frame, report, report_two
-    return {
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "versions": environment_versions(),
-        "chunk_size": args.chunk_size,
-        "workers": args.workers,
-        "rounds": args.rounds,
-        "results": results,
-    }
-
-
-def table(summary: dict) -> str:
-    lines = [
-        "| model | rows | bare | service, 1 worker | ratio | service, 2 workers | speed-up | "
-        "worker peak RSS (growth after start-up) | max abs diff vs bare |",
-        "|---|---:|---:|---:|---:|---:|---:|---|---:|",
-    ]
-    for r in summary["results"]:
-        memory = ", ".join(f"{m['peak_mb']:.0f} MB (+{m['peak_mb'] - m['started_mb']:.0f})" for m in r["worker_memory"])
-        lines.append(
-            f"| {r['algorithm']} | {r['rows']:,} | {r['bare_s']:.2f} s | {r['service_1_worker_s']:.2f} s | "
-            f"{r['ratio_1_worker']:.2f}x | {r['service_2_workers_s']:.2f} s | {r['speedup_2_workers']:.2f}x | "
-            f"{memory} | {r['max_abs_difference_vs_bare']:.1e} |"
-        )
-    return "\n".join(lines)
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
-    parser.add_argument("--chunk-size", type=int, default=5_000)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--models", nargs="+", default=["gradient_boosting", "random_forest"],
-                        choices=["gradient_boosting", "random_forest"])
-    parser.add_argument("--hgb-iter", type=int, default=100)
-    parser.add_argument("--hgb-depth", type=int, default=3)
-    parser.add_argument("--rf-trees", type=int, default=10)
-    parser.add_argument("--rf-depth", type=int, default=6)
-    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "out" / "shap.json")
-    args = parser.parse_args()
-    started = time.perf_counter()
-    summary = run(args)
-    summary["total_s"] = round(time.perf_counter() - started, 1)
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(summary, indent=2))
-    print()
-    print(table(summary))
-    ok_one = all(r["ratio_1_worker"] <= ONE_WORKER_TARGET for r in summary["results"])
-    ok_two = all(r["speedup_2_workers"] >= TWO_WORKER_TARGET for r in summary["results"])
-    print(f"\n1 worker <= {ONE_WORKER_TARGET}x bare: {'yes' if ok_one else 'NO'}; "
-          f"2 workers >= {TWO_WORKER_TARGET}x faster than bare: {'yes' if ok_two else 'NO'}; "
-          f"total {summary['total_s']} s")
+            one, two = results[(algorithm, rows, 1)], results[(algorithm, rows, 2)]
+            mem = [", ".join(f"{peak:.0f} (+{growth:.0f})" for peak, growth in r["peaks"]) for r in (one, two)]
+            print(f"| {algorithm} | {rows:,} | {one['bare']:.2f} s | {one['report']:.2f} s | "
+                  f"{one['report'] / one['bare']:.2f}× | {two['bare']:.2f} s | {two['report']:.2f} s | "
+                  f"{two['bare'] / two['report']:.2f}× | {mem[0]} | {mem[1]} | {max(one['diff'], two['diff']):.1e} |")
+    print("\nwith plots (report + follow-up plots task): " + "; ".join(
+        f"{a} {r:,}: {results[(a, r, 1)]['plots'] / results[(a, r, 1)]['bare']:.2f}× (1 w), "
+        f"{results[(a, r, 2)]['bare'] / results[(a, r, 2)]['plots']:.2f}× faster (2 w)"
+        for a in versions for r in args.rows))
 
 
 if __name__ == "__main__":

@@ -60,7 +60,7 @@ def measure(rows: int, chunk: int) -> dict[str, float]:
     for task in (tasks.run_job, tasks.run_explanation_chunk, tasks.render_explanation_plots):
         task.delay = lambda **_: None  # this process runs each task itself, in order
     sys.path.insert(0, str(ROOT / "bench"))
-    from shap_service import make_data
+    from synthetic import make_numeric_data as make_data
 
     path = var / "bench.parquet"
     make_data(2 * rows, path)

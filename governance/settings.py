@@ -202,6 +202,9 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         # costs well under 1% of a core.
         "polling_interval": 0.01,
     }
+    # The same transport, but a worker whose slots are all busy sleeps until one is freed
+    # instead of waking 100 times a second (governance/broker.py says why).
+    CELERY_BROKER_TRANSPORT = "governance.broker:Transport"
 else:
     # Must exceed the longest task's hard time limit, or Redis redelivers running tasks.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 7200, minimum=60)}
@@ -224,6 +227,10 @@ WORKER_THREADS = env_int("WORKER_THREADS", max(1, (os.cpu_count() or 1) // CELER
 EXPLAIN_DEFAULT_MAX_ROWS = env_int("EXPLAIN_DEFAULT_MAX_ROWS", 10_000, minimum=1)
 EXPLAIN_MAX_ROWS = env_int("EXPLAIN_MAX_ROWS", 1_000_000, minimum=1)
 EXPLAIN_CHUNK_ROWS = env_int("EXPLAIN_CHUNK_ROWS", 20_000, minimum=1)
+# Worker processes that share a report (all hosts): a report is cut into a multiple of this
+# many chunks, so a small one still keeps every process busy; but no chunk below the minimum.
+EXPLAIN_PARALLELISM = env_int("EXPLAIN_PARALLELISM", CELERY_WORKER_CONCURRENCY, minimum=1)
+EXPLAIN_MIN_CHUNK_ROWS = env_int("EXPLAIN_MIN_CHUNK_ROWS", 2_000, minimum=1)
 EXPLAIN_BUDGET_SECONDS = env_int("EXPLAIN_BUDGET_SECONDS", 1800, minimum=1)
 EXPLAIN_LOCAL_MAX_ROWS = env_int("EXPLAIN_LOCAL_MAX_ROWS", 100, minimum=1)
 CELERY_BEAT_SCHEDULE = {

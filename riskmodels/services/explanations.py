@@ -44,8 +44,10 @@ from riskmodels.ml.explain import (
     estimate_cost,
     explain_chunk,
     explain_local,
+    chunk_rows_for,
     make_explainer,
     merge_chunks_to_parquet,
+    needs_background,
     plan_chunks,
     select_background,
     select_rows,
@@ -107,6 +109,9 @@ class _ProcessCache:
 
 _PIPELINES = _ProcessCache(4)
 _BACKGROUNDS = _ProcessCache(8)
+# Tree explainers of recent models: building one (HGB's tables) costs ~20 ms, paid once per
+# process instead of once per chunk. They hold no state between calls and use no background.
+_TREE_EXPLAINERS = _ProcessCache(4)
 
 
 def _load_pipeline(version: ModelVersion) -> Any:
@@ -135,9 +140,16 @@ def _training_background(version: ModelVersion, options: ExplainOptions) -> pd.D
     return _BACKGROUNDS.get(key, compute).copy()
 
 
-def _source_rows(version: ModelVersion, dataset_version: DatasetVersion, scope: str) -> tuple[np.ndarray, np.ndarray]:
-    """Return (rows to explain from, training rows for the background) as dataset row numbers."""
+def _source_rows(version: ModelVersion, dataset_version: DatasetVersion, scope: str, *,
+                 train: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Return (rows to explain from, training rows for the background) as dataset row numbers.
+
+    With ``train=False`` (no background needed) a report on another dataset version does not
+    read the training data at all; the training rows come back empty.
+    """
     spec = TrainingSpec.from_dict(version.spec)
+    if scope != "test_split" and not train:
+        return np.arange(dataset_version.n_rows, dtype=np.int64), np.empty(0, dtype=np.int64)
     needed = [spec.target] + ([spec.date_column] if spec.date_column else [])
     with default_storage.open(version.dataset_version.storage_path, "rb") as handle:
         narrow = pq.read_table(handle, columns=needed).to_pandas()
@@ -201,6 +213,56 @@ def _stage_rows(source: DatasetVersion, features: list[str], rows: np.ndarray, s
     return stored, frame
 
 
+def _save_plan(path: str, positions: np.ndarray, rows: np.ndarray) -> str:
+    """Store a report's plan: an ``.npy`` file of shape (2, n), selection positions then dataset rows.
+
+    Written straight to storage (no stacked copy, no in-memory file): at a million rows the
+    coordinator holds the two index arrays and nothing more.
+    """
+    def fill(handle: Any) -> None:
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<i8")), "fortran_order": False,
+                  "shape": (2, len(positions))}
+        np.lib.format.write_array_header_1_0(handle, header)
+        for array in (positions, rows):
+            handle.write(np.ascontiguousarray(array, dtype="<i8").data)
+
+    return save_stream(path, fill)
+
+
+def _plan_slice(path: str, start: int, stop: int, *, rows: bool = True) -> tuple[np.ndarray, np.ndarray | None]:
+    """Read (positions, dataset rows) ``start:stop`` of a report's plan (rows.npy), and nothing else.
+
+    The plan holds two int64 rows of the report's length (16 MB at a million rows); a chunk
+    task seeks to its own slices instead of loading it, so its memory does not grow with the
+    report. ``rows=False`` reads the positions only (the merge checks the chunks against them).
+    """
+    with default_storage.open(path, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(handle)
+        if (len(shape) != 2 or shape[0] != 2 or fortran or dtype != np.dtype("<i8")
+                or not 0 <= start <= stop <= shape[1]):
+            raise ExplanationError(f"{path} is not this report's plan (shape {shape}, {dtype})")
+        header, count, out = handle.tell(), stop - start, []
+        for row in range(2 if rows else 1):
+            handle.seek(header + (row * shape[1] + start) * 8)
+            data = bytearray(count * 8)
+            if handle.readinto(data) != len(data):
+                raise ExplanationError(f"{path} is shorter than its header says")
+            out.append(np.frombuffer(data, dtype=np.int64))
+        return out[0], out[1] if rows else None
+
+
+def _chunk_explainer(job: Job, version: ModelVersion, spec: TrainingSpec, options: ExplainOptions) -> Any:
+    """Return the explainer for a chunk: a tree model's from this process's cache, else a new one on the job's background."""
+    if job.result.get("background_path") is None:
+        return _TREE_EXPLAINERS.get((version.artifact_sha256, options.seed),
+                                    lambda: make_explainer(_load_pipeline(version), spec, options=options))
+    with default_storage.open(job.result["background_path"], "rb") as handle:
+        background = pq.read_table(handle).to_pandas()
+    return make_explainer(_load_pipeline(version), spec, background=background, options=options)
+
+
 def _chunk_rows(job: Job, chunk: ExplanationChunk, rows: np.ndarray) -> pd.DataFrame:
     """Read a chunk's rows (its record batch of the staged Arrow file); index = dataset row numbers."""
     with default_storage.open(job.result["features_path"], "rb") as handle:
@@ -213,6 +275,11 @@ def _chunk_rows(job: Job, chunk: ExplanationChunk, rows: np.ndarray) -> pd.DataF
 
 
 # --- requesting a global report -------------------------------------------------------------
+
+def _chunk_rows_for(n_rows: int) -> int:
+    return chunk_rows_for(n_rows, max_rows=settings.EXPLAIN_CHUNK_ROWS, parallelism=settings.EXPLAIN_PARALLELISM,
+                          min_rows=settings.EXPLAIN_MIN_CHUNK_ROWS)
+
 
 def explanation_job_create(*, actor: Any, model_version: ModelVersion, dataset_version: DatasetVersion | None = None,
                            max_rows: int | None = None, seed: int = 0) -> Job:
@@ -243,13 +310,13 @@ def explanation_job_create(*, actor: Any, model_version: ModelVersion, dataset_v
         raise ValidationFailed(f"dataset version {dataset_version.pk} lacks features the model needs: "
                                f"{', '.join(missing)}", code="incompatible_dataset", details={"missing": missing})
     available = model_version.split_summary["n_test"] if scope == "test_split" else dataset_version.n_rows
-    options = ExplainOptions(max_rows=max_rows, seed=seed, chunk_size=settings.EXPLAIN_CHUNK_ROWS)
+    options = ExplainOptions(max_rows=max_rows, seed=seed, chunk_size=_chunk_rows_for(min(available, max_rows)))
     estimate = estimate_cost(_load_pipeline(model_version), min(available, max_rows), options=options)
     decision = check_budget(estimate, settings.EXPLAIN_BUDGET_SECONDS)
     if not decision.allowed:
         raise ValidationFailed(decision.message, code="over_budget", details={"estimate": estimate})
     if decision.action == "sample":
-        options = ExplainOptions(max_rows=decision.rows, seed=seed, chunk_size=settings.EXPLAIN_CHUNK_ROWS)
+        options = ExplainOptions(max_rows=decision.rows, seed=seed, chunk_size=_chunk_rows_for(decision.rows))
     with transaction.atomic():
         job = Job.objects.create(
             kind=JobKind.EXPLAIN, registered_model=model_version.registered_model, model_version=model_version,
@@ -308,31 +375,34 @@ def explanation_job_run(*, job_id: int) -> None:
             options = ExplainOptions(**job.params["options"])
             job_progress(job_id=job_id, stage="selecting rows", percent=2)
             spec = TrainingSpec.from_dict(version.spec)
+            # Path-dependent TreeSHAP uses no background: tree reports neither pick nor store one.
+            with_background = needs_background(spec.algorithm)
             with verified_in_background(job.dataset_version.storage_path, job.dataset_version.sha256):
-                source, train_rows = _source_rows(version, job.dataset_version, job.params["scope"])
+                source, train_rows = _source_rows(version, job.dataset_version, job.params["scope"],
+                                                  train=with_background)
                 selection = select_rows(len(source), max_rows=options.max_rows, seed=options.seed)
                 rows = source[selection.positions]
                 plan = plan_chunks(len(rows), options.chunk_size)
                 # The background comes from the training rows: read in the same pass when the
                 # report explains the training dataset, else from that dataset.
                 same = job.dataset_version_id == version.dataset_version_id
-                background_rows = _background_rows(train_rows, options)
+                background_rows = _background_rows(train_rows, options) if with_background else train_rows[:0]
                 features_path, background = _stage_rows(
                     job.dataset_version, list(spec.features), rows, [b - a for a, b in plan],
                     background_rows if same else background_rows[:0], f"{_prefix(job)}/rows.arrow")
                 stored.append(features_path)
-                if not same:
+                if with_background and not same:
                     background = _background(version, train_rows, options)
-            buffer = io.BytesIO()
-            np.save(buffer, np.stack([selection.positions, rows]), allow_pickle=False)
-            stored.append(save_bytes(f"{_prefix(job)}/rows.npy", buffer.getvalue()))
-            sink = io.BytesIO()
-            pq.write_table(pa.Table.from_pandas(background, preserve_index=True), sink)
-            stored.append(save_bytes(f"{_prefix(job)}/background.parquet", sink.getvalue()))
+            stored.append(_save_plan(f"{_prefix(job)}/rows.npy", selection.positions, rows))
+            if with_background:
+                sink = io.BytesIO()
+                pq.write_table(pa.Table.from_pandas(background, preserve_index=True), sink)
+                stored.append(save_bytes(f"{_prefix(job)}/background.parquet", sink.getvalue()))
         with transaction.atomic():
             updated = Job.objects.filter(id=job_id, status=JobStatus.RUNNING).update(
                 progress_stage="explaining", progress_percent=5, heartbeat_at=timezone.now(),
-                result={"features_path": stored[0], "rows_path": stored[1], "background_path": stored[2],
+                result={"features_path": stored[0], "rows_path": stored[1],
+                        "background_path": stored[2] if with_background else None,
                         "selection": selection.to_dict()
                         if selection.method == "all" else {**selection.to_dict(), "positions": "stored in rows.npy"},
                         "chunks": len(plan)})
@@ -362,11 +432,8 @@ def explanation_chunk_run(*, chunk_id: int) -> None:
             version = job.model_version
             spec = TrainingSpec.from_dict(version.spec)
             options = ExplainOptions(**job.params["options"])
-            plan = np.load(io.BytesIO(default_storage.open(job.result["rows_path"], "rb").read()), allow_pickle=False)
-            positions, rows = plan[0][chunk.start:chunk.stop], plan[1][chunk.start:chunk.stop]
-            with default_storage.open(job.result["background_path"], "rb") as handle:
-                background = pq.read_table(handle).to_pandas()
-            explainer = make_explainer(_load_pipeline(version), spec, background=background, options=options)
+            positions, rows = _plan_slice(job.result["rows_path"], chunk.start, chunk.stop)
+            explainer = _chunk_explainer(job, version, spec, options)
             frame = _chunk_rows(job, chunk, rows)
             result = explain_chunk(explainer, frame, start=chunk.start, positions=positions, row_ids=rows)
             path = save_bytes(f"{_prefix(job)}/chunk-{chunk.index:05d}.parquet", result.to_parquet_bytes(),
@@ -414,12 +481,12 @@ class _Hashing:
 def _merge(job_id: int) -> None:
     job = Job.objects.select_related("model_version__registered_model", "dataset_version").get(id=job_id)
     chunks = list(ExplanationChunk.objects.filter(job_id=job_id).order_by("index"))
-    plan = np.load(io.BytesIO(default_storage.open(job.result["rows_path"], "rb").read()), allow_pickle=False)
+    positions, _ = _plan_slice(job.result["rows_path"], 0, chunks[-1].stop, rows=False)
     options = ExplainOptions(**job.params["options"])
     n_available = (job.model_version.split_summary["n_test"] if job.params["scope"] == "test_split"
                    else job.dataset_version.n_rows)
-    method = "all" if len(plan[0]) == n_available else "sample"
-    selection = RowSelection(plan[0].astype(np.int64), n_available, method, options.seed if method == "sample" else None)
+    method = "all" if len(positions) == n_available else "sample"
+    selection = RowSelection(positions, n_available, method, options.seed if method == "sample" else None)
     merged: list[MergedReport] = []
     digests: list[str] = []
 

@@ -104,6 +104,60 @@ def test_stored_values_equal_a_bare_shap_tree_explainer_on_one_hot_free_columns(
     assert report.fingerprint["output_space"] == "log_odds"
 
 
+def test_a_tree_report_keeps_no_background_and_its_chunks_share_one_explainer(hgb_version, developer, settings,  # noqa: ANN001
+                                                                              monkeypatch):
+    import riskmodels.services.explanations as service
+
+    settings.EXPLAIN_CHUNK_ROWS = 60  # 250 test rows -> 5 chunks
+    built = []
+    real = service.make_explainer
+    monkeypatch.setattr(service, "make_explainer", lambda *a, **k: (built.append(1), real(*a, **k))[1])
+    monkeypatch.setattr(service, "_TREE_EXPLAINERS", service._ProcessCache(4))
+    job = explanation_job_create(actor=developer, model_version=hgb_version)
+    _run_report(job)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert job.result["chunks"] == 5 and len(built) == 1  # built once in this "worker", used by five chunks
+    assert job.result["background_path"] is None
+    report = ExplanationReport.objects.get(job=job)
+    assert report.fingerprint["background_size"] == 0 and report.fingerprint["background_sha256"] is None
+
+
+def test_a_chunk_reads_only_its_slice_of_the_stored_plan(settings):  # noqa: ANN001
+    from riskmodels.ml.explain import ExplanationError
+    from riskmodels.services.explanations import _plan_slice, _save_plan
+
+    positions, rows = np.arange(1000, dtype=np.int64), np.arange(1000, dtype=np.int64)[::-1] * 3
+    path = _save_plan("explanations/test/rows.npy", positions, rows)
+    assert np.array_equal(np.load(default_storage.open(path, "rb")), np.stack([positions, rows]))  # a plain .npy
+    got_positions, got_rows = _plan_slice(path, 250, 260)
+    assert np.array_equal(got_positions, positions[250:260]) and np.array_equal(got_rows, rows[250:260])
+    only, none = _plan_slice(path, 0, 1000, rows=False)
+    assert np.array_equal(only, positions) and none is None
+    with pytest.raises(ExplanationError, match="not this report's plan"):
+        _plan_slice(path, 990, 1010)
+    other = io.BytesIO()
+    np.save(other, np.zeros((3, 4)))
+    from riskmodels.services.storage import save_bytes
+
+    with pytest.raises(ExplanationError, match="not this report's plan"):
+        _plan_slice(save_bytes("explanations/test/other.npy", other.getvalue()), 0, 1)
+
+
+def test_a_small_report_is_cut_so_that_every_worker_process_shares_it(hgb_version, developer, settings):  # noqa: ANN001
+    settings.EXPLAIN_CHUNK_ROWS = 1_000
+    settings.EXPLAIN_MIN_CHUNK_ROWS = 10
+    settings.EXPLAIN_PARALLELISM = 1
+    job = explanation_job_create(actor=developer, model_version=hgb_version)
+    assert job.params["options"]["chunk_size"] == 1_000  # 250 rows: one chunk for one process
+    settings.EXPLAIN_PARALLELISM = 2
+    job = explanation_job_create(actor=developer, model_version=hgb_version)
+    assert job.params["options"]["chunk_size"] == 125
+    _run_report(job)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED and job.result["chunks"] == 2
+
+
 def test_a_second_delivery_of_a_chunk_is_a_no_op(hgb_version, developer):  # noqa: ANN001
     job = explanation_job_create(actor=developer, model_version=hgb_version)
     _run_report(job)
@@ -274,7 +328,8 @@ def test_a_requeued_report_plans_afresh_and_leaves_no_files_of_the_first_attempt
     assert not default_storage.exists(first["rows_path"]) or first["rows_path"] == job.result["rows_path"]
     prefix = settings.MEDIA_ROOT
     leftovers = [p.name for p in stored_files(prefix) if p.name.startswith(("rows", "background", "chunk-"))]
-    assert sorted(leftovers) == ["background.parquet", "rows.npy"]  # rows.arrow was a hand-over
+    # rows.arrow was a hand-over; a tree model's report has no background to keep.
+    assert sorted(leftovers) == ["rows.npy"]
 
 
 def test_staged_rows_give_each_chunk_exactly_its_rows_across_row_groups(settings):  # noqa: ANN001

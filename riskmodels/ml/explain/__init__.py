@@ -28,7 +28,7 @@ from riskmodels.ml.explain.base import (
     select_background,
     sum_to_features,
 )
-from riskmodels.ml.explain.explainers import make_explainer
+from riskmodels.ml.explain.explainers import make_explainer, needs_background
 from riskmodels.ml.explain.permutation import permutation_row_seed
 from riskmodels.ml.explain.reasons import (
     MAX_REASONS,
@@ -53,6 +53,7 @@ from riskmodels.ml.explain.reports import (
     explain_global,
     merge_chunks,
     merge_chunks_to_parquet,
+    chunk_rows_for,
     plan_chunks,
     select_rows,
 )
@@ -87,9 +88,11 @@ __all__ = [
     "explain_global",
     "explain_local",
     "make_explainer",
+    "needs_background",
     "merge_chunks",
     "merge_chunks_to_parquet",
     "permutation_row_seed",
+    "chunk_rows_for",
     "plan_chunks",
     "reason_codes",
     "select_background",

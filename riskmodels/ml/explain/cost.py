@@ -10,7 +10,7 @@ per-explainer rates:
 * linear: ``rows x encoded columns``;
 * permutation: model evaluations, ``rows x permutations x (2 x features + 1) x background``.
 
-The rates were measured with ``bench/shap.py`` on the reference machine (2 cores); they are an
+The rates were measured with ``bench/shap_library.py`` on the reference machine (2 cores); they are an
 order of magnitude, good enough to refuse a job that would run for days, not a promise. Cost is
 linear in rows, so a budget translates directly into the number of rows it affords.
 """

@@ -47,7 +47,7 @@ from riskmodels.ml.explain.permutation import FeaturePermutationExplainer
 from riskmodels.ml.persistence import environment_versions
 from riskmodels.ml.pipelines import TrainingSpec, feature_names_map
 
-__all__ = ["make_explainer"]
+__all__ = ["make_explainer", "needs_background"]
 
 _TREE = "tree"
 _LINEAR = "linear"
@@ -162,6 +162,13 @@ class _LinearExplainer(ModelExplainer):
         base = float(np.ravel(self._shap.expected_value)[0])
         output = np.asarray(self.pipeline[-1].decision_function(X), dtype=np.float64)
         return np.ascontiguousarray(values), base, output
+
+
+def needs_background(algorithm: str) -> bool:
+    """Whether ``algorithm``'s explainer uses a background sample (path-dependent TreeSHAP does not)."""
+    if algorithm not in _KIND:
+        raise ExplanationError(f"no explainer for algorithm {algorithm!r}")
+    return _KIND[algorithm] != _TREE
 
 
 def make_explainer(

@@ -45,6 +45,7 @@ __all__ = [
     "explain_global",
     "merge_chunks",
     "merge_chunks_to_parquet",
+    "chunk_rows_for",
     "plan_chunks",
     "select_rows",
 ]
@@ -101,6 +102,24 @@ def plan_chunks(n_rows: int, chunk_size: int) -> list[tuple[int, int]]:
     if n_rows < 0 or chunk_size < 1:
         raise ExplanationError(f"cannot plan {n_rows} rows in chunks of {chunk_size}")
     return [(start, min(start + chunk_size, n_rows)) for start in range(0, n_rows, chunk_size)]
+
+
+def chunk_rows_for(n_rows: int, *, max_rows: int, parallelism: int = 1, min_rows: int = 1) -> int:
+    """Return the rows per chunk for a report of ``n_rows`` rows.
+
+    At most ``max_rows`` (a worker's memory), and as many chunks as a multiple of
+    ``parallelism`` (the worker processes that share a report), so that a report smaller than
+    ``parallelism`` full chunks still keeps every worker busy; but no chunk below ``min_rows``,
+    where a task's fixed cost would outweigh what it shares.
+    """
+    if max_rows < 1 or parallelism < 1:
+        raise ExplanationError(f"cannot plan chunks of at most {max_rows} rows over {parallelism} workers")
+    if n_rows <= max_rows and parallelism == 1:
+        return max_rows
+    chunks = max(1, -(-n_rows // max_rows))
+    chunks = -(-chunks // parallelism) * parallelism
+    size = -(-n_rows // chunks) if n_rows else max_rows
+    return min(max_rows, max(size, min(min_rows, max_rows)))
 
 
 def additivity_error(values: npt.NDArray[np.float64], base: float, output: npt.NDArray[np.float64]) -> float:

@@ -24,6 +24,7 @@ from riskmodels.ml.explain import (
     make_explainer,
     merge_chunks,
     permutation_row_seed,
+    chunk_rows_for,
     plan_chunks,
     reason_codes,
     select_background,
@@ -438,6 +439,28 @@ def test_reading_a_file_without_report_metadata_is_refused():
 
 
 # --- chunks ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("rows", "parallelism", "expected_chunks"), [
+    (10_000, 1, [10_000]),                       # one worker: one chunk up to the cap
+    (10_000, 2, [5_000, 5_000]),                 # two workers share even a small report
+    (30_000, 2, [15_000, 15_000]),               # not 25,000 + 5,000: the workers finish together
+    (60_000, 2, [15_000] * 4),                   # three chunks' worth, rounded up to a multiple of two
+    (1_000_000, 2, [25_000] * 40),               # the cap decides
+    (3_000, 2, [2_000, 1_000]),                  # no chunk below the minimum
+    (1_500, 4, [1_500]),
+    (0, 2, []),
+])
+def test_chunk_rows_keep_every_worker_busy_within_the_cap_and_minimum(rows, parallelism, expected_chunks):  # noqa: ANN001
+    size = chunk_rows_for(rows, max_rows=25_000, parallelism=parallelism, min_rows=2_000)
+    assert [b - a for a, b in plan_chunks(rows, size)] == expected_chunks
+
+
+def test_chunk_rows_refuse_a_nonsense_plan():
+    with pytest.raises(ExplanationError):
+        chunk_rows_for(100, max_rows=0)
+    with pytest.raises(ExplanationError):
+        chunk_rows_for(100, max_rows=10, parallelism=0)
 
 
 def test_plan_chunks_covers_every_row_once():

@@ -1,4 +1,5 @@
 import hashlib
+import json
 import os
 import zipfile
 from io import BytesIO
@@ -92,6 +93,32 @@ def test_artifacts_are_skops_zip_files_not_pickles(fitted):
 
     assert zipfile.is_zipfile(BytesIO(data))
     assert "schema.json" in zipfile.ZipFile(BytesIO(data)).namelist()
+
+
+def _canonical(archive: zipfile.ZipFile) -> object:
+    """An artifact's schema with skops' object ids and array file names (ids of temporaries, so
+    they differ per dump) numbered by first use, and each array file replaced by its bytes."""
+    ids: dict[object, int] = {}
+
+    def walk(node: object) -> object:
+        if isinstance(node, dict):
+            return {k: ids.setdefault(v, len(ids)) if k == "__id__" else archive.read(v) if k == "file" else walk(v)
+                    for k, v in node.items()}
+        if isinstance(node, list):
+            return [walk(v) for v in node]
+        return node
+
+    return walk(json.loads(archive.read("schema.json")))
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_artifacts_hold_exactly_the_schema_skops_itself_writes(fitted, algorithm):
+    # dumps_artifact writes skops' state with compact JSON; anything else must be skops' own.
+    pipeline = fitted[algorithm].pipeline
+    ours, theirs = zipfile.ZipFile(BytesIO(dumps_artifact(pipeline))), zipfile.ZipFile(BytesIO(sio.dumps(pipeline)))
+    assert _canonical(ours) == _canonical(theirs)
+    assert b"\n" not in ours.read("schema.json")
+    assert len(ours.namelist()) == len(theirs.namelist())
 
 
 def test_loading_from_bytes_checks_the_hash_too(fitted):

@@ -1,0 +1,89 @@
+"""The embedded broker transport: delivers like kombu's filesystem transport, sleeps while full."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from kombu import Connection, Exchange, Queue
+
+from governance import broker
+
+
+@pytest.fixture()
+def connection(tmp_path: Path):  # noqa: ANN201
+    folder = tmp_path / "queue"
+    folder.mkdir()
+    (tmp_path / "control").mkdir()
+    conn = Connection(
+        "filesystem://localhost", transport="governance.broker:Transport",
+        transport_options={"data_folder_in": str(folder), "data_folder_out": str(folder),
+                           "control_folder": str(tmp_path / "control"), "store_processed": False,
+                           "polling_interval": 0.01},
+    )
+    yield conn
+    conn.release()
+
+
+def _consume(conn: Connection, received: list) -> tuple:
+    # Names of their own: kombu keeps exchange bindings in process-wide state.
+    name = f"jobs-{uuid.uuid4().hex}"
+    exchange = Exchange(name, type="direct")
+    queue = Queue(name, exchange, routing_key=name)
+    channel = conn.channel()
+    channel.basic_qos(prefetch_size=0, prefetch_count=1, apply_global=False)
+    producer = conn.Producer(conn.channel())
+    consumer = conn.Consumer(queue, channel=channel, callbacks=[lambda body, message: received.append(message)])
+    consumer.consume()
+    return lambda body: producer.publish(body, exchange=exchange, routing_key=name, declare=[queue])
+
+
+def test_messages_are_delivered_one_at_a_time_under_the_prefetch_limit(connection: Connection) -> None:
+    received: list = []
+    publish = _consume(connection, received)
+    for n in range(2):
+        publish({"n": n})
+
+    connection.drain_events(timeout=2)
+    assert len(received) == 1
+    # The slot is taken: the second message waits until the first is acknowledged.
+    with pytest.raises(socket.timeout):
+        connection.drain_events(timeout=0.2)
+    received[0].ack()
+    connection.drain_events(timeout=2)
+    assert sorted(m.payload["n"] for m in received) == [0, 1]
+
+
+def test_a_full_channel_does_not_poll_the_folder_and_an_ack_wakes_it(connection: Connection,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    received: list = []
+    publish = _consume(connection, received)
+    for n in range(2):
+        publish({"n": n})
+    connection.drain_events(timeout=2)
+    assert len(received) == 1
+
+    listings = []
+    real_get = broker.Channel._get
+    monkeypatch.setattr(broker.Channel, "_get", lambda self, queue: (listings.append(queue), real_get(self, queue))[1])
+    monkeypatch.setattr(broker, "BUSY_WAIT_SECONDS", 5.0)
+
+    # Full: for 0.3 s the folder is never listed (kombu's own loop would list it ~30 times).
+    with pytest.raises(socket.timeout):
+        connection.drain_events(timeout=0.3)
+    assert listings == []
+
+    # An ack from another thread (as the pool's result thread does) wakes the loop at once.
+    timer = threading.Timer(0.2, received[0].ack)
+    started = time.monotonic()
+    timer.start()
+    connection.drain_events(timeout=4)
+    waited = time.monotonic() - started
+    assert sorted(m.payload["n"] for m in received) == [0, 1]
+    assert listings, "the freed slot was filled by listing the folder"
+    assert waited < 2.0, f"the ack should wake the loop well before the 5 s busy wait, took {waited:.2f}s"
+    timer.join()
