@@ -29,7 +29,8 @@ against medians.
 
 Memory: the peak resident set (``VmHWM``) of every worker's pool process over the runs of one
 model and row count, reset before them through ``/proc/<pid>/clear_refs``; printed with its growth
-over the resident set at the reset. Correctness: the stored values of the last report are
+over the resident set at the reset. And per task: the workers log each task's peak resident set
+and its growth over the task's start (governance/celery.py); the largest growth per kind of task. Correctness: the stored values of the last report are
 compared with the bare call's, row by row (max |difference|).
 """
 
@@ -37,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -51,6 +53,9 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 sys.path.insert(0, str(ROOT))
 
 TRAIN_ROWS = 40_000
+TASK_PEAK = re.compile(r"task (?P<task>[\w.]+)\[[^]]*\] peak resident set \d+ MB, (?P<growth>[+-]\d+) MB")
+TASK_NAMES = {"riskmodels.run_job": "coordinator", "riskmodels.run_explanation_chunk": "chunk (the last also merges)",
+              "riskmodels.render_explanation_plots": "plots"}
 MODELS = {
     "gradient_boosting": {},
     "random_forest": {"n_estimators": 10, "max_depth": 6},
@@ -69,12 +74,30 @@ def _status_mb(pid: int, field: str) -> float:
 class Workers:
     """``count`` Celery worker processes, each with one pool process, on the embedded defaults."""
 
-    def __init__(self, count: int, threads: int) -> None:
+    def __init__(self, count: int, threads: int, logs: Path) -> None:
         env = {**os.environ, "CELERY_WORKER_CONCURRENCY": "1", "WORKER_THREADS": str(threads)}
+        self.logs = [logs / f"worker-{count}-{i}.log" for i in range(count)]
         self.procs = [subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "governance", "worker", "--loglevel=WARNING", "--concurrency=1",
+            [sys.executable, "-m", "celery", "-A", "governance", "worker", "--loglevel=INFO", "--concurrency=1",
              f"--hostname=bench{i}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
-            cwd=ROOT, env=env, start_new_session=True) for i in range(count)]
+            cwd=ROOT, env=env, start_new_session=True, stdout=log.open("wb"), stderr=subprocess.STDOUT)
+            for i, log in enumerate(self.logs)]
+
+    def log_marks(self) -> list[int]:
+        return [log.stat().st_size for log in self.logs]
+
+    def task_peaks(self, marks: list[int]) -> dict[str, float]:
+        """Largest growth of the resident set within one task, per task name, since ``marks`` (the workers log it)."""
+        growth: dict[str, float] = {}
+        for log, mark in zip(self.logs, marks, strict=True):
+            with log.open("rb") as handle:
+                handle.seek(mark)
+                for line in handle.read().decode(errors="replace").splitlines():
+                    found = TASK_PEAK.search(line)
+                    if found:
+                        name = TASK_NAMES.get(found["task"], found["task"])
+                        growth[name] = max(growth.get(name, 0.0), float(found["growth"]))
+        return growth
 
     def pool_pids(self) -> list[int]:
         pids = []
@@ -213,7 +236,7 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     for workers, threads in ((1, 2), (2, 1)):
         # As a deployment would say how many worker processes share its reports (chunks per report).
         settings.EXPLAIN_PARALLELISM = workers
-        pool = Workers(workers, threads)
+        pool = Workers(workers, threads, var)
         try:
             time.sleep(8)
             for algorithm in versions:  # warm-up (also lets the queued evaluation jobs of training run)
@@ -224,7 +247,7 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
                 for rows in args.rows:
                     X = matrix(algorithm, rows)
                     bare(algorithm, X[:1000])  # page in the explainer's code outside the clock
-                    base = pool.reset_peaks()
+                    base, marks = pool.reset_peaks(), pool.log_marks()
                     runs = []
                     for _ in range(args.big_repeats if rows >= 1_000_000 else args.repeats):
                         b, values = bare(algorithm, X)
@@ -233,12 +256,12 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
                         print(f"  {workers} worker(s) {algorithm} {rows:>9,} rows: bare {b:6.2f}s  report {r:6.2f}s  "
                               f"with plots {p:6.2f}s  ({len(chunks)} chunks, {min(chunks):.2f}-{max(chunks):.2f}s each)",
                               flush=True)
-                    peaks = pool.peaks(base)
+                    peaks, task_peaks = pool.peaks(base), pool.task_peaks(marks)
                     diff = max_diff(done, values, algorithm)
                     del X, values
                     results[(algorithm, rows, workers)] = {
                         "bare": median(x[0] for x in runs), "report": median(x[1] for x in runs),
-                        "plots": median(x[2] for x in runs), "peaks": peaks, "diff": diff}
+                        "plots": median(x[2] for x in runs), "peaks": peaks, "tasks": task_peaks, "diff": diff}
         finally:
             pool.stop()
 
@@ -253,6 +276,14 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
             print(f"| {algorithm} | {rows:,} | {one['bare']:.2f} s | {one['report']:.2f} s | "
                   f"{one['report'] / one['bare']:.2f}× | {two['bare']:.2f} s | {two['report']:.2f} s | "
                   f"{two['bare'] / two['report']:.2f}× | {mem[0]} | {mem[1]} | {max(one['diff'], two['diff']):.1e} |")
+    print("\nlargest growth of a worker's resident set within one task (MB over the task's start):")
+    print("| model | workers | task | " + " | ".join(f"{r:,} rows" for r in args.rows) + " |")
+    print("|---|---:|---|" + "---:|" * len(args.rows))
+    for algorithm in versions:
+        for workers in (1, 2):
+            for task in TASK_NAMES.values():
+                print(f"| {algorithm} | {workers} | {task} | " + " | ".join(
+                    f"{results[(algorithm, r, workers)]['tasks'].get(task, float('nan')):+.0f}" for r in args.rows) + " |")
     print("\nwith plots (report + follow-up plots task): " + "; ".join(
         f"{a} {r:,}: {results[(a, r, 1)]['plots'] / results[(a, r, 1)]['bare']:.2f}× (1 w), "
         f"{results[(a, r, 2)]['bare'] / results[(a, r, 2)]['plots']:.2f}× faster (2 w)"

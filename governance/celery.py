@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import task_postrun, task_prerun, worker_process_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
+
+logger = logging.getLogger("governance.worker")
 
 app = Celery("governance")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -48,3 +51,41 @@ def _use_the_system_allocator_for_arrow() -> None:
     import pyarrow
 
     pyarrow.set_memory_pool(pyarrow.system_memory_pool())
+
+
+_thread_limits: object = None  # kept referenced for the life of the pool process
+
+_STATUS = Path("/proc/self/status")
+_task_start_rss_kb: dict[str, int] = {}
+
+
+def _status_kb(field: str) -> int | None:
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+@task_prerun.connect
+def _reset_peak_memory(task_id: str = "", **_: object) -> None:
+    """Start measuring this task's peak resident set (Linux: reset VmHWM to the current VmRSS)."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:  # not Linux, or not allowed: no memory figures
+        return
+    rss = _status_kb("VmRSS")
+    if rss is not None:
+        _task_start_rss_kb[task_id] = rss
+
+
+@task_postrun.connect
+def _log_peak_memory(task_id: str = "", task: object = None, **_: object) -> None:
+    """Log each task's peak resident set and its growth over the task's start (to size workers by)."""
+    start = _task_start_rss_kb.pop(task_id, None)
+    peak = _status_kb("VmHWM")
+    if start is not None and peak is not None:
+        logger.info("task %s[%s] peak resident set %.0f MB, %+.0f MB over its start",
+                    getattr(task, "name", "?"), task_id, peak / 1024, (peak - start) / 1024)
