@@ -28,7 +28,9 @@ def take_by_row_group(
         wanted = [rows[np.searchsorted(rows, start):np.searchsorted(rows, stop)] - start for rows in row_sets]
         if any(len(w) for w in wanted):
             table = parquet.read_row_group(group, columns=None if columns is None else list(columns))
-            yield [table.take(pa.array(w)) if len(w) else None for w in wanted]
+            # All of a group's rows: the table itself, not a copy (a whole dataset explained).
+            yield [None if not len(w) else table if len(w) == table.num_rows else table.take(pa.array(w))
+                   for w in wanted]
         start = stop
 
 

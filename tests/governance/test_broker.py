@@ -29,7 +29,8 @@ def connection(tmp_path: Path):  # noqa: ANN201
     conn.release()
 
 
-def _consume(conn: Connection, received: list) -> tuple:
+def _one_of_two_delivered(conn: Connection) -> list:
+    """Publish two messages to a consumer with one slot; return the received list after the first delivery."""
     # Names of their own: kombu keeps exchange bindings in process-wide state.
     name = f"jobs-{uuid.uuid4().hex}"
     exchange = Exchange(name, type="direct")
@@ -37,19 +38,18 @@ def _consume(conn: Connection, received: list) -> tuple:
     channel = conn.channel()
     channel.basic_qos(prefetch_size=0, prefetch_count=1, apply_global=False)
     producer = conn.Producer(conn.channel())
+    received: list = []
     consumer = conn.Consumer(queue, channel=channel, callbacks=[lambda body, message: received.append(message)])
     consumer.consume()
-    return lambda body: producer.publish(body, exchange=exchange, routing_key=name, declare=[queue])
+    for n in range(2):
+        producer.publish({"n": n}, exchange=exchange, routing_key=name, declare=[queue])
+    conn.drain_events(timeout=2)
+    assert len(received) == 1
+    return received
 
 
 def test_messages_are_delivered_one_at_a_time_under_the_prefetch_limit(connection: Connection) -> None:
-    received: list = []
-    publish = _consume(connection, received)
-    for n in range(2):
-        publish({"n": n})
-
-    connection.drain_events(timeout=2)
-    assert len(received) == 1
+    received = _one_of_two_delivered(connection)
     # The slot is taken: the second message waits until the first is acknowledged.
     with pytest.raises(socket.timeout):
         connection.drain_events(timeout=0.2)
@@ -60,13 +60,7 @@ def test_messages_are_delivered_one_at_a_time_under_the_prefetch_limit(connectio
 
 def test_a_full_channel_does_not_poll_the_folder_and_an_ack_wakes_it(connection: Connection,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    received: list = []
-    publish = _consume(connection, received)
-    for n in range(2):
-        publish({"n": n})
-    connection.drain_events(timeout=2)
-    assert len(received) == 1
-
+    received = _one_of_two_delivered(connection)
     listings = []
     real_get = broker.Channel._get
     monkeypatch.setattr(broker.Channel, "_get", lambda self, queue: (listings.append(queue), real_get(self, queue))[1])

@@ -41,3 +41,12 @@ def test_rows_outside_the_file_are_refused_and_no_rows_give_an_empty_table(parqu
     with pytest.raises(IndexError, match="outside 0..49"):
         take_rows(parquet, np.array([3, 50], dtype=np.int64))
     assert take_rows(parquet, np.array([], dtype=np.int64), ["x"]).num_rows == 0
+
+
+def test_every_row_of_a_group_comes_whole_and_other_groups_are_taken(parquet):
+    rows = np.concatenate([np.arange(8, 16), [20, 22]]).astype(np.int64)  # all of group 1, two of group 2
+
+    groups = list(take_by_row_group(parquet, [rows], ["x", "tag"]))
+
+    assert [g[0].column("x").to_pylist() for g in groups] == [[float(i) for i in range(8, 16)], [20.0, 22.0]]
+    assert take_rows(parquet, np.arange(50, dtype=np.int64)).equals(parquet.read())
