@@ -123,7 +123,7 @@ def _train_work(job: Job, progress: Callable[[str, int], None], stored: list[str
     progress("loading data", 2)
     spec = TrainingSpec.from_dict(job.params["spec"])
     needed = [*spec.features, spec.target, *([spec.date_column] if spec.date_column else [])]
-    frame = dataset_frame(job.dataset_version, columns=list(dict.fromkeys(needed)))
+    frame = dataset_frame(job.dataset_version, columns=list(dict.fromkeys(needed)), categories=list(spec.categorical))
     loaded = time.perf_counter()
     # Predictions are left to the evaluation job that follows, so they are computed once.
     result = train(frame, spec, progress=_scaled(progress, 5, 90), predict=False)

@@ -10,6 +10,7 @@ import hashlib
 from datetime import timedelta
 
 import numpy as np
+import pandas as pd
 import pytest
 from django.core.files.storage import default_storage
 from django.utils import timezone
@@ -85,6 +86,26 @@ def test_the_test_split_evaluation_agrees_with_scikit_learn(developer, german_cr
     assert set(evaluation.plots) == {"roc", "pr", "calibration", "deciles"}
     assert evaluation.degradation["auc"]["train"] >= evaluation.degradation["auc"]["test"] == metrics["auc"]
     assert default_storage.open(evaluation.plots["roc"]).read().startswith(b"\x89PNG")
+
+
+def test_text_categoricals_read_as_dictionaries_give_the_same_features_and_model(german_credit_version):  # noqa: ANN001
+    from riskmodels.ml.pipelines import build_pipeline, infer_categorical
+
+    plain = dataset_frame(german_credit_version)
+    features = [c for c in plain.columns if c != german_credit_version.target]
+    categorical = list(infer_categorical(plain[features].dtypes.to_dict()))
+    coded = dataset_frame(german_credit_version, categories=[*categorical, "not-a-column"])
+    assert categorical and all(isinstance(coded[c].dtype, pd.CategoricalDtype) for c in categorical
+                               if pd.api.types.is_string_dtype(plain[c].dtype))
+    assert all(coded[c].dtype == plain[c].dtype for c in plain.columns if c not in categorical)
+    spec = TrainingSpec(algorithm="gradient_boosting", target=german_credit_version.target, positive_class="bad",
+                        features=tuple(features), categorical=tuple(categorical), hyperparameters={})
+    X_plain, X_coded = prepare_features(plain, spec), prepare_features(coded, spec)
+    pd.testing.assert_frame_equal(X_plain, X_coded)
+    y = binary_target(plain, spec)
+    p_plain = build_pipeline(spec).fit(X_plain, y).predict_proba(X_plain)[:, 1]
+    p_coded = build_pipeline(spec).fit(X_coded, y).predict_proba(X_coded)[:, 1]
+    assert np.array_equal(p_plain, p_coded)
 
 
 def test_a_second_delivery_of_a_finished_job_is_a_no_op(developer, german_credit_version, retail_model):  # noqa: ANN001
