@@ -20,18 +20,20 @@ files, the merge into the values Parquet, database rows and audit events. The pl
 follow-up task ("with plots" adds them). Bare time: the call above on the already preprocessed
 matrix, explainer construction included, in this process.
 
-Phases: one worker process (concurrency 1, 2 OpenMP/BLAS threads), then two worker processes (1
-thread each), with ``EXPLAIN_PARALLELISM`` set to match (a report is cut into a multiple of that
-many chunks of at most ``--chunk`` rows); each phase starts with a warm-up report per model (imports, artifact cache). Each
-measurement is a bare call followed by a report, ``--repeats`` times (``--big-repeats`` at a
-million rows or more), so drifts in the speed of this shared machine hit both sides; medians
-against medians.
+Phases: one worker process (concurrency 1, 2 OpenMP/BLAS threads), then two worker processes
+(1 thread each), with ``EXPLAIN_PARALLELISM`` set to match (a report is cut into a multiple of
+that many chunks of at most ``--chunk`` rows). Each phase starts with warm-up reports that give
+every worker a chunk of each model (imports, artifact and explainer caches). Each measurement
+is a bare call followed by a report, ``--repeats`` times (``--big-repeats`` at a million rows
+or more), so drifts in the speed of this shared machine hit both sides; medians against
+medians.
 
 Memory: the peak resident set (``VmHWM``) of every worker's pool process over the runs of one
 model and row count, reset before them through ``/proc/<pid>/clear_refs``; printed with its growth
 over the resident set at the reset. And per task: the workers log each task's peak resident set
-and its growth over the task's start (governance/celery.py); the largest growth per kind of task. Correctness: the stored values of the last report are
-compared with the bare call's, row by row (max |difference|).
+and its growth over the task's start (governance/celery.py); the largest growth per kind of
+task. Correctness: the stored values of the last report are compared with the bare call's,
+row by row (max |difference|).
 """
 
 from __future__ import annotations
@@ -204,7 +206,7 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     def event_time(action: str, report: ExplanationReport) -> float:
         return AuditEvent.objects.get(action=action, target_id=str(report.pk)).created_at.timestamp()
 
-    def report(algorithm: str, dataset, rows: int) -> tuple[float, float, ExplanationReport, list[float]]:  # noqa: ANN001
+    def report(algorithm: str, dataset, rows: int) -> tuple[float, float, ExplanationReport, list]:  # noqa: ANN001
         started = time.time()
         job = explanation_job_create(actor=dev, model_version=versions[algorithm], dataset_version=dataset,
                                      max_rows=rows)
@@ -256,8 +258,8 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
                         r, p, done, chunks = report(algorithm, datasets[rows], rows)
                         runs.append((b, r, p))
                         print(f"  {workers} worker(s) {algorithm} {rows:>9,} rows: bare {b:6.2f}s  report {r:6.2f}s  "
-                              f"with plots {p:6.2f}s  ({len(chunks)} chunks, {min(chunks):.2f}-{max(chunks):.2f}s each)",
-                              flush=True)
+                              f"with plots {p:6.2f}s  ({len(chunks)} chunks, "
+                              f"{min(chunks):.2f}-{max(chunks):.2f}s each)", flush=True)
                     peaks, task_peaks = pool.peaks(base), pool.task_peaks(marks)
                     diff = max_diff(done, values, algorithm)
                     del X, values
@@ -284,8 +286,8 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     for algorithm in versions:
         for workers in (1, 2):
             for task in TASK_NAMES.values():
-                print(f"| {algorithm} | {workers} | {task} | " + " | ".join(
-                    f"{results[(algorithm, r, workers)]['tasks'].get(task, float('nan')):+.0f}" for r in args.rows) + " |")
+                growths = [results[(algorithm, r, workers)]["tasks"].get(task, float("nan")) for r in args.rows]
+                print(f"| {algorithm} | {workers} | {task} | " + " | ".join(f"{g:+.0f}" for g in growths) + " |")
     print("\nwith plots (report + follow-up plots task): " + "; ".join(
         f"{a} {r:,}: {results[(a, r, 1)]['plots'] / results[(a, r, 1)]['bare']:.2f}× (1 w), "
         f"{results[(a, r, 2)]['bare'] / results[(a, r, 2)]['plots']:.2f}× faster (2 w)"

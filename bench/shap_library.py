@@ -1,4 +1,5 @@
-"""Benchmark the service's ML core (riskmodels.ml.explain, no Celery) against a bare ``shap.TreeExplainer(model).shap_values(X)``.
+"""Benchmark the service's ML core (riskmodels.ml.explain, no Celery) against a bare
+``shap.TreeExplainer(model).shap_values(X)``.
 
 Run by hand (it is not a test)::
 

@@ -21,9 +21,9 @@ from zipfile import ZIP_STORED, ZipFile
 
 import skops
 import skops.io as sio
+from sklearn.pipeline import Pipeline
 from skops.io import _persist as _skops_persist  # noqa: F401 - registers skops' type handlers
 from skops.io._utils import SaveContext, get_state
-from sklearn.pipeline import Pipeline
 
 __all__ = [
     "TRUSTED_TYPES",

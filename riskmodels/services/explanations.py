@@ -41,10 +41,10 @@ from riskmodels.ml.explain import (
     MergedReport,
     RowSelection,
     check_budget,
+    chunk_rows_for,
     estimate_cost,
     explain_chunk,
     explain_local,
-    chunk_rows_for,
     make_explainer,
     merge_chunks_to_parquet,
     needs_background,
@@ -254,7 +254,7 @@ def _plan_slice(path: str, start: int, stop: int, *, rows: bool = True) -> tuple
 
 
 def _chunk_explainer(job: Job, version: ModelVersion, spec: TrainingSpec, options: ExplainOptions) -> Any:
-    """Return the explainer for a chunk: a tree model's from this process's cache, else a new one on the job's background."""
+    """Return a chunk's explainer: a tree model's from this process's cache, else one on the job's background."""
     if job.result.get("background_path") is None:
         return _TREE_EXPLAINERS.get((version.artifact_sha256, options.seed),
                                     lambda: make_explainer(_load_pipeline(version), spec, options=options))

@@ -16,7 +16,6 @@ Everything takes raw rows as stored in the dataset and applies
 for gradient boosting and logistic regression, probability of default for the others.
 """
 
-from riskmodels.ml.explain.cost import MIN_SAMPLE_ROWS, BudgetDecision, check_budget, estimate_cost
 from riskmodels.ml.explain.base import (
     OUTPUT_LOG_ODDS,
     OUTPUT_PROBABILITY,
@@ -28,6 +27,7 @@ from riskmodels.ml.explain.base import (
     select_background,
     sum_to_features,
 )
+from riskmodels.ml.explain.cost import MIN_SAMPLE_ROWS, BudgetDecision, check_budget, estimate_cost
 from riskmodels.ml.explain.explainers import make_explainer, needs_background
 from riskmodels.ml.explain.permutation import permutation_row_seed
 from riskmodels.ml.explain.reasons import (
@@ -49,11 +49,11 @@ from riskmodels.ml.explain.reports import (
     MergedReport,
     RowSelection,
     additivity_error,
+    chunk_rows_for,
     explain_chunk,
     explain_global,
     merge_chunks,
     merge_chunks_to_parquet,
-    chunk_rows_for,
     plan_chunks,
     select_rows,
 )
