@@ -133,6 +133,8 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     parser.add_argument("--chunk", type=int, default=25_000, help="EXPLAIN_CHUNK_ROWS")
     parser.add_argument("--repeats", type=int, default=3, help="measured reports per model, row count and phase")
     parser.add_argument("--big-repeats", type=int, default=1, help="the same, from a million rows up")
+    parser.add_argument("--workers", type=int, nargs="+", choices=[1, 2], default=[1, 2],
+                        help="the phases to run: one worker process, two")
     args = parser.parse_args()
 
     var = Path(tempfile.mkdtemp(prefix="bench-shap-"))
@@ -236,7 +238,7 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
     from django.conf import settings
 
-    for workers, threads in ((1, 2), (2, 1)):
+    for workers, threads in ((w, 2 // w) for w in args.workers):
         # As a deployment would say how many worker processes share its reports (chunks per report).
         settings.EXPLAIN_PARALLELISM = workers
         pool = Workers(workers, threads, var)
@@ -273,13 +275,17 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     print("| model | rows | bare (1 w) | 1 worker | ratio (≤ 1.2) | bare (2 w) | 2 workers | faster (≥ 1.5) "
           "| worker peak RSS MB (growth), 1 w | 2 w | max abs diff |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---|---|---:|")
+    empty = {"bare": float("nan"), "report": float("nan"), "plots": float("nan"), "peaks": [], "tasks": {},
+             "diff": float("nan")}
+    for key in [(a, r, w) for a in versions for r in args.rows for w in (1, 2)]:
+        results.setdefault(key, empty)
     for algorithm in versions:
         for rows in args.rows:
             one, two = results[(algorithm, rows, 1)], results[(algorithm, rows, 2)]
             mem = [", ".join(f"{peak:.0f} (+{growth:.0f})" for peak, growth in r["peaks"]) for r in (one, two)]
             print(f"| {algorithm} | {rows:,} | {one['bare']:.2f} s | {one['report']:.2f} s | "
                   f"{one['report'] / one['bare']:.2f}× | {two['bare']:.2f} s | {two['report']:.2f} s | "
-                  f"{two['bare'] / two['report']:.2f}× | {mem[0]} | {mem[1]} | {max(one['diff'], two['diff']):.1e} |")
+                  f"{two['bare'] / two['report']:.2f}× | {mem[0]} | {mem[1]} | {np.nanmax([one['diff'], two['diff']]):.1e} |")
     print("\nlargest growth of a worker's resident set within one task (MB over the task's start):")
     print("| model | workers | task | " + " | ".join(f"{r:,} rows" for r in args.rows) + " |")
     print("|---|---:|---|" + "---:|" * len(args.rows))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import socket
 import threading
 import time
@@ -81,3 +83,28 @@ def test_a_full_channel_does_not_poll_the_folder_and_an_ack_wakes_it(connection:
     assert listings, "the freed slot was filled by listing the folder"
     assert waited < 2.0, f"the ack should wake the loop well before the 5 s busy wait, took {waited:.2f}s"
     timer.join()
+
+
+def test_a_message_file_appears_whole_or_not_at_all(connection: Connection, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    # kombu's own _put creates "<...>.<queue>.msg" and then writes it: a consumer listing the
+    # folder in between took an empty file and died on the JSON error. Here the name appears
+    # only once the bytes are written.
+    folder = tmp_path / "queue"
+    seen_while_writing: list[list[str]] = []
+    real_dumps = broker.dumps
+
+    def dumps_and_look(payload: object) -> str:
+        seen_while_writing.append(sorted(os.listdir(folder)))
+        return real_dumps(payload)
+
+    monkeypatch.setattr(broker, "dumps", dumps_and_look)
+    channel = connection.channel()
+    channel._put("jobs", {"n": 1})
+
+    assert len(seen_while_writing) == 1
+    assert not [name for name in seen_while_writing[0] if name.endswith(".msg")]
+    [message] = os.listdir(folder)
+    assert message.endswith(".jobs.msg")
+    assert json.loads((folder / message).read_text()) == {"n": 1}
+    assert channel._get("jobs") == {"n": 1}
