@@ -61,11 +61,12 @@ _task_start_rss_kb: dict[str, int] = {}
 
 def _status_kb(field: str) -> int | None:
     try:
-        for line in _STATUS.read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        pass
+        status = _STATUS.read_text()
+    except OSError:  # not Linux: no memory figures
+        return None
+    for line in status.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
     return None
 
 
