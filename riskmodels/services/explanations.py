@@ -253,14 +253,19 @@ def _plan_slice(path: str, start: int, stop: int, *, rows: bool = True) -> tuple
         return out[0], out[1] if rows else None
 
 
-def _chunk_explainer(job: Job, version: ModelVersion, spec: TrainingSpec, options: ExplainOptions) -> Any:
-    """Return a chunk's explainer: a tree model's from this process's cache, else one on the job's background."""
-    if job.result.get("background_path") is None:
+def _explainer(version: ModelVersion, spec: TrainingSpec, options: ExplainOptions,
+               background: Callable[[], pd.DataFrame]) -> Any:
+    """Return a version's explainer: a tree model's from this process's cache (it uses no background,
+    so none is read), else a new one on ``background()``."""
+    if not needs_background(spec.algorithm):
         return _TREE_EXPLAINERS.get((version.artifact_sha256, options.seed),
                                     lambda: make_explainer(_load_pipeline(version), spec, options=options))
+    return make_explainer(_load_pipeline(version), spec, background=background(), options=options)
+
+
+def _job_background(job: Job) -> pd.DataFrame:
     with default_storage.open(job.result["background_path"], "rb") as handle:
-        background = pq.read_table(handle).to_pandas()
-    return make_explainer(_load_pipeline(version), spec, background=background, options=options)
+        return pq.read_table(handle).to_pandas()
 
 
 def _chunk_rows(job: Job, chunk: ExplanationChunk, rows: np.ndarray) -> pd.DataFrame:
@@ -433,7 +438,7 @@ def explanation_chunk_run(*, chunk_id: int) -> None:
             spec = TrainingSpec.from_dict(version.spec)
             options = ExplainOptions(**job.params["options"])
             positions, rows = _plan_slice(job.result["rows_path"], chunk.start, chunk.stop)
-            explainer = _chunk_explainer(job, version, spec, options)
+            explainer = _explainer(version, spec, options, lambda: _job_background(job))
             frame = _chunk_rows(job, chunk, rows)
             result = explain_chunk(explainer, frame, start=chunk.start, positions=positions, row_ids=rows)
             path = save_bytes(f"{_prefix(job)}/chunk-{chunk.index:05d}.parquet", result.to_parquet_bytes(),
@@ -628,8 +633,7 @@ def explanation_local(*, actor: Any, model_version: ModelVersion, rows: list[dic
     else:
         frame = _check_rows(rows, spec)
     options = ExplainOptions()
-    explainer = make_explainer(_load_pipeline(model_version), spec,
-                               background=_training_background(model_version, options), options=options)
+    explainer = _explainer(model_version, spec, options, lambda: _training_background(model_version, options))
     protected = {c["name"] for c in model_version.dataset_version.schema if c["role"] == "protected"}
     catalogue = dict(ReasonText.objects.filter(registered_model=model_version.registered_model)
                      .values_list("feature", "text"))
