@@ -27,6 +27,7 @@ import pyarrow.parquet as pq
 from django.conf import settings
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Count, Q
 from django.utils import timezone
 
 from governance.audit import audit_record
@@ -68,7 +69,15 @@ from riskmodels.models import (
     ModelVersion,
     ReasonText,
 )
-from riskmodels.services.jobs import JobCancelled, LeaseKeeper, job_claim, job_dispatch, job_fail, job_progress
+from riskmodels.services.jobs import (
+    JobCancelled,
+    JobLost,
+    LeaseKeeper,
+    job_claim,
+    job_dispatch,
+    job_fail,
+    job_progress,
+)
 from riskmodels.services.storage import read_verified, save_bytes, save_stream, verified_in_background
 
 logger = logging.getLogger(__name__)
@@ -337,6 +346,14 @@ def explanation_job_create(*, actor: Any, model_version: ModelVersion, dataset_v
 # --- the coordinator, the chunks and the merge ---------------------------------------------
 
 def _fail(job_id: int, exc: BaseException, paths: list[str]) -> None:
+    """End a report's job failed (or cancelled) with ``exc`` and delete ``paths``, its hand-over files.
+
+    A report that succeeded owns its files (its plan stays as the record of what was
+    explained): a task that fails after that, e.g. a late duplicate, deletes nothing.
+    """
+    if Job.objects.filter(id=job_id, status=JobStatus.SUCCEEDED).exists():
+        logger.warning("job %s succeeded before this task failed (%s); its files are kept", job_id, exc)
+        return
     for path in paths:
         default_storage.delete(path)
     with transaction.atomic():
@@ -445,17 +462,41 @@ def explanation_chunk_run(*, chunk_id: int) -> None:
                               durable=False)  # a hand-over to the merge
         ExplanationChunk.objects.filter(id=chunk_id).update(status=ExplanationChunk.Status.DONE, path=path,
                                                             seconds=time.perf_counter() - started)
-        total = ExplanationChunk.objects.filter(job_id=job.pk).count()
-        done = ExplanationChunk.objects.filter(job_id=job.pk, status=ExplanationChunk.Status.DONE).count()
-        job_progress(job_id=job.pk, stage="explaining", percent=5 + 85 * done // total)
-        # Only one task can move the job from "explaining" to "merging": it merges.
-        if done == total and Job.objects.filter(id=job.pk, status=JobStatus.RUNNING, progress_stage="explaining") \
-                .update(progress_stage="merging", progress_percent=90):
+        if _chunk_finished(job.pk):
             _merge(job.pk)
     except Exception as exc:  # noqa: BLE001 - the whole report fails with this chunk's error
         logger.exception("explanation chunk %s of job %s failed", chunk_id, job.pk)
         paths = list(ExplanationChunk.objects.filter(job_id=job.pk).exclude(path="").values_list("path", flat=True))
         _fail(job.pk, exc, paths + _job_files(job))
+
+
+def _chunk_finished(job_id: int) -> bool:
+    """Count a chunk done in its job's progress; return True if the caller must merge the report.
+
+    Exactly one caller gets True: the one whose conditional UPDATE moves the job from
+    "explaining" to "merging" once every chunk is done. Progress is only written while the job
+    is still explaining, so a chunk that finishes late never moves a merging job back to
+    "explaining" (which would let a second chunk win the merge as well). A chunk of a job that
+    is no longer running raises JobLost, so its own file is removed; of a job whose
+    cancellation was requested, JobCancelled.
+    """
+    counts = ExplanationChunk.objects.filter(job_id=job_id).aggregate(
+        total=Count("id"), done=Count("id", filter=Q(status=ExplanationChunk.Status.DONE)))
+    explaining = Job.objects.filter(id=job_id, status=JobStatus.RUNNING, cancel_requested=False,
+                                    progress_stage="explaining")
+    if counts["done"] == counts["total"]:
+        if explaining.update(progress_stage="merging", progress_percent=90, heartbeat_at=timezone.now()):
+            return True
+    elif explaining.update(progress_percent=5 + 85 * counts["done"] // counts["total"], heartbeat_at=timezone.now()):
+        return False
+    job = Job.objects.only("status", "cancel_requested").get(id=job_id)
+    if job.status == JobStatus.RUNNING:
+        if job.cancel_requested:
+            raise JobCancelled()
+        return False  # another chunk is merging
+    if job.status == JobStatus.SUCCEEDED:
+        return False  # merged already, this chunk's file included
+    raise JobLost(f"job {job_id} is {job.status}; this chunk's result is discarded")
 
 
 class _Hashing:
@@ -505,6 +546,22 @@ def _merge(job_id: int) -> None:
 
     stored = [save_stream(f"{_prefix(job)}/values.parquet", fill)]
     report = merged[0]
+    try:
+        _store_report(job, report, selection, method, stored[0], digests[0])
+    except BaseException:
+        default_storage.delete(stored[0])  # no report row points at it
+        raise
+    # The chunk files and the staged rows were only the hand-over between workers; the plan
+    # (rows.npy) and the background stay with the report, as its record of what was explained.
+    for chunk in chunks:
+        default_storage.delete(chunk.path)
+    default_storage.delete(job.result["features_path"])
+
+
+def _store_report(job: Job, report: MergedReport, selection: RowSelection, method: str, values_path: str,
+                  values_sha256: str) -> None:
+    """Write the report row and end its job, succeeded or (additivity) failed, with the audit event."""
+    job_id = job.pk
     with transaction.atomic():
         record = ExplanationReport.objects.create(
             model_version=job.model_version, dataset_version=job.dataset_version, scope=job.params["scope"],
@@ -513,15 +570,16 @@ def _merge(job_id: int) -> None:
             if method == "all" else {k: v for k, v in selection.to_dict().items() if k != "positions"},
             importance=[item.to_dict() for item in report.importance()],
             additivity_error=report.additivity_error if np.isfinite(report.additivity_error) else None,
-            base_value=report.base_value, n_rows=report.n_rows, values_path=stored[0],
-            values_sha256=digests[0], job=job,
+            base_value=report.base_value, n_rows=report.n_rows, values_path=values_path,
+            values_sha256=values_sha256, job=job,
         )
         summary = {"report": record.pk, "status": record.status, "n_rows": record.n_rows,
                    "additivity_error": record.additivity_error, "top_features": [i["feature"] for i in record.importance[:5]]}
         if report.ok:
-            Job.objects.filter(id=job_id, status=JobStatus.RUNNING).update(
-                status=JobStatus.SUCCEEDED, progress_stage="done", progress_percent=100, finished_at=timezone.now(),
-                result={**job.result, **summary})
+            if not Job.objects.filter(id=job_id, status=JobStatus.RUNNING).update(
+                    status=JobStatus.SUCCEEDED, progress_stage="done", progress_percent=100,
+                    finished_at=timezone.now(), result={**job.result, **summary}):
+                raise JobLost(f"job {job_id} ended while its report was merged; the report is discarded")
             audit_record(actor=None, actor_label=WORKER, action="explanation_report.finished", target=record,
                          after={**summary, "fingerprint": record.fingerprint})
             from riskmodels.tasks import render_explanation_plots
@@ -532,11 +590,6 @@ def _merge(job_id: int) -> None:
             audit_record(actor=None, actor_label=WORKER, action="explanation_report.failed", target=record,
                          after={**summary, "message": record.message})
             job_fail(job_id=job_id, error=f"additivity check failed: {report.message}")
-    # The chunk files and the staged rows were only the hand-over between workers; the plan
-    # (rows.npy) and the background stay with the report, as its record of what was explained.
-    for chunk in chunks:
-        default_storage.delete(chunk.path)
-    default_storage.delete(job.result["features_path"])
 
 
 def explanation_plots_render(*, report_id: int) -> None:

@@ -19,6 +19,8 @@ from riskmodels.ml.persistence import load_artifact
 from riskmodels.ml.pipelines import TrainingSpec, prepare_features
 from riskmodels.models import ExplanationChunk, ExplanationReport, Job, JobStatus, ModelVersion
 from riskmodels.services.explanations import (
+    _chunk_finished,
+    _fail,
     explanation_chunk_run,
     explanation_job_create,
     explanation_job_run,
@@ -170,6 +172,59 @@ def test_a_second_delivery_of_a_chunk_is_a_no_op(hgb_version, developer):  # noq
     explanation_plots_render(report_id=report.pk)
     assert ExplanationReport.objects.count() == 1 and report.plot_files.count() == plots
     assert AuditEvent.objects.count() == events
+
+
+def test_only_one_of_two_chunks_that_finish_together_merges(hgb_version, developer, settings):  # noqa: ANN001
+    # Two workers save their chunks, then both count them done: only one may merge. A late
+    # progress update used to move the job back from "merging" to "explaining", so the second
+    # also merged, failed on the report's unique job and deleted the merged report's plan.
+    settings.EXPLAIN_CHUNK_ROWS = 125
+    job = explanation_job_create(actor=developer, model_version=hgb_version)
+    explanation_job_run(job_id=job.pk)
+    assert ExplanationChunk.objects.filter(job=job).count() == 2
+    ExplanationChunk.objects.filter(job=job).update(status=ExplanationChunk.Status.DONE)
+    assert [_chunk_finished(job.pk), _chunk_finished(job.pk)] == [True, False]
+    job.refresh_from_db()
+    assert (job.status, job.progress_stage, job.progress_percent) == (JobStatus.RUNNING, "merging", 90)
+
+
+def test_a_chunk_task_failing_after_its_report_succeeded_keeps_the_report_files(hgb_version, developer,  # noqa: ANN001
+                                                                                settings):
+    settings.EXPLAIN_CHUNK_ROWS = 125
+    job = explanation_job_create(actor=developer, model_version=hgb_version)
+    _run_report(job)
+    job.refresh_from_db()
+    report = ExplanationReport.objects.get(job=job)
+    kept = [job.result["rows_path"], report.values_path]
+    events = AuditEvent.objects.count()
+    assert _chunk_finished(job.pk) is False  # a late count of a merged report: nothing to do
+    _fail(job.pk, RuntimeError("a late duplicate failed"), kept)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED and all(default_storage.exists(p) for p in kept)
+    assert AuditEvent.objects.count() == events
+
+
+def test_a_report_whose_job_ended_while_merging_is_discarded_with_its_values(hgb_version, developer,  # noqa: ANN001
+                                                                             settings, monkeypatch):
+    from riskmodels.services import explanations
+
+    settings.EXPLAIN_CHUNK_ROWS = 125
+    job = explanation_job_create(actor=developer, model_version=hgb_version)
+    real_store = explanations._store_report
+
+    def reaped_meanwhile(*args, **kwargs):  # noqa: ANN002,ANN003,ANN202
+        Job.objects.filter(pk=job.pk).update(status=JobStatus.FAILED, error="reaped")
+        return real_store(*args, **kwargs)
+
+    monkeypatch.setattr(explanations, "_store_report", reaped_meanwhile)
+    explanation_job_run(job_id=job.pk)
+    plan = Job.objects.get(pk=job.pk).result["rows_path"]
+    for chunk in ExplanationChunk.objects.filter(job=job):
+        explanation_chunk_run(chunk_id=chunk.pk)
+    assert not ExplanationReport.objects.filter(job=job).exists()
+    assert not default_storage.exists(plan)
+    assert not default_storage.listdir(str(plan).rsplit("/", 1)[0])[1]  # no values, chunk or staged file left
+    assert audit_verify().ok
 
 
 def test_a_request_over_the_row_cap_is_refused(hgb_version, developer, settings):  # noqa: ANN001
