@@ -244,8 +244,9 @@ def train(
     ``p_test`` are empty): a caller that evaluates separately need not pay for them twice.
 
     ``progress(stage, percent)`` is called with stages ``split`` (5), ``search`` (10..60, once
-    per candidate), ``fit`` (70), ``predict`` (90) and ``done`` (100). The returned pipeline
-    expects input prepared with :func:`riskmodels.ml.pipelines.prepare_features`.
+    per candidate), ``fit`` (70), ``predict`` (90; not with ``predict=False``) and ``done``
+    (100). The returned pipeline expects input prepared with
+    :func:`riskmodels.ml.pipelines.prepare_features`.
     """
     report: ProgressCallback = progress or (lambda stage, percent: None)
     timings: dict[str, float] = {}
@@ -278,9 +279,9 @@ def train(
         pipeline.fit(X_train, y_train)
     timings["fit"] = time.perf_counter() - t
 
-    report("predict", _PROGRESS_PREDICT)
     t = time.perf_counter()
     if X_test is not None:
+        report("predict", _PROGRESS_PREDICT)
         p_train = _positive_proba(pipeline, X_train)
         p_test = _positive_proba(pipeline, X_test)
     else:

@@ -66,6 +66,21 @@ def test_a_training_job_produces_an_immutable_reproducible_version(developer, ge
     assert audit_verify().ok
 
 
+@pytest.mark.parametrize("search", [None, {"method": "grid", "param_grid": {"max_depth": [2, 4]}, "cv": 2}])
+def test_the_recorded_pipeline_text_is_the_fitted_pipelines(developer, german_credit_version, retail_model,  # noqa: ANN001
+                                                            search):
+    # Without a search the text is formatted from the spec while the data loads; with one,
+    # from the winner after the search.
+    job = _train(developer, german_credit_version, retail_model, search=search)
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    version = ModelVersion.objects.get(training_job=job)
+    fitted = load_artifact(default_storage.open(version.artifact_path).read(), expected_sha256=version.artifact_sha256)
+    assert version.preprocessing["pipeline"] == str(fitted)
+    winner = next(r["params"] for r in version.search_results if r["rank"] == 1) if search else {}
+    depth = winner.get("max_depth", version.spec["hyperparameters"]["max_depth"])
+    assert f"max_depth={depth}" in version.preprocessing["pipeline"]
+
+
 def test_the_test_split_evaluation_agrees_with_scikit_learn(developer, german_credit_version, retail_model):  # noqa: ANN001
     _train(developer, german_credit_version, retail_model)
     [evaluation] = _evaluate_pending()

@@ -169,6 +169,16 @@ def test_progress_is_reported_in_order_up_to_done(german):
     assert calls == [("split", 5), ("search", 35), ("search", 60), ("fit", 70), ("predict", 90), ("done", 100)]
 
 
+def test_without_predictions_no_predict_stage_is_reported(german):
+    calls = []
+
+    result = train(german, german_spec(german), progress=lambda stage, percent: calls.append((stage, percent)),
+                   predict=False)
+
+    assert calls == [("split", 5), ("fit", 70), ("done", 100)]
+    assert len(result.p_test) == 0
+
+
 def test_timings_are_recorded_for_every_stage(german):
     timings = train(german, german_spec(german)).timings
 
