@@ -473,30 +473,24 @@ def explanation_chunk_run(*, chunk_id: int) -> None:
 def _chunk_finished(job_id: int) -> bool:
     """Count a chunk done in its job's progress; return True if the caller must merge the report.
 
-    Exactly one caller gets True: the one whose conditional UPDATE moves the job from
-    "explaining" to "merging" once every chunk is done. Progress is only written while the job
-    is still explaining, so a chunk that finishes late never moves a merging job back to
-    "explaining" (which would let a second chunk win the merge as well). A chunk of a job that
-    is no longer running raises JobLost, so its own file is removed; of a job whose
-    cancellation was requested, JobCancelled.
+    Progress is written only while the job is still "explaining" (``job_progress``'s
+    ``from_stage``), so exactly one caller moves it to "merging" once every chunk is done, and a
+    chunk that counts late never moves a merging job back (which would let it merge as well).
+    A chunk of a report already merged has nothing to do; of a job that failed, JobLost removes
+    its file; of a job whose cancellation was requested, JobCancelled.
     """
     counts = ExplanationChunk.objects.filter(job_id=job_id).aggregate(
         total=Count("id"), done=Count("id", filter=Q(status=ExplanationChunk.Status.DONE)))
-    explaining = Job.objects.filter(id=job_id, status=JobStatus.RUNNING, cancel_requested=False,
-                                    progress_stage="explaining")
-    if counts["done"] == counts["total"]:
-        if explaining.update(progress_stage="merging", progress_percent=90, heartbeat_at=timezone.now()):
-            return True
-    elif explaining.update(progress_percent=5 + 85 * counts["done"] // counts["total"], heartbeat_at=timezone.now()):
-        return False
-    job = Job.objects.only("status", "cancel_requested").get(id=job_id)
-    if job.status == JobStatus.RUNNING:
-        if job.cancel_requested:
-            raise JobCancelled()
-        return False  # another chunk is merging
-    if job.status == JobStatus.SUCCEEDED:
-        return False  # merged already, this chunk's file included
-    raise JobLost(f"job {job_id} is {job.status}; this chunk's result is discarded")
+    last = counts["done"] == counts["total"]
+    try:
+        moved = job_progress(job_id=job_id, stage="merging" if last else "explaining",
+                             percent=90 if last else 5 + 85 * counts["done"] // counts["total"],
+                             from_stage="explaining")
+    except JobLost:
+        if Job.objects.filter(id=job_id, status=JobStatus.SUCCEEDED).exists():
+            return False  # merged already, this chunk's file included
+        raise
+    return last and moved
 
 
 class _Hashing:

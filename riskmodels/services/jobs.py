@@ -66,16 +66,27 @@ def job_claim(*, job_id: int) -> Job | None:
     return job
 
 
-def job_progress(*, job_id: int, stage: str, percent: int) -> None:
-    """Record progress and renew the lease; raise JobCancelled or JobLost when the job must stop."""
-    updated = Job.objects.filter(id=job_id, status=JobStatus.RUNNING, cancel_requested=False).update(
-        progress_stage=stage[:40], progress_percent=max(0, min(100, int(percent))), heartbeat_at=timezone.now()
-    )
-    if not updated:
-        job = Job.objects.only("status", "cancel_requested").get(id=job_id)
-        if job.status == JobStatus.RUNNING and job.cancel_requested:
+def job_progress(*, job_id: int, stage: str, percent: int, from_stage: str | None = None) -> bool:
+    """Record progress and renew the lease; raise JobCancelled or JobLost when the job must stop.
+
+    With ``from_stage``, progress is written only while the job is in that stage, and a running
+    job that has moved on to another stage returns False instead: a stage change that exactly
+    one of several tasks wins (the chunk tasks of a report, of which one merges). Returns True
+    when the progress was written.
+    """
+    running = Job.objects.filter(id=job_id, status=JobStatus.RUNNING, cancel_requested=False)
+    if from_stage is not None:
+        running = running.filter(progress_stage=from_stage)
+    if running.update(progress_stage=stage[:40], progress_percent=max(0, min(100, int(percent))),
+                      heartbeat_at=timezone.now()):
+        return True
+    job = Job.objects.only("status", "cancel_requested").get(id=job_id)
+    if job.status == JobStatus.RUNNING:
+        if job.cancel_requested:
             raise JobCancelled()
-        raise JobLost(f"job {job_id} is {job.status}, no longer running here")
+        if from_stage is not None:
+            return False
+    raise JobLost(f"job {job_id} is {job.status}, no longer running here")
 
 
 class LeaseKeeper:

@@ -41,11 +41,11 @@ __all__ = [
     "MergedReport",
     "RowSelection",
     "additivity_error",
+    "chunk_rows_for",
     "explain_chunk",
     "explain_global",
     "merge_chunks",
     "merge_chunks_to_parquet",
-    "chunk_rows_for",
     "plan_chunks",
     "select_rows",
 ]
