@@ -75,15 +75,18 @@ class _TreeExplainer(ModelExplainer):
             self._hgb: HGBTreeShap | None = HGBTreeShap(model)
             self._shap: shap.TreeExplainer | None = None
             output_space = OUTPUT_LOG_ODDS
-            adapter = "riskmodels.ml.explain.hgb (categorical bitsets, internal column order)"
+            adapter = (
+                "riskmodels.ml.explain.hgb (categorical bitsets, internal column order; "
+                "each tree explained once per distinct split-direction pattern)"
+            )
         elif isinstance(model, RandomForestClassifier):
             self._hgb = None
             self._shap = shap.TreeExplainer(model, feature_perturbation="tree_path_dependent")
             output_space = OUTPUT_PROBABILITY
         else:
             raise ExplanationError(f"no tree explainer for {type(model).__name__}")
-        # How many TreeSHAP passes one explanation takes: more than one only for HGB models whose
-        # categorical splits need more category ids than one pass can hold.
+        # How many groups of trees, each with its own category ids, one explanation takes: more
+        # than one only for HGB models whose categorical splits need more ids than one mask holds.
         self.shap_calls = 1 if self._hgb is None else self._hgb.n_shap_calls
         self.fingerprint = ExplainerFingerprint(
             algorithm=spec.algorithm,
