@@ -58,7 +58,7 @@ _LEFT, _RIGHT = 0, 1
 # Trees with at most this many internal nodes number their patterns through a lookup table
 # (2**16 entries); deeper ones sort them.
 _TABLE_BITS = 16
-_FLOAT_BITS = 52
+_CODE_BITS = 62
 
 
 class UnsupportedTreeError(ValueError):
@@ -75,7 +75,7 @@ class _Tree:
     categorical: npt.NDArray[np.bool_]
     default_left: npt.NDArray[np.bool_]  # where a missing value goes
     used: npt.NDArray[np.intp]  # the distinct columns it splits on: its only non-zero values
-    bits: npt.NDArray[np.float64]  # 2**i for internal node i
+    shifts: npt.NDArray[np.int64]  # i for internal node i
 
     def patterns(self, columns: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
         """Return (one row of each distinct direction pattern, each row's pattern number).
@@ -93,12 +93,13 @@ class _Tree:
         if missing.any():
             left = np.where(missing, self.default_left[:, None], left)
         k, n = left.shape
-        if k > _FLOAT_BITS:
+        if k > _CODE_BITS:
             _, first, inverse = np.unique(np.packbits(left, axis=0).T, axis=0, return_index=True,
                                           return_inverse=True)
             return first, inverse.reshape(-1)
-        # Each row's directions as one integer (exact in a float64 below 2**53).
-        codes = (self.bits @ left).astype(np.intp)
+        # Each row's directions as one integer: bit i is node i. (Integer arithmetic, not a
+        # float product: BLAS would start threads that then spin beside the worker's own.)
+        codes = (left.astype(np.int64) << self.shifts[:, None]).sum(axis=0)
         if k > _TABLE_BITS:
             _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
             return first, inverse.reshape(-1)
@@ -314,7 +315,7 @@ class HGBTreeShap:
             categorical=types[internal] == 1,
             default_left=tree["children_default"][internal] == tree["children_left"][internal],
             used=np.unique(columns),
-            bits=2.0 ** np.arange(len(internal)),
+            shifts=np.arange(len(internal), dtype=np.int64),
         )
 
     @staticmethod
