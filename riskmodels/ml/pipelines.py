@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import inspect
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ __all__ = [
     "TrainingSpec",
     "build_pipeline",
     "default_features",
+    "describe_pipeline",
     "feature_names_map",
     "hyperparameter_schema",
     "infer_categorical",
@@ -710,7 +712,10 @@ def _category_objects(column: pd.Series) -> npt.NDArray[np.object_]:
     Each distinct value becomes one Python object that every row holding it shares: 4x
     faster than converting row by row, and the encoders' hashing then hits cached hashes.
     """
-    codes, uniques = pd.factorize(column)
+    if isinstance(column.dtype, pd.CategoricalDtype):  # read as a Parquet dictionary: coded already
+        codes, uniques = column.cat.codes.to_numpy(), column.cat.categories
+    else:
+        codes, uniques = pd.factorize(column)
     table = np.empty(len(uniques) + 1, dtype=object)
     table[:-1] = np.asarray(uniques, dtype=object)
     table[-1] = np.nan  # code -1 (missing) picks the last entry
@@ -811,6 +816,53 @@ def build_pipeline(spec: TrainingSpec) -> Pipeline:
         verbose_feature_names_out=True,
     )
     return Pipeline([("preprocess", preprocess), ("model", _estimator(spec))])
+
+
+def _changed_params(estimator: BaseEstimator) -> dict[str, Any]:
+    """Return the estimator's parameters that differ from its constructor's defaults, by name."""
+    defaults = {name: p.default for name, p in inspect.signature(type(estimator).__init__).parameters.items()}
+    changed = {}
+    for name, value in sorted(estimator.get_params(deep=False).items()):
+        default = defaults.get(name, inspect.Parameter.empty)
+        if _holds_estimator(value):
+            # Steps, transformers, a wrapped model: never a default, and repr would format them.
+            changed[name] = value
+            continue
+        both_nan = all(isinstance(v, float) and math.isnan(v) for v in (value, default))
+        if repr(value) != repr(default) and not both_nan:
+            changed[name] = value
+    return changed
+
+
+def _holds_estimator(value: Any) -> bool:
+    if isinstance(value, BaseEstimator):
+        return True
+    return isinstance(value, list | tuple) and any(_holds_estimator(item) for item in value)
+
+
+def _describe_value(value: Any, indent: int) -> str:
+    if isinstance(value, BaseEstimator):
+        return describe_pipeline(value, indent)
+    if isinstance(value, list) and value and all(
+            isinstance(item, tuple) and len(item) >= 2 and isinstance(item[1], BaseEstimator | str) for item in value):
+        # A Pipeline's steps or a ColumnTransformer's transformers: one per line.
+        pad = " " * (indent + 4)
+        items = [f"{pad}({item[0]!r}, {_describe_value(item[1], indent + 4)}"
+                 + "".join(f", {extra!r}" for extra in item[2:]) + ")," for item in value]
+        return "[\n" + "\n".join(items) + "\n" + " " * indent + "]"
+    return repr(value)
+
+
+def describe_pipeline(estimator: BaseEstimator, indent: int = 0) -> str:
+    """Return an estimator as text: class names and the parameters that differ from the defaults.
+
+    What scikit-learn's ``repr`` shows, nested steps one per line, but never cut short (its
+    repr elides the middle of anything over 700 characters, such as a long column list) and
+    in 2 ms instead of 20-40: its pretty-printer inspects every estimator's signature again
+    for each attempt at a line width, about 240 times for one of our pipelines.
+    """
+    params = ", ".join(f"{name}={_describe_value(value, indent)}" for name, value in _changed_params(estimator).items())
+    return f"{type(estimator).__name__}({params})"
 
 
 def feature_names_map(fitted_pipeline: Pipeline) -> list[str]:

@@ -82,7 +82,9 @@ def dataset_frame(version: DatasetVersion, columns: list[str] | None = None,
             dictionary = [f.name for f in schema if f.name in wanted and
                           (pa.types.is_string(f.type) or pa.types.is_large_string(f.type))]
             handle.seek(0)
-        return pq.read_table(handle, columns=columns, read_dictionary=dictionary or None).to_pandas()
+        # One block per column: no copy into consolidated 2-D blocks (5 ms of 10 at 100k x 30).
+        table = pq.read_table(handle, columns=columns, read_dictionary=dictionary or None)
+        return table.to_pandas(split_blocks=True, self_destruct=True)
 
 
 def save_stream(path: str, fill: Callable[[BinaryIO], None], *, durable: bool = True) -> str:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from django.db import transaction
@@ -17,8 +16,8 @@ from riskmodels.ml.persistence import dumps_artifact, environment_versions, sha2
 from riskmodels.ml.pipelines import (
     SpecError,
     TrainingSpec,
-    build_pipeline,
     default_features,
+    describe_pipeline,
     infer_categorical,
     validate_against_schema,
 )
@@ -125,15 +124,8 @@ def _train_work(job: Job, progress: Callable[[str, int], None], stored: list[str
     progress("loading data", 2)
     spec = TrainingSpec.from_dict(job.params["spec"])
     needed = [*spec.features, spec.target, *([spec.date_column] if spec.date_column else [])]
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="pipeline-text") as pool:
-        # sklearn's pretty-printer takes 20-40 ms of pure Python: it runs while Arrow reads the
-        # data, which releases the GIL (load and text: 64 ms in a row, 54 ms side by side, at
-        # 100k rows). The text shows parameters only, so the unfitted pipeline's equals the
-        # fitted one's; after a search, the winner's is known only then.
-        text = pool.submit(lambda: str(build_pipeline(spec))) if spec.search is None else None
-        frame = dataset_frame(job.dataset_version, columns=list(dict.fromkeys(needed)),
-                              categories=list(spec.categorical))
-        loaded = time.perf_counter()
+    frame = dataset_frame(job.dataset_version, columns=list(dict.fromkeys(needed)), categories=list(spec.categorical))
+    loaded = time.perf_counter()
     # Predictions are left to the evaluation job that follows, so they are computed once.
     result = train(frame, spec, progress=_scaled(progress, 5, 90), predict=False)
     progress("saving artifact", 92)
@@ -146,8 +138,7 @@ def _train_work(job: Job, progress: Callable[[str, int], None], stored: list[str
     now = time.perf_counter()
     timings = {"load_data": loaded - started, **result.timings, "serialise": serialised - trained,
                "store": now - serialised, "total": now - started}
-    # Not inside the transaction that holds the write lock.
-    pipeline_text = str(result.pipeline) if text is None else text.result()
+    pipeline_text = describe_pipeline(result.pipeline)  # not inside the transaction that holds the write lock
     split_summary = {
         "n_train": int(len(result.train_index)), "n_test": int(len(result.test_index)),
         "train_positive_rate": float(result.y_train.mean()), "test_positive_rate": float(result.y_test.mean()),

@@ -20,7 +20,7 @@ from governance.audit import audit_verify
 from governance.exceptions import Conflict, PermissionDenied
 from governance.models import AuditEvent
 from riskmodels.ml.persistence import load_artifact
-from riskmodels.ml.pipelines import TrainingSpec, prepare_features
+from riskmodels.ml.pipelines import TrainingSpec, describe_pipeline, prepare_features
 from riskmodels.ml.training import binary_target, split
 from riskmodels.models import Evaluation, Job, JobStatus, ModelVersion
 from riskmodels.services.evaluation import evaluation_job_run, model_versions_compare
@@ -69,13 +69,13 @@ def test_a_training_job_produces_an_immutable_reproducible_version(developer, ge
 @pytest.mark.parametrize("search", [None, {"method": "grid", "param_grid": {"max_depth": [2, 4]}, "cv": 2}])
 def test_the_recorded_pipeline_text_is_the_fitted_pipelines(developer, german_credit_version, retail_model,  # noqa: ANN001
                                                             search):
-    # Without a search the text is formatted from the spec while the data loads; with one,
-    # from the winner after the search.
+    # With a search, the text is the winner's.
     job = _train(developer, german_credit_version, retail_model, search=search)
     assert job.status == JobStatus.SUCCEEDED, job.error
     version = ModelVersion.objects.get(training_job=job)
     fitted = load_artifact(default_storage.open(version.artifact_path).read(), expected_sha256=version.artifact_sha256)
-    assert version.preprocessing["pipeline"] == str(fitted)
+    assert version.preprocessing["pipeline"] == describe_pipeline(fitted)
+    assert all(f"'{feature}'" in version.preprocessing["pipeline"] for feature in version.spec["features"])
     winner = next(r["params"] for r in version.search_results if r["rank"] == 1) if search else {}
     depth = winner.get("max_depth", version.spec["hyperparameters"]["max_depth"])
     assert f"max_depth={depth}" in version.preprocessing["pipeline"]

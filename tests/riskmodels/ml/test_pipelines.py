@@ -1,3 +1,4 @@
+import inspect
 import json
 import math
 from collections.abc import Iterator
@@ -7,9 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.base import BaseEstimator
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.impute import SimpleImputer
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
@@ -23,6 +26,7 @@ from riskmodels.ml.pipelines import (
     TrainingSpec,
     build_pipeline,
     default_features,
+    describe_pipeline,
     feature_names_map,
     hyperparameter_schema,
     infer_categorical,
@@ -564,3 +568,44 @@ def test_a_pipeline_ignores_categories_unseen_in_training(german):
 
     assert isinstance(pipeline, Pipeline)
     assert np.isfinite(pipeline.predict_proba(prepare_features(unseen, spec))).all()
+
+
+# --- describing a pipeline ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_a_pipeline_is_described_whole_with_its_changed_parameters(german, algorithm):  # noqa: ANN001
+    features = tuple(c for c in german.columns if c != TARGET)
+    spec = TrainingSpec(algorithm=algorithm, target=TARGET, positive_class="bad", features=features,
+                        categorical=infer_categorical({c: german[c].dtype for c in features}), hyperparameters={})
+    pipeline = build_pipeline(spec)
+
+    text = describe_pipeline(pipeline)
+
+    assert "..." not in text  # scikit-learn's own repr elides the middle of long column lists
+    assert all(f"'{feature}'" in text for feature in features)
+    model = pipeline[-1]
+    assert f"('model', {type(model).__name__}(" in text
+    for name, value in model.get_params(deep=False).items():
+        default = inspect.signature(type(model).__init__).parameters[name].default
+        if not isinstance(value, BaseEstimator) and repr(value) != repr(default):
+            assert f"{name}={value!r}" in text
+        elif not isinstance(value, BaseEstimator):
+            assert f"{name}=" not in text.split("('model', ")[1]  # defaults are left out, as scikit-learn does
+
+
+def test_the_description_of_a_fitted_pipeline_is_that_of_the_unfitted_one(german):  # noqa: ANN001
+    features = ("duration_in_month", "credit_amount", "purpose")
+    spec = TrainingSpec(algorithm="gradient_boosting", target=TARGET, positive_class="bad", features=features,
+                        categorical=("purpose",), hyperparameters={"max_depth": 4})
+    unfitted = build_pipeline(spec)
+    fitted = build_pipeline(spec).fit(prepare_features(german, spec), german[TARGET] == "bad")
+
+    assert describe_pipeline(fitted) == describe_pipeline(unfitted)
+    assert "max_depth=4" in describe_pipeline(unfitted)
+
+
+def test_a_nan_parameter_equal_to_its_nan_default_is_left_out():
+    assert describe_pipeline(SimpleImputer()) == "SimpleImputer()"
+    assert describe_pipeline(SimpleImputer(fill_value=0, strategy="constant")) == \
+        "SimpleImputer(fill_value=0, strategy='constant')"

@@ -3,6 +3,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.model_selection import train_test_split
 
 from riskmodels.ml.pipelines import (
     ALGORITHMS,
@@ -12,7 +13,7 @@ from riskmodels.ml.pipelines import (
     infer_categorical,
     prepare_features,
 )
-from riskmodels.ml.training import binary_target, split, train
+from riskmodels.ml.training import _stratified_split, binary_target, split, train
 
 GERMAN_CSV = Path(__file__).resolve().parents[3] / "demo" / "german_credit.csv"
 TARGET = "creditability"
@@ -67,6 +68,35 @@ def test_the_seed_decides_the_stratified_split(german):
 
     assert np.array_equal(first, split(german, german_spec(german, seed=1))[1])
     assert not np.array_equal(first, split(german, german_spec(german, seed=2))[1])
+
+
+@pytest.mark.parametrize("n", [10, 37, 1000, 5003, 100_000])
+@pytest.mark.parametrize("rate", [0.02, 0.3, 0.5])
+def test_the_stratified_split_is_scikit_learns_train_test_split(n, rate):
+    # Versions trained before the split was computed here must keep their rows on each side.
+    for test_size, seed in [(0.25, 0), (0.1, 1), (0.33, 42), (0.5, 2**31)]:
+        y = (np.random.default_rng(n + seed % 97).random(n) < rate).astype(np.int64)
+        if np.bincount(y, minlength=2).min() < 2:
+            continue
+        try:
+            expected = train_test_split(np.arange(n), test_size=test_size, stratify=y, random_state=seed)
+        except ValueError as exc:
+            with pytest.raises(ValueError, match=str(exc)[:40]):
+                _stratified_split(y, test_size, seed)
+            continue
+
+        train_idx, test_idx = _stratified_split(y, test_size, seed)
+
+        assert np.array_equal(np.sort(train_idx), np.sort(expected[0]))
+        assert np.array_equal(np.sort(test_idx), np.sort(expected[1]))
+
+
+def test_where_scikit_learn_refuses_a_stratified_split_its_error_is_raised():
+    y = np.array([0] * 9 + [1])  # a class of one row
+    with pytest.raises(ValueError, match="too few"):
+        _stratified_split(y, 0.25, 0)
+    with pytest.raises(ValueError, match="should be greater or equal to the number of classes"):
+        _stratified_split(np.array([0, 1] * 5), 0.1, 0)  # one test row for two classes
 
 
 def test_out_of_time_split_puts_rows_on_or_after_the_cutoff_in_the_test_set(german):
