@@ -43,6 +43,7 @@ from riskmodels.ml.explain.base import (
     select_background,
 )
 from riskmodels.ml.explain.hgb import HGBTreeShap
+from riskmodels.ml.explain.patterns import explain_by_patterns, forest_pattern_trees
 from riskmodels.ml.explain.permutation import FeaturePermutationExplainer
 from riskmodels.ml.persistence import environment_versions
 from riskmodels.ml.pipelines import TrainingSpec, feature_names_map
@@ -82,7 +83,10 @@ class _TreeExplainer(ModelExplainer):
         elif isinstance(model, RandomForestClassifier):
             self._hgb = None
             self._shap = shap.TreeExplainer(model, feature_perturbation="tree_path_dependent")
+            # Class fractions per leaf: output 1 is the probability of default.
+            self._forest = forest_pattern_trees(self._shap, [e.tree_.node_count for e in model.estimators_], output=1)
             output_space = OUTPUT_PROBABILITY
+            adapter = "riskmodels.ml.explain.patterns (each tree explained once per distinct split-direction pattern)"
         else:
             raise ExplanationError(f"no tree explainer for {type(model).__name__}")
         # How many groups of trees, each with its own category ids, one explanation takes: more
@@ -118,8 +122,12 @@ class _TreeExplainer(ModelExplainer):
             output = np.asarray(model.decision_function(X), dtype=np.float64)
         else:
             assert self._shap is not None
-            # Class fractions per leaf: output index 1 is the probability of default.
-            values = np.asarray(self._shap.shap_values(X, check_additivity=False))[..., 1]
+            # What shap reads: the matrix in the loader's input type (float32 for scikit-learn's
+            # trees, which compare float32 values with float64 thresholds).
+            data = X.astype(self._shap.model.input_dtype).astype(np.float64)
+            total = np.zeros(data.shape[::-1])
+            explain_by_patterns(self._forest, data, total)
+            values = total.T
             base = float(np.ravel(self._shap.expected_value)[1])
             output = np.asarray(model.predict_proba(X)[:, 1], dtype=np.float64)
         return np.ascontiguousarray(values, dtype=np.float64), base, output

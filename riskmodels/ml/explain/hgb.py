@@ -16,21 +16,11 @@ so at most :data:`MAX_CATEGORY_GROUPS` ids per feature fit. When a feature needs
 are explained in groups, which is exact because path-dependent TreeSHAP values of an ensemble are
 the sum of the values of its trees.
 
-Path-dependent TreeSHAP reads a row only through the direction it takes at each of a tree's
-internal nodes (shap's ``tree_shap_recursive`` walks every node, and the row decides only which
-child is "hot"). Rows with the same directions at every node of a tree get the same values from
-that tree, to the bit. So each tree is explained once per distinct direction pattern among the
-rows, by shap, on one representative row each, and the values are given to every row of the
-pattern: a tree of depth 3 has at most 128 patterns however many rows there are. The trees'
-values are then added up in tree order; shap adds them inside one call, so the sums agree with a
-single shap call to rounding (about 1e-14), not to the bit. The directions are computed here
-exactly as shap's C++ computes them (NaN takes the default child; a numeric node sends
-``x <= threshold`` left; a categorical node sends the ids whose bit is set in its mask left). A
-row given another row's pattern would break additivity against scikit-learn's own
-``decision_function``, which every report checks. Measured on 5,000 rows and 100 trees (one
-thread): depth 3, 39 patterns per tree, 30 ms instead of 390 ms for one shap call over the
-ensemble; depth 6, 3,100 patterns, 1.5 s instead of 2.1 s; 31 leaves, 3,500 patterns, 2.5 s
-instead of 3.7 s.
+Each tree is explained once per distinct split-direction pattern of the rows
+(:mod:`riskmodels.ml.explain.patterns`). Measured on 5,000 rows and 100 trees (one thread):
+depth 3, 39 patterns per tree, 30 ms instead of 390 ms for one shap call over the ensemble;
+depth 6, 3,100 patterns, 1.5 s instead of 2.1 s; 31 leaves, 3,500 patterns, 2.5 s instead of
+3.7 s.
 
 It reads private HGB attributes (``_predictors``, ``_preprocessor``, ``_bin_mapper``,
 ``_baseline_prediction``), as shap itself does; the additivity check against
@@ -47,6 +37,8 @@ import numpy.typing as npt
 import shap
 from sklearn.ensemble import HistGradientBoostingClassifier
 
+from riskmodels.ml.explain.patterns import PatternTree, explain_by_patterns, pattern_tree, tree_explainer
+
 __all__ = ["MAX_CATEGORY_GROUPS", "HGBTreeShap", "UnsupportedTreeError"]
 
 # shap's category_in_threshold() casts the mask to a C float: integers are exact below 2**24,
@@ -55,63 +47,8 @@ MAX_CATEGORY_GROUPS = 24
 # HGB reads raw categories as uint8 (max_bins <= 255), so 256 values cover every category.
 _N_CATEGORY_VALUES = 256
 _LEFT, _RIGHT = 0, 1
-# Trees with at most this many internal nodes number their patterns through a lookup table
-# (2**16 entries); deeper ones sort them.
-_TABLE_BITS = 16
-_CODE_BITS = 62
-
-
 class UnsupportedTreeError(ValueError):
     """Report a tree whose categorical splits cannot be given to shap exactly."""
-
-
-@dataclass(frozen=True)
-class _Tree:
-    """One tree on its own, with what decides a row's direction at each of its internal nodes."""
-
-    explainer: shap.TreeExplainer  # this tree alone (no base offset)
-    columns: npt.NDArray[np.intp]  # the column each internal node splits on
-    thresholds: npt.NDArray[np.float64]  # numeric threshold, or the category mask (categorical)
-    categorical: npt.NDArray[np.bool_]
-    default_left: npt.NDArray[np.bool_]  # where a missing value goes
-    used: npt.NDArray[np.intp]  # the distinct columns it splits on: its only non-zero values
-    shifts: npt.NDArray[np.int64]  # i for internal node i
-
-    def patterns(self, columns: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
-        """Return (one row of each distinct direction pattern, each row's pattern number).
-
-        ``columns`` is the data transposed (one C-contiguous row per column of the matrix).
-        """
-        x = columns[self.columns]  # (internal nodes, rows)
-        left = x <= self.thresholds[:, None]
-        if self.categorical.any():
-            # shap: 1 << (int(category) - 1) & int(threshold); ids are 1..24, NaN is missing.
-            ids = np.nan_to_num(x[self.categorical], nan=1.0).astype(np.int64)
-            masks = self.thresholds[self.categorical].astype(np.int64)[:, None]
-            left[self.categorical] = ((masks >> (ids - 1)) & 1).astype(bool)
-        missing = np.isnan(x)
-        if missing.any():
-            left = np.where(missing, self.default_left[:, None], left)
-        k, n = left.shape
-        if k > _CODE_BITS:
-            _, first, inverse = np.unique(np.packbits(left, axis=0).T, axis=0, return_index=True,
-                                          return_inverse=True)
-            return first, inverse.reshape(-1)
-        # Each row's directions as one integer: bit i is node i. (Integer arithmetic, not a
-        # float product: BLAS would start threads that then spin beside the worker's own.)
-        codes = (left.astype(np.int64) << self.shifts[:, None]).sum(axis=0)
-        if k > _TABLE_BITS:
-            _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
-            return first, inverse.reshape(-1)
-        seen = np.zeros(1 << k, dtype=bool)
-        seen[codes] = True
-        distinct = np.flatnonzero(seen)
-        number = np.empty(1 << k, dtype=np.intp)
-        number[distinct] = np.arange(len(distinct), dtype=np.intp)
-        pattern = number[codes]
-        representative = np.empty(len(distinct), dtype=np.intp)
-        representative[pattern] = np.arange(n, dtype=np.intp)  # any row of a pattern will do
-        return representative, pattern
 
 
 @dataclass(frozen=True)
@@ -119,7 +56,7 @@ class _Group:
     """Trees explained with one category-id table per categorical column (one mask per node)."""
 
     explainer: shap.TreeExplainer  # all the group's trees: its expected value
-    trees: tuple[_Tree, ...]
+    trees: tuple[PatternTree, ...]
     # internal column -> array of 256 floats: the id (1..24) shap sees for each raw category,
     # NaN for categories routed like a missing value at every node of the group.
     category_ids: dict[int, npt.NDArray[np.float64]]
@@ -297,46 +234,11 @@ class HGBTreeShap:
                 }
             )
             types_per_tree.append(types)
-        explainer = self._shap_explainer(dict_trees, types_per_tree, self.base_offset if first else 0.0)
-        singles = tuple(
-            self._single(tree, types, self._shap_explainer([tree], [types], 0.0))
-            for tree, types in zip(dict_trees, types_per_tree, strict=True)
-        )
+        explainer = tree_explainer(dict_trees, types_per_tree, base_offset=self.base_offset if first else 0.0,
+                                   tree_output="log_odds", input_dtype=np.float64)
+        singles = tuple(pattern_tree(tree, types, tree_output="log_odds", input_dtype=np.float64)
+                        for tree, types in zip(dict_trees, types_per_tree, strict=True))
         return _Group(explainer=explainer, trees=singles, category_ids=category_ids)
-
-    @staticmethod
-    def _single(tree: dict[str, Any], types: npt.NDArray[np.int32], explainer: shap.TreeExplainer) -> _Tree:
-        internal = np.flatnonzero(tree["children_left"] >= 0)
-        columns = tree["features"][internal].astype(np.intp)
-        return _Tree(
-            explainer=explainer,
-            columns=columns,
-            thresholds=tree["thresholds"][internal],
-            categorical=types[internal] == 1,
-            default_left=tree["children_default"][internal] == tree["children_left"][internal],
-            used=np.unique(columns),
-            shifts=np.arange(len(internal), dtype=np.int64),
-        )
-
-    @staticmethod
-    def _shap_explainer(dict_trees: list[dict[str, Any]], types_per_tree: list[npt.NDArray[np.int32]],
-                        base_offset: float) -> shap.TreeExplainer:
-        explainer = shap.TreeExplainer(
-            {
-                "trees": dict_trees,
-                # The baseline log-odds belongs to the ensemble once, not to every group.
-                "base_offset": base_offset,
-                "tree_output": "log_odds",
-                "input_dtype": np.float64,
-                "internal_dtype": np.float64,
-            },
-            feature_perturbation="tree_path_dependent",
-        )
-        # shap's dict loader resets threshold_types to numeric; set the categorical nodes back.
-        for i, types in enumerate(types_per_tree):
-            explainer.model.threshold_types[i, : len(types)] = types
-            explainer.model.trees[i].threshold_types = types
-        return explainer
 
     # -- explaining ----------------------------------------------------------------------------
 
@@ -367,15 +269,9 @@ class HGBTreeShap:
     def shap_values(self, X: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Return SHAP values (log-odds) for X, one column per input column of the model."""
         internal = self.internal_matrix(X)
-        total = np.zeros(internal.shape[::-1])  # a row per column: each tree adds to a few of them
+        total = np.zeros(internal.shape[::-1])  # a row per column
         for group in self._groups:
-            data = self.group_matrix(group, internal)
-            columns = np.ascontiguousarray(data.T)
-            for tree in group.trees:
-                representatives, pattern = tree.patterns(columns)
-                values = tree.explainer.shap_values(data[representatives], check_additivity=False)
-                for column in tree.used:
-                    total[column] += values[:, column].take(pattern)
+            explain_by_patterns(group.trees, self.group_matrix(group, internal), total)
         out = np.empty_like(internal)
         out[:, self._internal_to_input] = total.T
         return out

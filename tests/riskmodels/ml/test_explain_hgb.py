@@ -41,7 +41,7 @@ def with_threshold_ties(model: HistGradientBoostingClassifier, X: np.ndarray) ->
 @pytest.mark.parametrize(("params", "nodes"), [
     ({"max_depth": 3}, (1, 7)),  # patterns numbered through a table
     ({"max_leaf_nodes": 31}, (17, 30)),  # through a sort of their numbers
-    ({"max_leaf_nodes": 80, "min_samples_leaf": 5}, (63, 79)),  # packed directions, sorted
+    ({"max_leaf_nodes": 80, "min_samples_leaf": 5}, (63, 79)),  # every row its own pattern
 ], ids=["depth-3", "31-leaves", "80-leaves"])
 def test_values_equal_one_shap_call_over_the_whole_ensemble(params, nodes):
     X, y = numeric_data(6000, seed=1)
