@@ -11,7 +11,10 @@ per-explainer rates:
 * permutation: model evaluations, ``rows x permutations x (2 x features + 1) x background``.
 
 The rates were measured with ``bench/shap_library.py`` on the reference machine (2 cores); they are an
-order of magnitude, good enough to refuse a job that would run for days, not a promise. Cost is
+order of magnitude, good enough to refuse a job that would run for days, not a promise. They
+predate explanation by split-direction patterns (:mod:`riskmodels.ml.explain.patterns`), which
+makes shallow trees much cheaper than this (a depth-3 HGB chunk about a quarter of the estimate),
+so for trees the estimate is an upper bound. Cost is
 linear in rows, so a budget translates directly into the number of rows it affords.
 """
 
