@@ -47,6 +47,8 @@ MAX_CATEGORY_GROUPS = 24
 # HGB reads raw categories as uint8 (max_bins <= 255), so 256 values cover every category.
 _N_CATEGORY_VALUES = 256
 _LEFT, _RIGHT = 0, 1
+
+
 class UnsupportedTreeError(ValueError):
     """Report a tree whose categorical splits cannot be given to shap exactly."""
 
@@ -234,6 +236,8 @@ class HGBTreeShap:
                 }
             )
             types_per_tree.append(types)
+        # The baseline log-odds belongs to the ensemble once, not to every group. The group's
+        # explainer gives the expected value; its trees one by one give the values.
         explainer = tree_explainer(dict_trees, types_per_tree, base_offset=self.base_offset if first else 0.0,
                                    tree_output="log_odds", input_dtype=np.float64)
         singles = tuple(pattern_tree(tree, types, tree_output="log_odds", input_dtype=np.float64)
