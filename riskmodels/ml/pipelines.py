@@ -858,7 +858,7 @@ def describe_pipeline(estimator: BaseEstimator, indent: int = 0) -> str:
 
     What scikit-learn's ``repr`` shows, nested steps one per line, but never cut short (its
     repr elides the middle of anything over 700 characters, such as a long column list) and
-    in 2 ms instead of 20-40: its pretty-printer inspects every estimator's signature again
+    in about 1 ms instead of 20-40: its pretty-printer inspects every estimator's signature again
     for each attempt at a line width, about 240 times for one of our pipelines.
     """
     params = ", ".join(f"{name}={_describe_value(value, indent)}" for name, value in _changed_params(estimator).items())

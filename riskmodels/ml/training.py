@@ -132,8 +132,8 @@ def _stratified_split(y: np.ndarray, test_size: float, seed: int) -> tuple[np.nd
     The same draws from the same generator in the same order as scikit-learn's
     ``StratifiedShuffleSplit`` (class counts by ``_approximate_mode``, one permutation per
     class), so the same rows land on each side, without its per-element list building and
-    final shuffles: the callers sort the rows, so their order is never used. 23 ms of
-    scikit-learn's became 2 ms at 100k rows. A test holds it equal to scikit-learn's for many
+    final shuffles: the callers sort the rows, so their order is never used. At 100k rows,
+    3 ms against scikit-learn's 43 ms (measured side by side). A test holds it equal to scikit-learn's for many
     sizes, balances and seeds; where scikit-learn would refuse (a class of one row, a side
     smaller than the number of classes) its own call runs and raises its own error.
     """
