@@ -122,11 +122,8 @@ class _TreeExplainer(ModelExplainer):
             output = np.asarray(model.decision_function(X), dtype=np.float64)
         else:
             assert self._shap is not None
-            # What shap reads: the matrix in the loader's input type (float32 for scikit-learn's
-            # trees, which compare float32 values with float64 thresholds).
-            data = X.astype(self._shap.model.input_dtype).astype(np.float64)
-            total = np.zeros(data.shape[::-1])
-            explain_by_patterns(self._forest, data, total)
+            total = np.zeros(X.shape[::-1])
+            explain_by_patterns(self._forest, X, total)
             values = total.T
             base = float(np.ravel(self._shap.expected_value)[1])
             output = np.asarray(model.predict_proba(X)[:, 1], dtype=np.float64)

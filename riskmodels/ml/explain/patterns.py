@@ -148,8 +148,11 @@ def explain_by_patterns(trees: Sequence[PatternTree], data: npt.NDArray[np.float
                         total: npt.NDArray[np.float64]) -> None:
     """Add the trees' SHAP values for the rows of ``data`` to ``total`` (one row per column).
 
-    ``data`` is the matrix shap reads (already of the trees' input type, as float64).
+    Directions are taken on the matrix shap reads: ``data`` in the trees' input type (float32
+    for scikit-learn's forests, which compare float32 values with float64 thresholds).
     """
+    if trees:
+        data = data.astype(trees[0].explainer.model.input_dtype, copy=False).astype(np.float64, copy=False)
     columns = np.ascontiguousarray(data.T)
     for tree in trees:
         representatives, pattern = tree.patterns(columns)

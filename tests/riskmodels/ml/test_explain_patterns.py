@@ -15,9 +15,9 @@ from riskmodels.ml.explain.patterns import explain_by_patterns, forest_pattern_t
 def forest_values(model: RandomForestClassifier, X: np.ndarray) -> tuple[np.ndarray, int]:
     explainer = shap.TreeExplainer(model, feature_perturbation="tree_path_dependent")
     trees = forest_pattern_trees(explainer, [e.tree_.node_count for e in model.estimators_], output=1)
+    total = np.zeros(X.shape[::-1])
+    explain_by_patterns(trees, X, total)  # in float32, as shap reads a forest's input
     data = X.astype(np.float32).astype(np.float64)
-    total = np.zeros(data.shape[::-1])
-    explain_by_patterns(trees, data, total)
     shap_calls = sum(len(tree.patterns(np.ascontiguousarray(data.T))[0]) for tree in trees)
     return total.T, shap_calls
 
