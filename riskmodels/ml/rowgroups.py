@@ -1,37 +1,102 @@
-"""Read chosen rows of a Parquet file one row group at a time, so memory follows the rows wanted."""
+"""Read chosen rows of a Parquet file in one front-to-back pass, a batch of rows at a time.
+
+Memory follows the rows wanted and the batch, not the file: a row group is read only if it
+holds a wanted row, and then a batch at a time through a buffered stream (``open_parquet``),
+instead of whole (a row group of the ingest holds up to 262,144 rows).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-__all__ = ["take_by_row_group", "take_rows"]
+__all__ = ["BATCH_ROWS", "open_parquet", "take_blocks", "take_rows"]
+
+# Rows decoded at a time, and bytes read from the file at a time per column. Without a read
+# buffer pyarrow reads each column's whole chunk of a row group before decoding any of it; a
+# larger buffer is held once per column (1 MiB: +20 MB for 20 columns). Measured on a million
+# rows of 20 float columns (1 MiB pages, 262,144-row groups), reading every row a batch at a
+# time grows the resident set by 19 MB, where whole row groups cost 165 MB; what remains is
+# a page of each column read and decompressed.
+BATCH_ROWS = 4096
+READ_BUFFER_BYTES = 1 << 16
 
 
-def take_by_row_group(
-    parquet: pq.ParquetFile, row_sets: Sequence[npt.NDArray[np.int64]], columns: Sequence[str] | None = None
-) -> Iterator[list[pa.Table | None]]:
-    """Yield, for each row group holding any wanted row, the rows of each set it holds.
+def open_parquet(source: Any) -> pq.ParquetFile:
+    """Open a Parquet file (a path or a binary file) for reading a batch at a time.
 
-    ``row_sets`` are sorted file row numbers. Each yield is a list with one entry per set: the
-    taken rows as a table, or None when the group holds none of that set's rows. A row group is
-    read only if some set wants a row of it, with only ``columns``. Row numbers past the end of
-    the file are never yielded; callers check counts.
+    A buffered stream and no pre-buffering: the reader holds about a page per column, not the
+    row group's column chunks.
     """
-    start = 0
-    for group in range(parquet.num_row_groups):
-        stop = start + parquet.metadata.row_group(group).num_rows
-        wanted = [rows[np.searchsorted(rows, start):np.searchsorted(rows, stop)] - start for rows in row_sets]
-        if any(len(w) for w in wanted):
-            table = parquet.read_row_group(group, columns=None if columns is None else list(columns))
-            # All of a group's rows: the table itself, not a copy (a whole dataset explained).
-            yield [None if not len(w) else table if len(w) == table.num_rows else table.take(pa.array(w))
-                   for w in wanted]
-        start = stop
+    return pq.ParquetFile(source, buffer_size=READ_BUFFER_BYTES, pre_buffer=False)
+
+
+class _Batches:
+    """Walk a file's batches forward, jumping over row groups that hold no wanted row."""
+
+    def __init__(self, parquet: pq.ParquetFile, columns: list[str] | None, batch_rows: int) -> None:
+        self.parquet, self.columns, self.batch_rows = parquet, columns, batch_rows
+        sizes = [parquet.metadata.row_group(g).num_rows for g in range(parquet.num_row_groups)]
+        self.bounds = np.concatenate([[0], np.cumsum(sizes, dtype=np.int64)])
+        self.group = -1
+        self.batches: Iterator[pa.RecordBatch] = iter(())
+        self.start, self.batch = 0, None  # the current batch and its first file row
+
+    def holding(self, row: int) -> tuple[int, pa.RecordBatch]:
+        """Return (first file row, batch) of the batch holding ``row``; rows only go forward."""
+        while self.batch is None or row >= self.start + self.batch.num_rows:
+            if self.batch is not None and row < self.bounds[self.group + 1]:
+                self.start += self.batch.num_rows
+                self.batch = next(self.batches)
+                continue
+            self.group = int(np.searchsorted(self.bounds, row, side="right")) - 1
+            self.batches = self.parquet.iter_batches(batch_size=self.batch_rows, row_groups=[self.group],
+                                                     columns=self.columns)
+            self.start, self.batch = int(self.bounds[self.group]), next(self.batches)
+        return self.start, self.batch
+
+
+def take_blocks(
+    parquet: pq.ParquetFile,
+    blocks: Iterable[npt.NDArray[np.int64]],
+    columns: Sequence[str] | None = None,
+    *,
+    batch_rows: int = BATCH_ROWS,
+) -> Iterator[pa.Table]:
+    """Yield, for each block of file row numbers, those rows of the file as a table, in order.
+
+    Each block is sorted, and each starts after the previous one ends: the file is read once,
+    front to back. A run of consecutive rows comes as a slice of its batch (no copy); other
+    rows are taken. A block's table holds only its own rows' batches, so memory follows the
+    largest block, not the file. Raises IndexError for a row number outside the file.
+    """
+    n_rows = parquet.metadata.num_rows
+    reader = _Batches(parquet, None if columns is None else list(columns), batch_rows)
+    empty = parquet.schema_arrow.empty_table()
+    schema = (empty if columns is None else empty.select(list(columns))).schema
+    last = -1
+    for block in blocks:
+        if len(block) and (block[0] <= last or block[-1] >= n_rows or block[0] < 0):
+            raise IndexError(f"rows outside 0..{n_rows - 1}, or not after row {last}, were asked for")
+        pieces: list[pa.RecordBatch] = []
+        i = 0
+        while i < len(block):
+            start, batch = reader.holding(int(block[i]))
+            j = int(np.searchsorted(block, start + batch.num_rows, side="left"))
+            first = int(block[i]) - start
+            if int(block[j - 1]) - int(block[i]) == j - 1 - i:  # consecutive rows
+                pieces.append(batch.slice(first, j - i))
+            else:
+                pieces.append(batch.take(pa.array(block[i:j] - start)))
+            i = j
+        if len(block):
+            last = int(block[-1])
+        yield pa.Table.from_batches(pieces, schema=schema)
 
 
 def take_rows(parquet: pq.ParquetFile, rows: npt.NDArray[np.int64], columns: Sequence[str] | None = None) -> pa.Table:
@@ -39,11 +104,4 @@ def take_rows(parquet: pq.ParquetFile, rows: npt.NDArray[np.int64], columns: Seq
 
     Raises IndexError if a row number is outside the file.
     """
-    n_rows = parquet.metadata.num_rows
-    if len(rows) and (rows[0] < 0 or rows[-1] >= n_rows):
-        raise IndexError(f"rows outside 0..{n_rows - 1} were asked for")
-    pieces = [taken[0] for taken in take_by_row_group(parquet, [rows], columns)]
-    if not pieces:
-        return parquet.schema_arrow.empty_table() if columns is None else \
-            parquet.schema_arrow.empty_table().select(list(columns))
-    return pa.concat_tables(pieces)
+    return next(take_blocks(parquet, [np.asarray(rows, dtype=np.int64)], columns))

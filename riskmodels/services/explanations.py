@@ -2,8 +2,10 @@
 
 A global report is an ``explain`` job. Its coordinator (one worker task) selects the rows,
 fixes the background sample, copies the rows to explain into an Arrow file holding one record
-batch per chunk (one pass over the dataset, a row group at a time), and writes one
-ExplanationChunk row per slice. Each chunk is a Celery task of its own (a group), claimed with
+batch per chunk (one pass over the dataset, a batch of rows at a time), and writes one
+ExplanationChunk row per slice. It handles the rows a chunk at a time too: a report of every
+row of a dataset holds no per-row index (see ``_stage_rows``), so no task's memory grows with
+the report's length. Each chunk is a Celery task of its own (a group), claimed with
 a conditional UPDATE, reading only its own record batch, so a worker's memory does not grow
 with the report. The task that finishes the last chunk wins a conditional UPDATE on the job
 and merges: a chord without a result backend, whose state lives in the database like every
@@ -17,7 +19,7 @@ import io
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -56,7 +58,7 @@ from riskmodels.ml.explain import (
 from riskmodels.ml.explain_plots import render_report_plots, render_waterfall, thinned_rows
 from riskmodels.ml.persistence import load_artifact
 from riskmodels.ml.pipelines import TrainingSpec
-from riskmodels.ml.rowgroups import take_by_row_group
+from riskmodels.ml.rowgroups import open_parquet, take_blocks, take_rows
 from riskmodels.ml.training import split
 from riskmodels.models import (
     DatasetVersion,
@@ -91,12 +93,13 @@ PLOT_MAX_ROWS = 20_000
 # --- reading stored data -------------------------------------------------------------------
 
 def _read_rows(version: DatasetVersion, rows: np.ndarray, columns: list[str] | None = None) -> pd.DataFrame:
-    """Read only ``rows`` (sorted dataset row numbers) row group by row group; index = row numbers."""
+    """Read only ``rows`` (sorted dataset row numbers), a batch at a time; index = row numbers."""
     with default_storage.open(version.storage_path, "rb") as handle:
-        pieces = [taken[0] for taken in take_by_row_group(pq.ParquetFile(handle), [rows], columns)]
-    if not pieces:
-        raise ExplanationError("none of the requested rows exist in the dataset")
-    frame = pa.concat_tables(pieces).to_pandas()
+        try:
+            table = take_rows(open_parquet(handle), rows, columns)
+        except IndexError:
+            raise ExplanationError(f"rows outside the dataset's {version.n_rows} rows were asked for") from None
+    frame = table.to_pandas()
     frame.index = pd.Index(rows, name="row_id")
     return frame
 
@@ -141,7 +144,7 @@ def _training_background(version: ModelVersion, options: ExplainOptions) -> pd.D
     spec that fixes the split, both immutable.
     """
     def compute() -> pd.DataFrame:
-        _, train_rows = _source_rows(version, version.dataset_version, "test_split")
+        _, train_rows = _source_rows(version, "test_split")
         return _background(version, train_rows, options)
 
     key = (version.dataset_version.sha256, json.dumps(version.spec, sort_keys=True), options.background_size,
@@ -149,23 +152,23 @@ def _training_background(version: ModelVersion, options: ExplainOptions) -> pd.D
     return _BACKGROUNDS.get(key, compute).copy()
 
 
-def _source_rows(version: ModelVersion, dataset_version: DatasetVersion, scope: str, *,
-                 train: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def _source_rows(version: ModelVersion, scope: str, *, train: bool = True) -> tuple[np.ndarray | None, np.ndarray]:
     """Return (rows to explain from, training rows for the background) as dataset row numbers.
 
-    With ``train=False`` (no background needed) a report on another dataset version does not
-    read the training data at all; the training rows come back empty.
+    The rows to explain from are None for a whole dataset version (its rows ``0 .. n - 1``,
+    not held). With ``train=False`` (no background needed) a report on a whole dataset version
+    does not read the training data at all; the training rows come back empty.
     """
     spec = TrainingSpec.from_dict(version.spec)
     if scope != "test_split" and not train:
-        return np.arange(dataset_version.n_rows, dtype=np.int64), np.empty(0, dtype=np.int64)
+        return None, np.empty(0, dtype=np.int64)
     needed = [spec.target] + ([spec.date_column] if spec.date_column else [])
     with default_storage.open(version.dataset_version.storage_path, "rb") as handle:
         narrow = pq.read_table(handle, columns=needed).to_pandas()
     train_idx, test_idx = split(narrow, spec)
     if scope == "test_split":
         return test_idx.astype(np.int64), train_idx.astype(np.int64)
-    return np.arange(dataset_version.n_rows, dtype=np.int64), train_idx.astype(np.int64)
+    return None, train_idx.astype(np.int64)
 
 
 def _background_rows(train_rows: np.ndarray, options: ExplainOptions) -> np.ndarray:
@@ -179,61 +182,47 @@ def _background(version: ModelVersion, train_rows: np.ndarray, options: ExplainO
     return _read_rows(version.dataset_version, _background_rows(train_rows, options), list(spec.features))
 
 
-def _stage_rows(source: DatasetVersion, features: list[str], rows: np.ndarray, sizes: list[int],
-                background_rows: np.ndarray, path: str) -> tuple[str, pd.DataFrame | None]:
-    """Copy ``rows`` (sorted) into an Arrow file of one record batch per chunk; also return the background.
+def _stage_rows(source: DatasetVersion, features: list[str], blocks: Iterable[np.ndarray], path: str) -> str:
+    """Copy each block of dataset rows (sorted, in order) into an Arrow file as one record batch.
 
-    One pass over the dataset's row groups, holding one row group and less than one chunk at a
-    time, so the coordinator's memory does not grow with the dataset; each chunk task then
-    reads its own batch and nothing else. ``sizes`` are the chunks' row counts, in order;
-    ``background_rows`` (sorted; may be empty, giving None) are read in the same pass.
+    One pass over the dataset, a batch of rows at a time, holding one block's rows (a chunk,
+    at most EXPLAIN_CHUNK_ROWS), so the coordinator's memory does not grow with the dataset or
+    the report; each chunk task then reads its own batch and nothing else.
     """
-    background: list[pa.Table] = []
-
     def fill(handle: Any) -> None:
         with default_storage.open(source.storage_path, "rb") as data:
-            parquet = pq.ParquetFile(data)
             writer: pa.ipc.RecordBatchFileWriter | None = None
-            pending: list[pa.Table] = []
-            n_pending = chunk = 0
-            for wanted, back in take_by_row_group(parquet, [rows, background_rows], features):
-                if back is not None:
-                    background.append(back)
-                if wanted is not None:
-                    pending.append(wanted)
-                    n_pending += wanted.num_rows
-                while chunk < len(sizes) and n_pending >= sizes[chunk]:
-                    joined = pa.concat_tables(pending)
-                    batch = joined.slice(0, sizes[chunk]).combine_chunks().to_batches()[0]
+            try:
+                for table in take_blocks(open_parquet(data), blocks, features):
+                    batch = table.combine_chunks().to_batches()[0]
                     if writer is None:
                         writer = pa.ipc.new_file(handle, batch.schema)
                     writer.write_batch(batch)
-                    pending, n_pending, chunk = [joined.slice(sizes[chunk])], n_pending - sizes[chunk], chunk + 1
-            if chunk < len(sizes) or writer is None:
-                raise ExplanationError(f"the dataset has {parquet.metadata.num_rows} rows; some of the rows to "
-                                       "explain are not in it")
+            except IndexError:
+                raise ExplanationError(f"the dataset has {source.n_rows} rows; some of the rows to explain are "
+                                       "not in it") from None
+            if writer is None:
+                raise ExplanationError("there are no rows to explain")
             writer.close()
 
-    stored = save_stream(path, fill, durable=False)  # a hand-over to the chunk tasks
-    if not background:
-        return stored, None
-    frame = pa.concat_tables(background).to_pandas()
-    frame.index = pd.Index(background_rows, name="row_id")
-    return stored, frame
+    return save_stream(path, fill, durable=False)  # a hand-over to the chunk tasks
 
 
-def _save_plan(path: str, positions: np.ndarray, rows: np.ndarray) -> str:
+def _save_plan(path: str, plan: list[tuple[int, int]],
+               block: Callable[[int, int], tuple[np.ndarray, np.ndarray]]) -> str:
     """Store a report's plan: an ``.npy`` file of shape (2, n), selection positions then dataset rows.
 
-    Written straight to storage (no stacked copy, no in-memory file): at a million rows the
-    coordinator holds the two index arrays and nothing more.
+    ``block(start, stop)`` gives (positions, dataset rows) of selected rows ``start:stop``; the
+    file is written a chunk at a time (both of its rows), so the coordinator never holds a
+    whole index array of a report of every row.
     """
     def fill(handle: Any) -> None:
         header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<i8")), "fortran_order": False,
-                  "shape": (2, len(positions))}
+                  "shape": (2, plan[-1][1])}
         np.lib.format.write_array_header_1_0(handle, header)
-        for array in (positions, rows):
-            handle.write(np.ascontiguousarray(array, dtype="<i8").data)
+        for row in range(2):
+            for start, stop in plan:
+                handle.write(np.ascontiguousarray(block(start, stop)[row], dtype="<i8").data)
 
     return save_stream(path, fill)
 
@@ -400,22 +389,21 @@ def explanation_job_run(*, job_id: int) -> None:
             # Path-dependent TreeSHAP uses no background: tree reports neither pick nor store one.
             with_background = needs_background(spec.algorithm)
             with verified_in_background(job.dataset_version.storage_path, job.dataset_version.sha256):
-                source, train_rows = _source_rows(version, job.dataset_version, job.params["scope"],
-                                                  train=with_background)
-                selection = select_rows(len(source), max_rows=options.max_rows, seed=options.seed)
-                rows = source[selection.positions]
-                plan = plan_chunks(len(rows), options.chunk_size)
-                # The background comes from the training rows: read in the same pass when the
-                # report explains the training dataset, else from that dataset.
-                same = job.dataset_version_id == version.dataset_version_id
-                background_rows = _background_rows(train_rows, options) if with_background else train_rows[:0]
-                features_path, background = _stage_rows(
-                    job.dataset_version, list(spec.features), rows, [b - a for a, b in plan],
-                    background_rows if same else background_rows[:0], f"{_prefix(job)}/rows.arrow")
-                stored.append(features_path)
-                if with_background and not same:
+                source, train_rows = _source_rows(version, job.params["scope"], train=with_background)
+                selection = select_rows(job.dataset_version.n_rows if source is None else len(source),
+                                        max_rows=options.max_rows, seed=options.seed)
+                plan = plan_chunks(selection.n_selected, options.chunk_size)
+
+                def block(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+                    """(selection positions, dataset rows) of selected rows start:stop."""
+                    positions = selection.positions_between(start, stop)
+                    return positions, positions if source is None else source[positions]
+
+                stored.append(_stage_rows(job.dataset_version, list(spec.features),
+                                          (block(a, b)[1] for a, b in plan), f"{_prefix(job)}/rows.arrow"))
+                if with_background:  # from the training rows (tree reports use none)
                     background = _background(version, train_rows, options)
-            stored.append(_save_plan(f"{_prefix(job)}/rows.npy", selection.positions, rows))
+            stored.append(_save_plan(f"{_prefix(job)}/rows.npy", plan, block))
             if with_background:
                 sink = io.BytesIO()
                 pq.write_table(pa.Table.from_pandas(background, preserve_index=True), sink)
@@ -425,8 +413,9 @@ def explanation_job_run(*, job_id: int) -> None:
                 progress_stage="explaining", progress_percent=5, heartbeat_at=timezone.now(),
                 result={"features_path": stored[0], "rows_path": stored[1],
                         "background_path": stored[2] if with_background else None,
-                        "selection": selection.to_dict()
-                        if selection.method == "all" else {**selection.to_dict(), "positions": "stored in rows.npy"},
+                        "selection": selection.to_dict(positions=False)
+                        if selection.method == "all" else {**selection.to_dict(positions=False),
+                                                           "positions": "stored in rows.npy"},
                         "chunks": len(plan)})
             if not updated:
                 raise JobCancelled()
@@ -521,12 +510,11 @@ class _Hashing:
 def _merge(job_id: int) -> None:
     job = Job.objects.select_related("model_version__registered_model", "dataset_version").get(id=job_id)
     chunks = list(ExplanationChunk.objects.filter(job_id=job_id).order_by("index"))
-    positions, _ = _plan_slice(job.result["rows_path"], 0, chunks[-1].stop, rows=False)
-    options = ExplainOptions(**job.params["options"])
-    n_available = (job.model_version.split_summary["n_test"] if job.params["scope"] == "test_split"
-                   else job.dataset_version.n_rows)
-    method = "all" if len(positions) == n_available else "sample"
-    selection = RowSelection(positions, n_available, method, options.seed if method == "sample" else None)
+    recorded = job.result["selection"]
+    # Every row: positions 0..n-1, not held. A sample: its positions, read from the plan (8 bytes a row).
+    positions = (None if recorded["method"] == "all"
+                 else _plan_slice(job.result["rows_path"], 0, chunks[-1].stop, rows=False)[0])
+    selection = RowSelection(positions, recorded["n_available"], recorded["method"], recorded["seed"])
     merged: list[MergedReport] = []
     digests: list[str] = []
 
@@ -541,7 +529,7 @@ def _merge(job_id: int) -> None:
     stored = [save_stream(f"{_prefix(job)}/values.parquet", fill)]
     report = merged[0]
     try:
-        _store_report(job, report, selection, method, stored[0], digests[0])
+        _store_report(job, report, selection, stored[0], digests[0])
     except BaseException:
         default_storage.delete(stored[0])  # no report row points at it
         raise
@@ -552,7 +540,7 @@ def _merge(job_id: int) -> None:
     default_storage.delete(job.result["features_path"])
 
 
-def _store_report(job: Job, report: MergedReport, selection: RowSelection, method: str, values_path: str,
+def _store_report(job: Job, report: MergedReport, selection: RowSelection, values_path: str,
                   values_sha256: str) -> None:
     """Write the report row and end its job, succeeded or (additivity) failed, with the audit event."""
     job_id = job.pk
@@ -560,8 +548,8 @@ def _store_report(job: Job, report: MergedReport, selection: RowSelection, metho
         record = ExplanationReport.objects.create(
             model_version=job.model_version, dataset_version=job.dataset_version, scope=job.params["scope"],
             status=ExplanationReport.Status.OK if report.ok else ExplanationReport.Status.FAILED,
-            message=report.message, fingerprint=report.fingerprint.to_dict(), selection=selection.to_dict()
-            if method == "all" else {k: v for k, v in selection.to_dict().items() if k != "positions"},
+            message=report.message, fingerprint=report.fingerprint.to_dict(),
+            selection=selection.to_dict(positions=False),
             importance=[item.to_dict() for item in report.importance()],
             additivity_error=report.additivity_error if np.isfinite(report.additivity_error) else None,
             base_value=report.base_value, n_rows=report.n_rows, values_path=values_path,

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from riskmodels.ml.explain.base import ExplanationError
-from riskmodels.ml.rowgroups import take_rows
+from riskmodels.ml.rowgroups import open_parquet, take_rows
 
 __all__ = ["ValuesWriter", "read_values", "row_id_array", "write_values"]
 
@@ -110,7 +110,7 @@ def read_values(
     reads only those rows, a row group at a time, so a sample of a large file costs memory in
     proportion to the sample.
     """
-    parquet = pq.ParquetFile(io.BytesIO(data) if isinstance(data, bytes | bytearray | memoryview) else data)
+    parquet = open_parquet(io.BytesIO(data) if isinstance(data, bytes | bytearray | memoryview) else data)
     raw = (parquet.metadata.metadata or {}).get(_META_KEY)
     if raw is None:
         raise ExplanationError("not a SHAP values file: the report metadata is missing")

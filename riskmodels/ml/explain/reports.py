@@ -4,8 +4,8 @@ The flow a Celery chord follows, and :func:`explain_global` runs in one process:
 
     selection = select_rows(len(rows), max_rows=..., seed=...)         # which rows, recorded
     explainer = make_explainer(pipeline, spec, background=..., options=...)
-    chunks = [explain_chunk(explainer, rows.iloc[selection.positions[a:b]], start=a, ...)
-              for a, b in plan_chunks(len(selection.positions), chunk_size)]   # one task each
+    chunks = [explain_chunk(explainer, rows.iloc[selection.positions_between(a, b)], start=a, ...)
+              for a, b in plan_chunks(selection.n_selected, chunk_size)]   # one task each
     report = merge_chunks(chunks, selection=selection)
 
 A chunk holds only its own rows' values, and every row's values are computed independently of
@@ -64,25 +64,37 @@ _ERROR_BLOCK_ROWS = 4_096
 class RowSelection:
     """Record which rows of a dataset a report explains and how they were chosen.
 
-    ``positions`` are sorted row positions in the frame given to the report. ``method`` is
-    ``"all"`` or ``"sample"`` (uniform without replacement, seeded by ``seed``).
+    ``positions`` are sorted row positions in the frame given to the report, or None for every
+    row (``0 .. n_available - 1``, not held: a million-row report's selection costs nothing).
+    ``method`` is ``"all"`` or ``"sample"`` (uniform without replacement, seeded by ``seed``).
     """
 
-    positions: npt.NDArray[np.int64]
+    positions: npt.NDArray[np.int64] | None
     n_available: int
     method: str
     seed: int | None
 
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-serialisable description; positions are listed only for samples."""
+    @property
+    def n_selected(self) -> int:
+        """Return the number of rows selected."""
+        return self.n_available if self.positions is None else len(self.positions)
+
+    def positions_between(self, start: int, stop: int) -> npt.NDArray[np.int64]:
+        """Return the positions of selected rows ``start:stop`` (a chunk's rows)."""
+        if self.positions is None:
+            return np.arange(start, min(stop, self.n_available), dtype=np.int64)
+        return self.positions[start:stop]
+
+    def to_dict(self, *, positions: bool = True) -> dict[str, Any]:
+        """Return a JSON-serialisable description; positions are listed only for samples, if asked."""
         out: dict[str, Any] = {
             "method": self.method,
             "n_available": self.n_available,
-            "n_selected": len(self.positions),
+            "n_selected": self.n_selected,
             "seed": self.seed,
         }
-        if self.method != "all":
-            out["positions"] = [int(p) for p in self.positions]
+        if positions and self.method != "all":
+            out["positions"] = [int(p) for p in self.positions_between(0, self.n_selected)]
         return out
 
 
@@ -91,7 +103,7 @@ def select_rows(n_rows: int, *, max_rows: int | None, seed: int) -> RowSelection
     if n_rows < 1:
         raise ExplanationError("there are no rows to explain")
     if max_rows is None or n_rows <= max_rows:
-        return RowSelection(np.arange(n_rows, dtype=np.int64), n_rows, "all", None)
+        return RowSelection(None, n_rows, "all", None)
     rng = np.random.default_rng([seed, 0])
     positions = np.sort(rng.choice(n_rows, size=max_rows, replace=False)).astype(np.int64)
     return RowSelection(positions, n_rows, "sample", seed)
@@ -365,12 +377,13 @@ class GlobalReport:
             "kind": "report",
             "fingerprint": self.fingerprint.to_dict(),
             "features": list(self.features),
-            "selection": {k: v for k, v in self.selection.to_dict().items() if k != "positions"},
+            "selection": self.selection.to_dict(positions=False),
             "base_value": self.base_value,
             "seconds": self.seconds,
         }
         return write_values(
-            self.features, self.row_ids, self.selection.positions, self.values, self.output, meta
+            self.features, self.row_ids, self.selection.positions_between(0, len(self.values)), self.values,
+            self.output, meta,
         )
 
     @classmethod
@@ -432,10 +445,10 @@ def merge_chunks(chunks: Sequence[ChunkResult], *, selection: RowSelection | Non
     positions = np.concatenate([c.positions for c in ordered])
     if selection is None:
         selection = RowSelection(positions, len(positions), "given", None)
-    elif len(selection.positions) != expected or not np.array_equal(selection.positions, positions):
+    elif selection.n_selected != expected or not np.array_equal(selection.positions_between(0, expected), positions):
         raise ExplanationError(
-            f"the chunks cover {expected} rows but the selection has {len(selection.positions)}"
-            if len(selection.positions) != expected
+            f"the chunks cover {expected} rows but the selection has {selection.n_selected}"
+            if selection.n_selected != expected
             else "the chunks' row positions differ from the selection's"
         )
     ids = np.concatenate([c.row_ids for c in ordered])
@@ -474,11 +487,11 @@ def explain_global(
     chunks = [
         explain_chunk(
             explainer,
-            rows.iloc[selection.positions[start:stop]],
+            rows.iloc[selection.positions_between(start, stop)],
             start=start,
-            positions=selection.positions[start:stop],
+            positions=selection.positions_between(start, stop),
         )
-        for start, stop in plan_chunks(len(selection.positions), options.chunk_size)
+        for start, stop in plan_chunks(selection.n_selected, options.chunk_size)
     ]
     return merge_chunks(chunks, selection=selection)
 
@@ -530,8 +543,8 @@ def merge_chunks_to_parquet(chunks: Iterable[ChunkResult], *, selection: RowSele
             first, writer = chunk, ValuesWriter(sink, chunk.features)
             abs_sums, sums = np.zeros(len(chunk.features)), np.zeros(len(chunk.features))
         _check_next(first, chunk, expected)
-        if chunk.stop > len(selection.positions) or not np.array_equal(
-                selection.positions[chunk.start:chunk.stop], chunk.positions):
+        if chunk.stop > selection.n_selected or not np.array_equal(
+                selection.positions_between(chunk.start, chunk.stop), chunk.positions):
             raise ExplanationError("the chunks' row positions differ from the selection's")
         assert writer is not None
         writer.write(row_id_array(chunk.row_ids), chunk.positions, chunk.values, chunk.output)
@@ -541,14 +554,14 @@ def merge_chunks_to_parquet(chunks: Iterable[ChunkResult], *, selection: RowSele
         expected, seconds = chunk.stop, seconds + chunk.seconds
     if first is None or writer is None:
         raise ExplanationError("there are no chunks to merge")
-    if expected != len(selection.positions):
-        raise ExplanationError(f"the chunks cover {expected} rows but the selection has {len(selection.positions)}")
+    if expected != selection.n_selected:
+        raise ExplanationError(f"the chunks cover {expected} rows but the selection has {selection.n_selected}")
     status, message = _verdict(error, first.fingerprint)
     writer.close({
         "kind": "report",
         "fingerprint": first.fingerprint.to_dict(),
         "features": list(first.features),
-        "selection": {k: v for k, v in selection.to_dict().items() if k != "positions"},
+        "selection": selection.to_dict(positions=False),
         "base_value": first.base_value,
         "seconds": seconds,
     })

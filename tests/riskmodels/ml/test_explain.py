@@ -373,6 +373,18 @@ def test_row_sampling_is_seeded_sorted_and_recorded():
     assert select_rows(30, max_rows=50, seed=1).method == "all"
 
 
+def test_a_selection_of_every_row_holds_no_positions_and_gives_them_a_chunk_at_a_time():
+    every = select_rows(1_000_000, max_rows=None, seed=1)
+    sample = select_rows(1000, max_rows=50, seed=1)
+
+    assert every.positions is None and every.n_selected == 1_000_000
+    assert np.array_equal(every.positions_between(999_990, 1_000_005), np.arange(999_990, 1_000_000))
+    assert every.to_dict() == {"method": "all", "n_available": 1_000_000, "n_selected": 1_000_000, "seed": None}
+    assert sample.n_selected == 50 and np.array_equal(sample.positions_between(10, 20), sample.positions[10:20])
+    assert sample.to_dict()["positions"] == [int(p) for p in sample.positions]
+    assert "positions" not in sample.to_dict(positions=False)
+
+
 def test_summary_ranks_features_by_mean_absolute_value_and_is_json_safe(fitted):
     spec, result, _, rows = fitted["random_forest"]
     report = explain_global(result.pipeline, spec, rows)

@@ -41,7 +41,7 @@ def report_for(seed: int):
                         hyperparameters={"max_iter": 20}, seed=seed)
     result = train(frame, spec)
     report = explain_global(result.pipeline, spec, frame, options=ExplainOptions(max_rows=300, seed=seed))
-    rows = frame.iloc[report.selection.positions]
+    rows = frame.iloc[report.selection.positions_between(0, report.selection.n_selected)]
     local = explain_local(make_explainer(result.pipeline, spec), rows.iloc[:1], protected=())
     return report, rows, local.explanations[0]
 
