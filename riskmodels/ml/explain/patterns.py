@@ -9,6 +9,11 @@ pattern: a tree of depth 3 has at most 128 patterns however many rows there are.
 values are then added up in tree order; shap adds them inside one call, so the sums agree with a
 single shap call to rounding (about 1e-14), not to the bit.
 
+Where rows seldom share a whole-tree pattern (a forest of depth 6: about 4,100 patterns in
+5,000 rows) but paths are short, a tree goes through its path tables instead (``PathTables``):
+each leaf's values tabulated once for every way a row can agree with its path, so a row costs a
+lookup per leaf. Both give shap's values to rounding; ``explain_by_patterns`` picks per tree.
+
 The directions are computed here exactly as shap's C++ computes them, on the matrix shap reads
 (after its cast to the model's input type): NaN takes the default child; a numeric node sends
 ``x <= threshold`` left; a categorical node (``threshold_types == 1``) sends the ids whose bit is
@@ -19,19 +24,133 @@ model's own output, which every report checks against scikit-learn.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
+
+import math
 
 import numpy as np
 import numpy.typing as npt
 import shap
 
-__all__ = ["PatternTree", "explain_by_patterns", "forest_pattern_trees", "pattern_tree", "tree_explainer"]
+__all__ = ["PathTables", "PatternTree", "explain_by_patterns", "forest_pattern_trees", "pattern_tree",
+           "tree_explainer"]
 
 # Trees with at most this many internal nodes number their patterns through a lookup table
 # (2**16 entries); deeper ones sort the numbers; beyond 62 nodes every row is its own pattern.
 _TABLE_BITS = 16
 _CODE_BITS = 62
+# Path tables (below) for trees whose paths have at most this many distinct features, and at
+# most this many table entries (leaves x patterns of a path x its features) per tree.
+_PATH_MAX_FEATURES = 8
+_PATH_MAX_ENTRIES = 1 << 18
+# A tree's rows go through its path tables when they have more than this many patterns per
+# leaf, else through shap once per pattern. Measured on 5,000 rows: a forest of depth 6 (about
+# 72 patterns per leaf) 0.079 s by tables against 0.446 s by patterns; HGB of depth 3 (about 5
+# per leaf) 0.084 s against 0.068 s.
+_PATTERNS_PER_LEAF_BREAK_EVEN = 16
+
+
+@dataclass(frozen=True)
+class PathTables:
+    """A tree's SHAP values, leaf by leaf, for every way a row can agree with the leaf's path.
+
+    Path-dependent TreeSHAP is a sum over leaves: a leaf ``l`` of value ``v`` adds the Shapley
+    values of the game ``S -> v * prod_j (o_j if j in S else z_j)`` over the distinct features
+    ``j`` of its path, where ``z_j`` is the product of the cover fractions along the path at
+    ``j``'s nodes and ``o_j`` is 1 if the row goes the path's way at all of them, else 0 (shap's
+    ``extend_path`` / ``unwind_path`` compute exactly this, a repeated feature's fractions
+    multiplied). Given the ``d`` bits ``o``, the values are fixed, so each leaf's values are
+    tabulated once for its ``2**d`` patterns (the precomputation of Fast TreeSHAP v2, Yang
+    2021), and a row costs a table lookup per leaf instead of shap's O(leaves x depth^2) walk.
+    For a shallow forest, whose rows seldom share a whole-tree pattern (depth 6: about 4,100
+    patterns in 5,000 rows), that is several times faster; the values equal shap's to rounding.
+    """
+
+    nodes: npt.NDArray[np.intp]  # (leaves, k): the internal nodes on each leaf's path (padded)
+    goes_left: npt.NDArray[np.bool_]  # (leaves, k): the path's direction at each
+    on_path: npt.NDArray[np.bool_]  # (leaves, k): False for padding
+    slots: npt.NDArray[np.uint8]  # (leaves, k): the bit of the node's feature in the leaf's pattern
+    full: npt.NDArray[np.uint8]  # (leaves,): every bit of the leaf's pattern set
+    pairs: tuple[tuple[int, int, npt.NDArray[np.float64]], ...]  # (column, leaf, value per pattern)
+
+    @classmethod
+    def build(cls, tree: dict[str, Any], internal: npt.NDArray[np.intp]) -> PathTables | None:
+        """Tabulate a tree in shap's dict format (one output); None if it is too deep for tables."""
+        left, right = tree["children_left"], tree["children_right"]
+        cover, features = tree["node_sample_weight"], tree["features"]
+        row_of = np.full(len(left), -1, dtype=np.intp)
+        row_of[internal] = np.arange(len(internal))
+        paths: list[tuple[int, list[tuple[int, bool]]]] = []
+        stack: list[tuple[int, list[tuple[int, bool]]]] = [(0, [])]
+        while stack:
+            node, path = stack.pop()
+            if left[node] < 0:
+                if path:
+                    paths.append((node, path))
+                continue
+            stack.append((int(left[node]), [*path, (node, True)]))
+            stack.append((int(right[node]), [*path, (node, False)]))
+        if not paths:
+            return None
+        distinct = [sorted({int(features[n]) for n, _ in path}) for _, path in paths]
+        widest = max(len(d) for d in distinct)
+        if widest > _PATH_MAX_FEATURES or sum((1 << len(d)) * len(d) for d in distinct) > _PATH_MAX_ENTRIES:
+            return None
+        k = max(len(path) for _, path in paths)
+        shape = (len(paths), k)
+        nodes, goes_left = np.zeros(shape, dtype=np.intp), np.ones(shape, dtype=bool)
+        on_path, slots = np.zeros(shape, dtype=bool), np.zeros(shape, dtype=np.uint8)
+        full = np.zeros(len(paths), dtype=np.uint8)
+        pairs: list[tuple[int, int, npt.NDArray[np.float64]]] = []
+        for leaf, ((node, path), columns) in enumerate(zip(paths, distinct, strict=True)):
+            slot = {c: i for i, c in enumerate(columns)}
+            zero = np.ones(len(columns))
+            for position, (parent, went_left) in enumerate(path):
+                child = left[parent] if went_left else right[parent]
+                zero[slot[int(features[parent])]] *= cover[child] / cover[parent] if cover[parent] > 0 else 0.0
+                nodes[leaf, position], goes_left[leaf, position] = row_of[parent], went_left
+                on_path[leaf, position], slots[leaf, position] = True, slot[int(features[parent])]
+            full[leaf] = (1 << len(columns)) - 1
+            table = _leaf_table(zero, float(tree["values"][node, 0]))
+            pairs.extend((column, leaf, np.ascontiguousarray(table[:, i])) for i, column in enumerate(columns))
+        return cls(nodes=nodes, goes_left=goes_left, on_path=on_path, slots=slots, full=full, pairs=tuple(pairs))
+
+    def add(self, left: npt.NDArray[np.bool_], total: npt.NDArray[np.float64]) -> None:
+        """Add the tree's values for rows whose directions are ``left`` (internal nodes, rows) to ``total``."""
+        # Each row's pattern on each leaf's path: bit j set while it goes the path's way at
+        # every node of the path's j-th feature. (leaves, rows), one byte each.
+        codes = np.repeat(self.full[:, None], left.shape[1], axis=1)
+        for position in range(self.nodes.shape[1]):
+            strays = left[self.nodes[:, position]] != self.goes_left[:, position, None]
+            strays &= self.on_path[:, position, None]
+            codes &= ~(strays.view(np.uint8) << self.slots[:, position, None])
+        for column, leaf, values in self.pairs:
+            total[column] += values.take(codes[leaf])
+
+
+def _leaf_table(zero: npt.NDArray[np.float64], value: float) -> npt.NDArray[np.float64]:
+    """Return the Shapley values (2**d, d) of ``S -> value * prod_j (o_j if j in S else zero_j)`` for each o.
+
+    Row ``p`` of the result is the pattern whose bit ``j`` is ``o_j``. For feature ``i``:
+    ``value * (o_i - z_i) * sum_k k! (d-1-k)! / d! * c_k``, where ``c_k`` is the coefficient of
+    ``t**k`` in ``prod_{j != i} (z_j + o_j t)``.
+    """
+    d = len(zero)
+    ones = ((np.arange(1 << d)[:, None] >> np.arange(d)[None, :]) & 1).astype(np.float64)
+    weights = np.array([math.factorial(k) * math.factorial(d - 1 - k) / math.factorial(d) for k in range(d)])
+    table = np.empty((1 << d, d))
+    for i in range(d):
+        coefficients = np.zeros((1 << d, d))
+        coefficients[:, 0] = 1.0
+        for j in range(d):
+            if j != i:
+                raised = np.zeros_like(coefficients)
+                raised[:, 1:] = coefficients[:, :-1]
+                coefficients = zero[j] * coefficients + ones[:, j : j + 1] * raised
+        table[:, i] = value * (ones[:, i] - zero[i]) * (coefficients * weights).sum(axis=1)
+    return table
 
 
 @dataclass(frozen=True)
@@ -45,12 +164,27 @@ class PatternTree:
     default_left: npt.NDArray[np.bool_]  # where a missing value goes
     used: npt.NDArray[np.intp]  # the distinct columns it splits on: its only non-zero values
     shifts: npt.NDArray[np.int64]  # i for internal node i
+    source: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)  # shap's dict format
+
+    @cached_property
+    def paths(self) -> PathTables | None:
+        """Return the tree's path tables, built on first use; None if it is too deep for them."""
+        return PathTables.build(self.source, np.flatnonzero(self.source["children_left"] >= 0))
+
+    @cached_property
+    def n_leaves(self) -> int:
+        """Return the number of leaves."""
+        return int((self.source["children_left"] < 0).sum())
 
     def patterns(self, columns: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
         """Return (one row of each distinct direction pattern, each row's pattern number).
 
         ``columns`` is the data transposed (one C-contiguous row per column of the matrix).
         """
+        return self.group(self.directions(columns))
+
+    def directions(self, columns: npt.NDArray[np.float64]) -> npt.NDArray[np.bool_]:
+        """Return whether each row goes left at each internal node: (internal nodes, rows)."""
         x = columns[self.columns]  # (internal nodes, rows)
         left = x <= self.thresholds[:, None]
         if self.categorical.any():
@@ -61,6 +195,10 @@ class PatternTree:
         missing = np.isnan(x)
         if missing.any():
             left = np.where(missing, self.default_left[:, None], left)
+        return left
+
+    def group(self, left: npt.NDArray[np.bool_]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]]:
+        """Return (one row of each distinct direction pattern, each row's pattern number)."""
         k, n = left.shape
         if k > _CODE_BITS:
             # Too many nodes to number (a deep tree): its patterns are nearly all distinct anyway
@@ -117,6 +255,7 @@ def pattern_tree(tree: dict[str, Any], types: npt.NDArray[np.int32], *, tree_out
         default_left=tree["children_default"][internal] == tree["children_left"][internal],
         used=np.unique(columns),
         shifts=np.arange(len(internal), dtype=np.int64),
+        source=tree,
     )
 
 
@@ -149,13 +288,19 @@ def explain_by_patterns(trees: Sequence[PatternTree], data: npt.NDArray[np.float
     """Add the trees' SHAP values for the rows of ``data`` to ``total`` (one row per column).
 
     Directions are taken on the matrix shap reads: ``data`` in the trees' input type (float32
-    for scikit-learn's forests, which compare float32 values with float64 thresholds).
+    for scikit-learn's forests, which compare float32 values with float64 thresholds). A tree
+    whose rows show more than ``_PATTERNS_PER_LEAF_BREAK_EVEN`` patterns per leaf goes through
+    its path tables (if it has them), any other through shap once per pattern.
     """
     if trees:
         data = data.astype(trees[0].explainer.model.input_dtype, copy=False).astype(np.float64, copy=False)
     columns = np.ascontiguousarray(data.T)
     for tree in trees:
-        representatives, pattern = tree.patterns(columns)
+        left = tree.directions(columns)
+        representatives, pattern = tree.group(left)
+        if len(representatives) > _PATTERNS_PER_LEAF_BREAK_EVEN * tree.n_leaves and tree.paths is not None:
+            tree.paths.add(left, total)
+            continue
         values = tree.explainer.shap_values(data[representatives], check_additivity=False)
         for column in tree.used:
             total[column] += values[:, column].take(pattern)
