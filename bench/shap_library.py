@@ -171,9 +171,15 @@ def two_workers(pipeline, spec, frame: pd.DataFrame, chunk_size: int, workers: i
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_start,
                              initargs=(artifact, sha256_hex(artifact), spec.to_dict(), str(rows_path))) as pool:
-        # Start every worker before the clock, as running Celery workers are.
-        pids = set(pool.map(_worker_ping, [1.0] * workers))
-        assert len(pids) == workers, pids
+        # Start every worker before the clock, as running Celery workers are. A ping holds its
+        # worker for a while, so the next ping goes to another one; a worker slow to start
+        # (imports, model) gets longer pings.
+        for hold in (1.0, 3.0, 10.0):
+            pids = set(pool.map(_worker_ping, [hold] * workers))
+            if len(pids) == workers:
+                break
+        else:
+            raise SystemExit(f"only {len(pids)} of {workers} worker processes answered")
         started = time.perf_counter()
         futures = [pool.submit(_worker_chunk, i, a, b) for i, (a, b) in enumerate(plan)]
         results = [f.result() for f in futures]

@@ -23,12 +23,11 @@ model's own output, which every report checks against scikit-learn.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
-
-import math
 
 import numpy as np
 import numpy.typing as npt
@@ -140,17 +139,16 @@ def _leaf_table(zero: npt.NDArray[np.float64], value: float) -> npt.NDArray[np.f
     d = len(zero)
     ones = ((np.arange(1 << d)[:, None] >> np.arange(d)[None, :]) & 1).astype(np.float64)
     weights = np.array([math.factorial(k) * math.factorial(d - 1 - k) / math.factorial(d) for k in range(d)])
-    table = np.empty((1 << d, d))
-    for i in range(d):
-        coefficients = np.zeros((1 << d, d))
-        coefficients[:, 0] = 1.0
-        for j in range(d):
-            if j != i:
-                raised = np.zeros_like(coefficients)
-                raised[:, 1:] = coefficients[:, :-1]
-                coefficients = zero[j] * coefficients + ones[:, j : j + 1] * raised
-        table[:, i] = value * (ones[:, i] - zero[i]) * (coefficients * weights).sum(axis=1)
-    return table
+    # coefficients[i, p, k]: of t**k in the product over j != i, for pattern p; all i at once.
+    coefficients = np.zeros((d, 1 << d, d))
+    coefficients[:, :, 0] = 1.0
+    for j in range(d):
+        raised = np.zeros_like(coefficients)
+        raised[:, :, 1:] = coefficients[:, :, :-1]
+        updated = zero[j] * coefficients + ones[None, :, j, None] * raised
+        updated[j] = coefficients[j]  # feature j's own factor is left out of its product
+        coefficients = updated
+    return value * (ones - zero[None, :]) * (coefficients * weights).sum(axis=2).T
 
 
 @dataclass(frozen=True)
