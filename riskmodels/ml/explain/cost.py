@@ -14,7 +14,8 @@ The rates were measured with ``bench/shap_library.py`` on the reference machine 
 order of magnitude, good enough to refuse a job that would run for days, not a promise. They
 predate explanation by split-direction patterns (:mod:`riskmodels.ml.explain.patterns`), which
 makes shallow trees much cheaper than this (a depth-3 HGB chunk about a quarter of the estimate),
-so for trees the estimate is an upper bound. Cost is
+and from per-leaf path tables (a depth-6 forest's 5,000-row chunk: 0.08 s, against an estimate
+of 0.25 s), so for trees the estimate is an upper bound. Cost is
 linear in rows, so a budget translates directly into the number of rows it affords.
 """
 
