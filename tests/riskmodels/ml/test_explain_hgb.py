@@ -1,6 +1,6 @@
-"""The HGB adapter explains each tree once per distinct split-direction pattern: same values as
-one shap call over the whole ensemble, whatever the tree size, missing values, ties at the
-thresholds, and categories (known, unknown, missing)."""
+"""The HGB adapter explains each tree once per distinct split-direction pattern, or through its
+path tables: same values as one shap call over the whole ensemble, whatever the tree size,
+missing values, ties at the thresholds, and categories (known, unknown, missing)."""
 
 import numpy as np
 import pytest
@@ -77,6 +77,32 @@ def test_categorical_rows_with_unknown_and_missing_categories_get_the_ensembles_
 
     values = explainer.shap_values(rows)
 
+    assert np.max(np.abs(values - ensemble_values(explainer, rows))) <= 1e-12
+    output = model.decision_function(rows)
+    assert np.max(np.abs(values.sum(axis=1) + explainer.expected_value - output)) <= 1e-9
+
+
+def test_categorical_trees_through_their_path_tables_get_the_ensembles_values(monkeypatch):
+    from riskmodels.ml.explain import patterns
+
+    monkeypatch.setattr(patterns, "_PATTERNS_PER_LEAF_BREAK_EVEN", 0)  # every tree through its tables
+    rng = np.random.default_rng(6)
+    n = 4000
+    X = np.column_stack([rng.integers(0, 12, n).astype(float), rng.normal(size=n), rng.integers(0, 5, n)])
+    y = (np.isin(X[:, 0], [1, 4, 7, 9]) ^ (X[:, 1] > 0.3) ^ (X[:, 2] == 2)).astype(int)
+    model = HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=15, categorical_features=[0, 2],
+                                           random_state=0).fit(X, y)
+    explainer = HGBTreeShap(model)
+    rows = X[:1500].copy()
+    rows[::7, 0] = np.nan
+    rows[1::11, 0] = 40
+    rows[3::5, 1] = np.nan
+
+    values = explainer.shap_values(rows)
+
+    trees = [tree for group in explainer.groups for tree in group.trees]
+    assert all(tree.paths is not None for tree in trees)
+    assert sum(tree.categorical.any() for tree in trees) >= 10  # category masks decide the tables' bits
     assert np.max(np.abs(values - ensemble_values(explainer, rows))) <= 1e-12
     output = model.decision_function(rows)
     assert np.max(np.abs(values.sum(axis=1) + explainer.expected_value - output)) <= 1e-9
