@@ -18,6 +18,20 @@ def numeric_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return X, y.astype(int)
 
 
+def categorical_data(seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Two categorical columns (0 and 2) and a numeric one; rows to explain with missing and unseen categories."""
+    rng = np.random.default_rng(seed)
+    n = 4000
+    X = np.column_stack([rng.integers(0, 12, n).astype(float), rng.normal(size=n), rng.integers(0, 5, n)])
+    y = (np.isin(X[:, 0], [1, 4, 7, 9]) ^ (X[:, 1] > 0.3) ^ (X[:, 2] == 2)).astype(int)
+    rows = X[:1500].copy()
+    rows[::7, 0] = np.nan  # missing category
+    rows[1::11, 0] = 40  # a category never seen in training
+    rows[2::13, 2] = np.nan
+    rows[3::5, 1] = np.nan
+    return X, y.astype(int), rows
+
+
 def ensemble_values(explainer: HGBTreeShap, X: np.ndarray) -> np.ndarray:
     """One shap call per group over all of its trees: what the adapter did before patterns."""
     internal = explainer.internal_matrix(X)
@@ -62,18 +76,10 @@ def test_values_equal_one_shap_call_over_the_whole_ensemble(params, nodes):
 
 
 def test_categorical_rows_with_unknown_and_missing_categories_get_the_ensembles_values():
-    rng = np.random.default_rng(4)
-    n = 4000
-    X = np.column_stack([rng.integers(0, 12, n).astype(float), rng.normal(size=n), rng.integers(0, 5, n)])
-    y = (np.isin(X[:, 0], [1, 4, 7, 9]) ^ (X[:, 1] > 0.3) ^ (X[:, 2] == 2)).astype(int)
+    X, y, rows = categorical_data(4)
     model = HistGradientBoostingClassifier(max_iter=40, max_depth=4, categorical_features=[0, 2],
                                            random_state=0).fit(X, y)
     explainer = HGBTreeShap(model)
-    rows = X[:1500].copy()
-    rows[::7, 0] = np.nan  # missing category
-    rows[1::11, 0] = 40  # a category never seen in training
-    rows[2::13, 2] = np.nan
-    rows[3::5, 1] = np.nan
 
     values = explainer.shap_values(rows)
 
@@ -86,17 +92,10 @@ def test_categorical_trees_through_their_path_tables_get_the_ensembles_values(mo
     from riskmodels.ml.explain import patterns
 
     monkeypatch.setattr(patterns, "_PATTERNS_PER_LEAF_BREAK_EVEN", 0)  # every tree through its tables
-    rng = np.random.default_rng(6)
-    n = 4000
-    X = np.column_stack([rng.integers(0, 12, n).astype(float), rng.normal(size=n), rng.integers(0, 5, n)])
-    y = (np.isin(X[:, 0], [1, 4, 7, 9]) ^ (X[:, 1] > 0.3) ^ (X[:, 2] == 2)).astype(int)
+    X, y, rows = categorical_data(6)
     model = HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=15, categorical_features=[0, 2],
                                            random_state=0).fit(X, y)
     explainer = HGBTreeShap(model)
-    rows = X[:1500].copy()
-    rows[::7, 0] = np.nan
-    rows[1::11, 0] = 40
-    rows[3::5, 1] = np.nan
 
     values = explainer.shap_values(rows)
 
