@@ -208,21 +208,21 @@ def _stage_rows(source: DatasetVersion, features: list[str], blocks: Iterable[np
     return save_stream(path, fill, durable=False)  # a hand-over to the chunk tasks
 
 
-def _save_plan(path: str, plan: list[tuple[int, int]],
-               block: Callable[[int, int], tuple[np.ndarray, np.ndarray]]) -> str:
+def _save_plan(path: str, plan: list[tuple[int, int]], positions: Callable[[int, int], np.ndarray],
+               rows: Callable[[int, int], np.ndarray]) -> str:
     """Store a report's plan: an ``.npy`` file of shape (2, n), selection positions then dataset rows.
 
-    ``block(start, stop)`` gives (positions, dataset rows) of selected rows ``start:stop``; the
-    file is written a chunk at a time (both of its rows), so the coordinator never holds a
+    ``positions(start, stop)`` and ``rows(start, stop)`` give those of selected rows
+    ``start:stop``; the file is written a chunk at a time, so the coordinator never holds a
     whole index array of a report of every row.
     """
     def fill(handle: Any) -> None:
         header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<i8")), "fortran_order": False,
                   "shape": (2, plan[-1][1])}
         np.lib.format.write_array_header_1_0(handle, header)
-        for row in range(2):
+        for between in (positions, rows):
             for start, stop in plan:
-                handle.write(np.ascontiguousarray(block(start, stop)[row], dtype="<i8").data)
+                handle.write(np.ascontiguousarray(between(start, stop), dtype="<i8").data)
 
     return save_stream(path, fill)
 
@@ -394,16 +394,16 @@ def explanation_job_run(*, job_id: int) -> None:
                                         max_rows=options.max_rows, seed=options.seed)
                 plan = plan_chunks(selection.n_selected, options.chunk_size)
 
-                def block(start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
-                    """(selection positions, dataset rows) of selected rows start:stop."""
+                def rows_between(start: int, stop: int) -> np.ndarray:
+                    """The dataset rows of selected rows start:stop."""
                     positions = selection.positions_between(start, stop)
-                    return positions, positions if source is None else source[positions]
+                    return positions if source is None else source[positions]
 
                 stored.append(_stage_rows(job.dataset_version, list(spec.features),
-                                          (block(a, b)[1] for a, b in plan), f"{_prefix(job)}/rows.arrow"))
+                                          (rows_between(a, b) for a, b in plan), f"{_prefix(job)}/rows.arrow"))
                 if with_background:  # from the training rows (tree reports use none)
                     background = _background(version, train_rows, options)
-            stored.append(_save_plan(f"{_prefix(job)}/rows.npy", plan, block))
+            stored.append(_save_plan(f"{_prefix(job)}/rows.npy", plan, selection.positions_between, rows_between))
             if with_background:
                 sink = io.BytesIO()
                 pq.write_table(pa.Table.from_pandas(background, preserve_index=True), sink)

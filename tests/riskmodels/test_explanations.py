@@ -131,7 +131,7 @@ def test_a_chunk_reads_only_its_slice_of_the_stored_plan(settings):  # noqa: ANN
 
     positions, rows = np.arange(1000, dtype=np.int64), np.arange(1000, dtype=np.int64)[::-1] * 3
     plan = [(0, 300), (300, 600), (600, 900), (900, 1000)]  # written a chunk at a time
-    path = _save_plan("explanations/test/rows.npy", plan, lambda a, b: (positions[a:b], rows[a:b]))
+    path = _save_plan("explanations/test/rows.npy", plan, lambda a, b: positions[a:b], lambda a, b: rows[a:b])
     assert np.array_equal(np.load(default_storage.open(path, "rb")), np.stack([positions, rows]))  # a plain .npy
     got_positions, got_rows = _plan_slice(path, 250, 260)
     assert np.array_equal(got_positions, positions[250:260]) and np.array_equal(got_rows, rows[250:260])

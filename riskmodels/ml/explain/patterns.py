@@ -75,11 +75,12 @@ class PathTables:
     pairs: tuple[tuple[int, int, npt.NDArray[np.float64]], ...]  # (column, leaf, value per pattern)
 
     @classmethod
-    def build(cls, tree: dict[str, Any], internal: npt.NDArray[np.intp]) -> PathTables | None:
+    def build(cls, tree: dict[str, Any]) -> PathTables | None:
         """Tabulate a tree in shap's dict format (one output); None if it is too deep for tables."""
         left, right = tree["children_left"], tree["children_right"]
         cover, features = tree["node_sample_weight"], tree["features"]
-        row_of = np.full(len(left), -1, dtype=np.intp)
+        internal = np.flatnonzero(left >= 0)
+        row_of = np.full(len(left), -1, dtype=np.intp)  # a node's row in the direction matrix
         row_of[internal] = np.arange(len(internal))
         paths: list[tuple[int, list[tuple[int, bool]]]] = []
         stack: list[tuple[int, list[tuple[int, bool]]]] = [(0, [])]
@@ -162,12 +163,12 @@ class PatternTree:
     default_left: npt.NDArray[np.bool_]  # where a missing value goes
     used: npt.NDArray[np.intp]  # the distinct columns it splits on: its only non-zero values
     shifts: npt.NDArray[np.int64]  # i for internal node i
-    source: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)  # shap's dict format
+    source: dict[str, Any] = field(repr=False, compare=False)  # the tree in shap's dict format
 
     @cached_property
     def paths(self) -> PathTables | None:
         """Return the tree's path tables, built on first use; None if it is too deep for them."""
-        return PathTables.build(self.source, np.flatnonzero(self.source["children_left"] >= 0))
+        return PathTables.build(self.source)
 
     @cached_property
     def n_leaves(self) -> int:
