@@ -16,8 +16,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from governance.audit import audit_record
-from governance.exceptions import PayloadTooLarge, PermissionDenied, ValidationFailed
-from governance.roles import CAN_UPLOAD_DATASETS, user_has_any_role
+from governance.exceptions import PayloadTooLarge, ValidationFailed
+from governance.policy import Capability, require
 from riskmodels.exceptions import DatasetRejected
 from riskmodels.ml.ingest import ROLES, IngestError, IngestResult, ingest
 from riskmodels.models import DATASET_NAME_VALIDATOR, Dataset, DatasetVersion
@@ -76,8 +76,7 @@ def dataset_version_create(
     existing version of the same dataset returns that version with ``created=False``.
     Nothing is stored, and nothing audited, when the input is rejected.
     """
-    if not user_has_any_role(actor, CAN_UPLOAD_DATASETS):
-        raise PermissionDenied("only model developers can register datasets")
+    require(actor, Capability.DATASET_UPLOAD)
     _check_name(name)
     roles = _check_roles(roles)
     limit = settings.DATASET_MAX_UPLOAD_BYTES

@@ -9,8 +9,8 @@ import numpy as np
 from django.db import transaction
 
 from governance.audit import audit_record
-from governance.exceptions import PermissionDenied, ValidationFailed
-from governance.roles import Role, user_roles
+from governance.exceptions import ValidationFailed
+from governance.policy import Capability, require
 from riskmodels.ml.metrics import compare, degradation, evaluate
 from riskmodels.ml.persistence import load_artifact
 from riskmodels.ml.pipelines import TrainingSpec, prepare_features
@@ -40,8 +40,7 @@ def evaluation_job_queue(*, actor: Any, requested_by: Any, requested_by_username
 def evaluation_job_create(*, actor: Any, model_version: ModelVersion, dataset_version: DatasetVersion,
                           threshold: float = 0.5) -> Job:
     """Queue an evaluation of ``model_version`` on a whole dataset version (developers and validators)."""
-    if not user_roles(actor) & {Role.DEVELOPER, Role.VALIDATOR}:
-        raise PermissionDenied("only developers and validators can request evaluations")
+    require(actor, Capability.MODEL_EVALUATE)
     spec = model_version.spec
     columns = {c["name"] for c in dataset_version.schema}
     missing = [f for f in [*spec["features"], spec["target"]] if f not in columns]

@@ -33,8 +33,8 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from governance.audit import audit_record
-from governance.exceptions import PermissionDenied, ValidationFailed
-from governance.roles import Role, user_roles
+from governance.exceptions import ValidationFailed
+from governance.policy import Capability, require
 from riskmodels.ml.explain import (
     ChunkResult,
     ExplainOptions,
@@ -84,7 +84,6 @@ from riskmodels.services.storage import read_verified, save_bytes, save_stream, 
 
 logger = logging.getLogger(__name__)
 WORKER = "system:worker"
-EXPLAINERS = frozenset({Role.DEVELOPER, Role.VALIDATOR, Role.COMPLIANCE_OFFICER})
 # Rows a report's plots draw (evenly spaced when there are more): more points only overplot,
 # and the plots task would otherwise hold the whole report and its rows' features.
 PLOT_MAX_ROWS = 20_000
@@ -292,8 +291,7 @@ def explanation_job_create(*, actor: Any, model_version: ModelVersion, dataset_v
     rows (a seeded, recorded sample above that). A report the budget cannot afford is
     sampled down, or refused with the reason.
     """
-    if not user_roles(actor) & EXPLAINERS:
-        raise PermissionDenied("only developers, validators and compliance officers can request explanations")
+    require(actor, Capability.MODEL_EXPLAIN)
     cap = settings.EXPLAIN_MAX_ROWS
     if max_rows is None:
         max_rows = min(settings.EXPLAIN_DEFAULT_MAX_ROWS, cap)
@@ -644,8 +642,7 @@ def explanation_local(*, actor: Any, model_version: ModelVersion, rows: list[dic
     Protected attributes never appear among the reasons. Each explanation is audited:
     reason codes may be sent to an applicant, so what was said must be traceable.
     """
-    if not user_roles(actor) & EXPLAINERS:
-        raise PermissionDenied("only developers, validators and compliance officers can request explanations")
+    require(actor, Capability.MODEL_EXPLAIN)
     spec = TrainingSpec.from_dict(model_version.spec)
     if (rows is None) == (row_ids is None):
         raise ValidationFailed("give either rows (feature values) or row_ids (with dataset_version)", code="invalid")

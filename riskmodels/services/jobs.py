@@ -20,8 +20,8 @@ from django.db.models import F
 from django.utils import timezone
 
 from governance.audit import audit_record
-from governance.exceptions import Conflict, PermissionDenied
-from governance.roles import Role, user_roles
+from governance.exceptions import Conflict
+from governance.policy import Capability, require
 from riskmodels.models import Job, JobStatus
 
 logger = logging.getLogger(__name__)
@@ -152,8 +152,7 @@ def job_fail(*, job_id: int, error: str, cancelled: bool = False) -> None:
 
 def job_cancel(*, actor: Any, job: Job) -> Job:
     """Cancel a queued job at once, or ask a running one to stop at its next checkpoint."""
-    if job.requested_by_id != actor.pk and Role.COMPLIANCE_OFFICER not in user_roles(actor):
-        raise PermissionDenied("only the person who requested a job (or a compliance officer) can cancel it")
+    require(actor, Capability.JOB_CANCEL, job)
     with transaction.atomic():
         if Job.objects.filter(id=job.pk, status=JobStatus.QUEUED).update(
             status=JobStatus.CANCELLED, finished_at=timezone.now(), progress_stage="cancelled", cancel_requested=True

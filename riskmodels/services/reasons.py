@@ -7,15 +7,14 @@ from typing import Any
 from django.db import transaction
 
 from governance.audit import audit_record
-from governance.exceptions import PermissionDenied, ValidationFailed
-from governance.roles import Role, user_roles
+from governance.exceptions import ValidationFailed
+from governance.policy import Capability, require
 from riskmodels.models import ReasonText, RegisteredModel
 
 
 def reason_text_set(*, actor: Any, registered_model: RegisteredModel, feature: str, text: str) -> ReasonText:
     """Create or change the reason text for ``feature`` of ``registered_model`` (compliance officers)."""
-    if Role.COMPLIANCE_OFFICER not in user_roles(actor):
-        raise PermissionDenied("only compliance officers edit reason texts")
+    require(actor, Capability.REASON_TEXT_EDIT)
     feature, text = (feature or "").strip(), (text or "").strip()
     if not feature or not text:
         raise ValidationFailed("feature and text are both required", code="invalid")
@@ -40,8 +39,7 @@ def reason_text_set(*, actor: Any, registered_model: RegisteredModel, feature: s
 
 def reason_text_delete(*, actor: Any, reason: ReasonText) -> None:
     """Remove a reason text (the feature falls back to the default text); audited."""
-    if Role.COMPLIANCE_OFFICER not in user_roles(actor):
-        raise PermissionDenied("only compliance officers edit reason texts")
+    require(actor, Capability.REASON_TEXT_EDIT)
     with transaction.atomic():
         audit_record(actor=actor, action="reason_text.deleted", target=reason,
                      before={"registered_model": reason.registered_model.name, "feature": reason.feature,

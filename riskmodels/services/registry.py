@@ -7,8 +7,8 @@ from typing import Any
 from django.db import IntegrityError, transaction
 
 from governance.audit import audit_record
-from governance.exceptions import Conflict, PermissionDenied, ValidationFailed
-from governance.roles import Role, user_roles
+from governance.exceptions import Conflict, ValidationFailed
+from governance.policy import Capability, require
 from riskmodels.models import RegisteredModel
 from riskmodels.models.registry import MODEL_NAME_VALIDATOR
 
@@ -16,8 +16,7 @@ from riskmodels.models.registry import MODEL_NAME_VALIDATOR
 def registered_model_create(*, actor: Any, name: str, owner_team: str, purpose: str,
                             description: str = "") -> RegisteredModel:
     """Add a model to the inventory; only developers register models."""
-    if Role.DEVELOPER not in user_roles(actor):
-        raise PermissionDenied("only model developers can register models")
+    require(actor, Capability.MODEL_REGISTER)
     if not MODEL_NAME_VALIDATOR.regex.match(name or ""):
         raise ValidationFailed(str(MODEL_NAME_VALIDATOR.message), code="invalid_name", details={"field": "name"})
     if not owner_team.strip() or not purpose.strip():

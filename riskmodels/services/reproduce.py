@@ -9,8 +9,7 @@ import numpy as np
 from django.db import transaction
 
 from governance.audit import audit_record
-from governance.exceptions import PermissionDenied
-from governance.roles import Role, user_roles
+from governance.policy import Capability, require
 from riskmodels.ml.persistence import environment_versions, load_artifact
 from riskmodels.ml.pipelines import TrainingSpec, prepare_features
 from riskmodels.ml.training import split, train
@@ -21,8 +20,7 @@ from riskmodels.services.storage import dataset_frame, read_verified
 
 def reproduction_job_create(*, actor: Any, model_version: ModelVersion) -> Job:
     """Queue a re-training of ``model_version`` from its record, to check it reproduces."""
-    if not user_roles(actor) & {Role.DEVELOPER, Role.VALIDATOR, Role.COMPLIANCE_OFFICER}:
-        raise PermissionDenied("only developers, validators and compliance officers can run reproduction checks")
+    require(actor, Capability.MODEL_REPRODUCE)
     with transaction.atomic():
         job = Job.objects.create(kind=JobKind.REPRODUCE, registered_model=model_version.registered_model,
                                  model_version=model_version, dataset_version=model_version.dataset_version,

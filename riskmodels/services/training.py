@@ -10,8 +10,8 @@ from django.db import transaction
 from django.db.models import Max
 
 from governance.audit import audit_record
-from governance.exceptions import PermissionDenied, ValidationFailed
-from governance.roles import Role, user_roles
+from governance.exceptions import ValidationFailed
+from governance.policy import Capability, require
 from riskmodels.ml.persistence import dumps_artifact, environment_versions, sha256_hex
 from riskmodels.ml.pipelines import (
     SpecError,
@@ -95,8 +95,7 @@ def build_spec(*, dataset_version: DatasetVersion, request: Mapping[str, Any]) -
 def training_job_create(*, actor: Any, registered_model: RegisteredModel, dataset_version: DatasetVersion,
                         request: Mapping[str, Any]) -> Job:
     """Validate a training request and queue a training job (202); nothing is queued if it is invalid."""
-    if Role.DEVELOPER not in user_roles(actor):
-        raise PermissionDenied("only model developers can train models")
+    require(actor, Capability.MODEL_TRAIN)
     spec, exceptions = build_spec(dataset_version=dataset_version, request=request)
     threshold = request.get("threshold", DEFAULT_THRESHOLD)
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold < 1:
