@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 
 TRAIN_ROWS = 40_000
 TASK_PEAK = re.compile(r"task (?P<task>[\w.]+)\[[^]]*\] peak resident set \d+ MB, (?P<growth>[+-]\d+) MB")
-TASK_NAMES = {"riskmodels.run_job": "coordinator", "riskmodels.run_explanation_chunk": "chunk (the last also merges)",
+TASK_NAMES = {"riskmodels.run_job": "coordinator", "riskmodels.run_job_chunk": "chunk (the last also merges)",
               "riskmodels.render_explanation_plots": "plots"}
 MODELS = {
     "gradient_boosting": {},
@@ -155,12 +155,13 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     from riskmodels.ml.explain.parquet import read_values
     from riskmodels.ml.persistence import load_artifact
     from riskmodels.ml.pipelines import TrainingSpec, prepare_features
-    from riskmodels.models import ExplanationChunk, ExplanationReport, Job, JobStatus, ModelVersion
+    from riskmodels.jobs.kinds import job_execute
+    from riskmodels.models import ExplanationReport, Job, JobChunk, JobStatus, ModelVersion
     from riskmodels.services.datasets import dataset_version_create
     from riskmodels.services.explanations import explanation_job_create
     from riskmodels.services.registry import registered_model_create
-    from riskmodels.services.storage import dataset_frame
-    from riskmodels.services.training import training_job_create, training_job_run
+    from riskmodels.services.training import training_job_create
+    from riskmodels.storage import dataset_frame
 
     sys.path.insert(0, str(HERE))
     from synthetic import make_numeric_data
@@ -184,7 +185,7 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
                                              purpose="benchmark")
         job = training_job_create(actor=dev, registered_model=registered, dataset_version=training,
                                   request={"algorithm": algorithm, "hyperparameters": hyperparameters})
-        training_job_run(job_id=job.pk)
+        job_execute(job_id=job.pk)
         versions[algorithm] = version = ModelVersion.objects.get(registered_model=registered)
         pipelines[algorithm] = load_artifact(default_storage.open(version.artifact_path).read(),
                                              expected_sha256=version.artifact_sha256)
@@ -222,7 +223,7 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
         while not AuditEvent.objects.filter(action="explanation_report.plots_rendered",
                                             target_id=str(done.pk)).exists():
             time.sleep(0.1)
-        chunks = list(ExplanationChunk.objects.filter(job=job).order_by("index").values_list("seconds", flat=True))
+        chunks = list(JobChunk.objects.filter(job=job).order_by("index").values_list("seconds", flat=True))
         return (event_time("explanation_report.finished", done) - started,
                 event_time("explanation_report.plots_rendered", done) - started, done, chunks)
 

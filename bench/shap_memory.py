@@ -44,21 +44,16 @@ def measure(rows: int, chunk: int) -> dict[str, float]:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    import riskmodels.tasks as tasks
     from governance.accounts import user_upsert
-    from riskmodels.models import ExplanationChunk, ExplanationReport, ModelVersion
+    from governance.celery import app
+    from riskmodels.jobs.kinds import chunk_execute, job_execute
+    from riskmodels.models import ExplanationReport, JobChunk, ModelVersion
     from riskmodels.services.datasets import dataset_version_create
-    from riskmodels.services.explanations import (
-        explanation_chunk_run,
-        explanation_job_create,
-        explanation_job_run,
-        explanation_plots_render,
-    )
+    from riskmodels.services.explanations import explanation_job_create, explanation_plots_render
     from riskmodels.services.registry import registered_model_create
-    from riskmodels.services.training import training_job_create, training_job_run
+    from riskmodels.services.training import training_job_create
 
-    for task in (tasks.run_job, tasks.run_explanation_chunk, tasks.render_explanation_plots):
-        task.delay = lambda **_: None  # this process runs each task itself, in order
+    app.send_task = lambda *_, **__: None  # this process runs each task itself, in order
     sys.path.insert(0, str(ROOT / "bench"))
     from synthetic import make_numeric_data as make_data
 
@@ -69,7 +64,7 @@ def measure(rows: int, chunk: int) -> dict[str, float]:
     model = registered_model_create(actor=dev, name="bench-model", owner_team="bench", purpose="benchmark")
     job = training_job_create(actor=dev, registered_model=model, dataset_version=dataset,
                               request={"algorithm": "gradient_boosting", "test_size": 0.5})
-    training_job_run(job_id=job.pk)
+    job_execute(job_id=job.pk)
     version = ModelVersion.objects.get()
     report_job = explanation_job_create(actor=dev, model_version=version)
 
@@ -82,11 +77,11 @@ def measure(rows: int, chunk: int) -> dict[str, float]:
         call()
         peaks[name] = max(peaks.get(name, 0), _status("VmHWM") - before)
 
-    run("coordinator", lambda: explanation_job_run(job_id=report_job.pk))
-    for chunk_id in ExplanationChunk.objects.filter(job=report_job).order_by("index").values_list("pk", flat=True):
+    run("coordinator", lambda: job_execute(job_id=report_job.pk))
+    for chunk_id in JobChunk.objects.filter(job=report_job).order_by("index").values_list("pk", flat=True):
         # The last chunk also merges: measured under "last chunk + merge".
-        last = not ExplanationChunk.objects.filter(job=report_job, status="queued").exclude(pk=chunk_id).exists()
-        run("last chunk + merge" if last else "chunk", lambda c=chunk_id: explanation_chunk_run(chunk_id=c))
+        last = not JobChunk.objects.filter(job=report_job, status="queued").exclude(pk=chunk_id).exists()
+        run("last chunk + merge" if last else "chunk", lambda c=chunk_id: chunk_execute(chunk_id=c))
     report = ExplanationReport.objects.get(job=report_job)
     assert report.status == "ok" and report.n_rows == rows, report.message
     run("plots", lambda: explanation_plots_render(report_id=report.pk))

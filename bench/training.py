@@ -63,8 +63,8 @@ def main() -> None:
     from riskmodels.models import Job, JobStatus
     from riskmodels.services.datasets import dataset_version_create
     from riskmodels.services.registry import registered_model_create
-    from riskmodels.services.storage import dataset_frame
     from riskmodels.services.training import training_job_create
+    from riskmodels.storage import dataset_frame
 
     data_path = var / "bench.parquet"
     make_data(args.rows, data_path)

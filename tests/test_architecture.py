@@ -65,3 +65,95 @@ def test_no_model_change_is_missing_a_migration(db):  # noqa: ANN001
     out = StringIO()
     call_command("makemigrations", "--check", "--dry-run", stdout=out)
     assert "No changes detected" in out.getvalue()
+
+
+def _module_graph() -> dict[str, set[str]]:
+    """Map each module of the two apps to the modules it imports, at any depth of the code.
+
+    Imports inside functions count: a deferred import hides a cycle from Python, not from
+    the reader. ``from pkg import name`` points at ``pkg.name`` when that is a module.
+    """
+    modules: dict[str, Path] = {}
+    for folder in ("governance", "riskmodels"):
+        for path in _modules(folder):
+            parts = list(path.relative_to(ROOT).with_suffix("").parts)
+            modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+
+    def known(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        targets: set[str | None] = set()
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if isinstance(node, ast.Import):
+                targets.update(known(alias.name) for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                targets.update(known(f"{node.module}.{alias.name}") for alias in node.names)
+        graph[module] = {t for t in targets if t and t != module}
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Return the groups of modules that import each other in a circle (Tarjan's strongly connected components)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in graph.get(node, ()):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                found.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_cycle_finder_finds_a_services_tasks_circle_hidden_in_a_function():
+    graph = {"riskmodels.services.jobs": {"riskmodels.tasks"}, "riskmodels.tasks": {"riskmodels.services.training"},
+             "riskmodels.services.training": {"riskmodels.services.jobs"}, "riskmodels.models": set()}
+    assert _cycles(graph) == [["riskmodels.services.jobs", "riskmodels.services.training", "riskmodels.tasks"]]
+
+
+def test_no_modules_import_each_other_in_a_circle():
+    assert _cycles(_module_graph()) == []
+
+
+def test_nothing_imports_the_celery_tasks_they_are_sent_by_name():
+    importers = sorted(module for module, targets in _module_graph().items()
+                       if {"riskmodels.tasks", "governance.tasks"} & targets)
+    assert importers == ["governance.api.audit"]  # the audit checkpoint, sent from its API view
+
+
+def test_every_task_name_the_runner_sends_is_a_registered_task():
+    from governance.celery import app
+    from riskmodels.jobs.dispatch import TASK_NAMES
+
+    app.loader.import_default_modules()
+    assert set(TASK_NAMES) <= set(app.tasks), sorted(set(TASK_NAMES) - set(app.tasks))
+
+
+def test_every_job_kind_has_a_runner():
+    from riskmodels.jobs.kinds import KINDS
+    from riskmodels.models import JobKind
+
+    assert set(KINDS) == set(JobKind)

@@ -14,7 +14,7 @@ from governance.api.views import SelectorListApi
 from riskmodels.ml.pipelines import ALGORITHMS, SPLITS
 from riskmodels.models import Job
 from riskmodels.selectors import dataset_version_get_for_user, job_get_for_user, job_list_for_user, registered_model_get_for_user
-from riskmodels.services.jobs import job_cancel
+from riskmodels.jobs import job_cancel
 from riskmodels.services.training import training_job_create
 
 

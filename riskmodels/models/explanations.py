@@ -1,4 +1,4 @@
-"""SHAP explanation reports, the chunks they are computed in, and reason-code catalogues."""
+"""SHAP explanation reports, their plots, and reason-code catalogues."""
 
 from __future__ import annotations
 
@@ -6,37 +6,6 @@ from django.conf import settings
 from django.db import models
 
 from riskmodels.models.base import ImmutableModel
-
-
-class ExplanationChunk(models.Model):
-    """Track one slice of an explanation job's rows, claimed by one worker task.
-
-    The job's rows are split so several workers explain in parallel with bounded memory;
-    the worker that finishes the last chunk merges them (see services/explanations.py).
-    """
-
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        DONE = "done"
-
-    job = models.ForeignKey("riskmodels.Job", on_delete=models.CASCADE, related_name="chunks")
-    index = models.PositiveIntegerField()
-    start = models.PositiveIntegerField()
-    stop = models.PositiveIntegerField()
-    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
-    path = models.CharField(max_length=300, blank=True)
-    seconds = models.FloatField(null=True, blank=True)
-
-    class Meta:
-        ordering = ["job", "index"]
-        constraints = [
-            models.UniqueConstraint(fields=["job", "index"], name="explanation_chunk_unique"),
-            models.CheckConstraint(condition=models.Q(stop__gt=models.F("start")), name="explanation_chunk_nonempty"),
-        ]
-
-    def __str__(self) -> str:
-        return f"chunk {self.index} of job {self.job_id} ({self.status})"
 
 
 class ExplanationReport(ImmutableModel):

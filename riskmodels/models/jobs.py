@@ -70,3 +70,35 @@ class Job(models.Model):
     @property
     def is_terminal(self) -> bool:
         return self.status in TERMINAL_STATUSES
+
+
+class JobChunk(models.Model):
+    """Track one slice of a job's rows, claimed by one worker task.
+
+    A job whose work is cut into chunks (a SHAP report today) runs them as parallel tasks
+    with bounded memory each; the task that finishes the last chunk merges them
+    (riskmodels/jobs/runner.py).
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        DONE = "done"
+
+    job = models.ForeignKey("riskmodels.Job", on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    start = models.PositiveIntegerField()
+    stop = models.PositiveIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.QUEUED)
+    path = models.CharField(max_length=300, blank=True)
+    seconds = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "index"], name="job_chunk_unique"),
+            models.CheckConstraint(condition=models.Q(stop__gt=models.F("start")), name="job_chunk_nonempty"),
+        ]
+
+    def __str__(self) -> str:
+        return f"chunk {self.index} of job {self.job_id} ({self.status})"

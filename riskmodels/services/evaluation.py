@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -11,14 +10,14 @@ from django.db import transaction
 from governance.audit import audit_record
 from governance.exceptions import ValidationFailed
 from governance.policy import Capability, require
+from riskmodels.jobs import Finished, Progress, job_dispatch
 from riskmodels.ml.metrics import compare, degradation, evaluate
 from riskmodels.ml.persistence import load_artifact
 from riskmodels.ml.pipelines import TrainingSpec, prepare_features
 from riskmodels.ml.plots import render_evaluation_plots
 from riskmodels.ml.training import binary_target, split
 from riskmodels.models import DatasetVersion, Evaluation, Job, JobKind, ModelVersion
-from riskmodels.services.jobs import job_dispatch, job_run
-from riskmodels.services.storage import dataset_frame, read_verified, save_bytes
+from riskmodels.storage import dataset_frame, read_verified, save_bytes
 
 N_BOOTSTRAP = 200
 
@@ -56,7 +55,8 @@ def evaluation_job_create(*, actor: Any, model_version: ModelVersion, dataset_ve
                                     threshold=threshold)
 
 
-def _evaluate_work(job: Job, progress: Callable[[str, int], None], stored: list[str]):  # noqa: ANN202
+def evaluation_work(job: Job, progress: Progress, stored: list[str]) -> Finished:
+    """Score the job's rows with the version, compute the credit metrics and plots, and record the evaluation."""
     version = job.model_version
     threshold = job.params["threshold"]
     scope = job.params["scope"]
@@ -101,12 +101,7 @@ def _evaluate_work(job: Job, progress: Callable[[str, int], None], stored: list[
                             **{k: metrics.get(k) for k in ("auc", "gini", "ks", "brier", "log_loss", "n")}})
 
     summary = {k: metrics.get(k) for k in ("auc", "gini", "ks", "brier")}
-    return {"scope": scope, "metrics": summary}, write
-
-
-def evaluation_job_run(*, job_id: int) -> None:
-    """Run a queued evaluation job in this worker (a duplicate delivery is a no-op)."""
-    job_run(job_id=job_id, work=_evaluate_work)
+    return Finished({"scope": scope, "metrics": summary}, write)
 
 
 def model_versions_compare(*, champion: ModelVersion, challenger: ModelVersion,

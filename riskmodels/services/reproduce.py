@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -10,12 +9,12 @@ from django.db import transaction
 
 from governance.audit import audit_record
 from governance.policy import Capability, require
+from riskmodels.jobs import Finished, Progress, job_dispatch
 from riskmodels.ml.persistence import environment_versions, load_artifact
 from riskmodels.ml.pipelines import TrainingSpec, prepare_features
 from riskmodels.ml.training import split, train
 from riskmodels.models import Job, JobKind, ModelVersion
-from riskmodels.services.jobs import job_dispatch, job_run
-from riskmodels.services.storage import dataset_frame, read_verified
+from riskmodels.storage import dataset_frame, read_verified
 
 
 def reproduction_job_create(*, actor: Any, model_version: ModelVersion) -> Job:
@@ -30,7 +29,8 @@ def reproduction_job_create(*, actor: Any, model_version: ModelVersion) -> Job:
     return job
 
 
-def _reproduce_work(job: Job, progress: Callable[[str, int], None], stored: list[str]):  # noqa: ANN202
+def reproduction_work(job: Job, progress: Progress, stored: list[str]) -> Finished:
+    """Re-train the version from its record on the same bytes and compare predictions on its test split."""
     version = job.model_version
     progress("loading", 5)
     original = load_artifact(read_verified(version.artifact_path, version.artifact_sha256),
@@ -61,9 +61,4 @@ def _reproduce_work(job: Job, progress: Callable[[str, int], None], stored: list
         audit_record(actor=None, actor_label="system:worker", action="model_version.reproduction_checked",
                      target=version, after=result)
 
-    return result, write
-
-
-def reproduction_job_run(*, job_id: int) -> None:
-    """Run a queued reproduction job in this worker (a duplicate delivery is a no-op)."""
-    job_run(job_id=job_id, work=_reproduce_work)
+    return Finished(result, write)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from django.db import transaction
@@ -12,6 +12,7 @@ from django.db.models import Max
 from governance.audit import audit_record
 from governance.exceptions import ValidationFailed
 from governance.policy import Capability, require
+from riskmodels.jobs import Finished, Progress, job_dispatch
 from riskmodels.ml.persistence import dumps_artifact, environment_versions, sha256_hex
 from riskmodels.ml.pipelines import (
     SpecError,
@@ -23,8 +24,8 @@ from riskmodels.ml.pipelines import (
 )
 from riskmodels.ml.training import train
 from riskmodels.models import DatasetVersion, Job, JobKind, ModelVersion, RegisteredModel
-from riskmodels.services.jobs import job_dispatch, job_run
-from riskmodels.services.storage import dataset_frame, save_bytes
+from riskmodels.services.evaluation import evaluation_job_queue
+from riskmodels.storage import dataset_frame, save_bytes
 
 DEFAULT_THRESHOLD = 0.5
 
@@ -114,11 +115,12 @@ def training_job_create(*, actor: Any, registered_model: RegisteredModel, datase
     return job
 
 
-def _scaled(progress: Callable[[str, int], None], low: int, high: int) -> Callable[[str, int], None]:
+def _scaled(progress: Progress, low: int, high: int) -> Progress:
     return lambda stage, percent: progress(stage, low + (high - low) * percent // 100)
 
 
-def _train_work(job: Job, progress: Callable[[str, int], None], stored: list[str]):  # noqa: ANN202
+def training_work(job: Job, progress: Progress, stored: list[str]) -> Finished:
+    """Train a version from its job's spec, store the artifact, and record the version (then queue its evaluation)."""
     started = time.perf_counter()
     progress("loading data", 2)
     spec = TrainingSpec.from_dict(job.params["spec"])
@@ -164,15 +166,8 @@ def _train_work(job: Job, progress: Callable[[str, int], None], stored: list[str
                             "environment": version.environment, "requested_by": finished.requested_by_username})
         Job.objects.filter(pk=finished.pk).update(model_version=version)
         # Every version is evaluated on its own test split, by a job of its own.
-        from riskmodels.services.evaluation import evaluation_job_queue
-
         evaluation_job_queue(actor=None, requested_by=requester, requested_by_username=finished.requested_by_username,
                              model_version=version, dataset_version=finished.dataset_version,
                              scope="test_split", threshold=finished.params.get("threshold", DEFAULT_THRESHOLD))
 
-    return {"artifact_sha256": artifact_sha, "timings": timings, "warnings": result.warnings}, write
-
-
-def training_job_run(*, job_id: int) -> None:
-    """Run a queued training job in this worker (a duplicate delivery is a no-op)."""
-    job_run(job_id=job_id, work=_train_work)
+    return Finished({"artifact_sha256": artifact_sha, "timings": timings, "warnings": result.warnings}, write)

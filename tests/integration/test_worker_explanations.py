@@ -10,7 +10,7 @@ from django.core.files.storage import default_storage
 
 from governance.audit import audit_verify
 from riskmodels.ml.explain import GlobalReport
-from riskmodels.models import ExplanationChunk, ExplanationReport, Job, JobStatus, ModelVersion
+from riskmodels.models import ExplanationReport, Job, JobChunk, JobStatus, ModelVersion
 from riskmodels.services.training import training_job_create
 from tests.conftest import client_for, register_demo_dataset, register_model
 from tests.integration.conftest import start_worker, wait_for
@@ -49,8 +49,8 @@ def test_a_report_is_split_across_two_workers_and_merged(developer, tmp_path, se
             worker.kill(signal.SIGTERM)
     logs = [w.output() for w in workers]
     # Both worker processes took chunk tasks.
-    assert all("riskmodels.run_explanation_chunk" in log for log in logs), logs
-    assert ExplanationChunk.objects.filter(job_id=job_id, status="done").count() == 5
+    assert all("riskmodels.run_job_chunk" in log for log in logs), logs
+    assert JobChunk.objects.filter(job_id=job_id, status="done").count() == 5
     report = ExplanationReport.objects.get(job_id=job_id)
     values = GlobalReport.from_parquet_bytes(default_storage.open(report.values_path).read())
     assert values.values.shape == (250, len(version.spec["features"]))

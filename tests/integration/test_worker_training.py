@@ -11,8 +11,8 @@ import pytest
 from django.utils import timezone
 
 from governance.audit import audit_verify
+from riskmodels.jobs import jobs_reap
 from riskmodels.models import Evaluation, Job, JobStatus, ModelVersion
-from riskmodels.services.jobs import jobs_reap
 from tests.conftest import GERMAN_CREDIT, GERMAN_CREDIT_ROLES, client_for, stored_files
 from tests.integration.conftest import start_worker, wait_for
 

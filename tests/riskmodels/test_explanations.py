@@ -14,22 +14,20 @@ from django.core.files.storage import default_storage
 from governance.audit import audit_verify
 from governance.exceptions import ValidationFailed
 from governance.models import AuditEvent
+from riskmodels.jobs import chunk_finished, fanned_out_job_fail
+from riskmodels.jobs.kinds import chunk_execute, job_execute
 from riskmodels.ml.explain import ExplainOptions, GlobalReport, explain_global, make_explainer
 from riskmodels.ml.persistence import load_artifact
 from riskmodels.ml.pipelines import TrainingSpec, prepare_features
-from riskmodels.models import ExplanationChunk, ExplanationReport, Job, JobStatus, ModelVersion
+from riskmodels.models import ExplanationReport, Job, JobChunk, JobStatus, ModelVersion
 from riskmodels.services.explanations import (
-    _chunk_finished,
-    _fail,
-    explanation_chunk_run,
     explanation_job_create,
-    explanation_job_run,
     explanation_local,
     explanation_plots_render,
 )
 from riskmodels.services.reasons import reason_text_set
-from riskmodels.services.storage import dataset_frame
-from riskmodels.services.training import training_job_create, training_job_run
+from riskmodels.services.training import training_job_create
+from riskmodels.storage import dataset_frame
 from tests.conftest import client_for, stored_files
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -40,16 +38,16 @@ PROTECTED = {"personal_status_and_sex", "age_in_years", "foreign_worker"}
 def hgb_version(developer, german_credit_version, retail_model):  # noqa: ANN001,ANN201
     job = training_job_create(actor=developer, registered_model=retail_model, dataset_version=german_credit_version,
                               request={"algorithm": "gradient_boosting", "hyperparameters": {"max_depth": 3}})
-    training_job_run(job_id=job.pk)
+    job_execute(job_id=job.pk)
     return ModelVersion.objects.get()
 
 
 def _run_report(job: Job, *, reverse: bool = False) -> None:
     """Do what the workers do: the coordinator, then every chunk task (in any order)."""
-    explanation_job_run(job_id=job.pk)
-    ids = list(ExplanationChunk.objects.filter(job=job).order_by("index").values_list("pk", flat=True))
+    job_execute(job_id=job.pk)
+    ids = list(JobChunk.objects.filter(job=job).order_by("index").values_list("pk", flat=True))
     for chunk_id in reversed(ids) if reverse else ids:
-        explanation_chunk_run(chunk_id=chunk_id)
+        chunk_execute(chunk_id=chunk_id)
     for report in ExplanationReport.objects.filter(job=job):
         explanation_plots_render(report_id=report.pk)
 
@@ -60,7 +58,7 @@ def test_a_chunked_report_equals_the_single_process_report_exactly(hgb_version, 
     _run_report(job, reverse=True)
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED, job.error
-    assert ExplanationChunk.objects.filter(job=job).count() == 5
+    assert JobChunk.objects.filter(job=job).count() == 5
     report = ExplanationReport.objects.get(job=job)
     assert report.status == "ok" and report.n_rows == 250
     assert report.additivity_error < 1e-6
@@ -108,13 +106,13 @@ def test_stored_values_equal_a_bare_shap_tree_explainer_on_one_hot_free_columns(
 
 def test_a_tree_report_keeps_no_background_and_its_chunks_share_one_explainer(hgb_version, developer, settings,  # noqa: ANN001
                                                                               monkeypatch):
-    import riskmodels.services.explanations as service
+    import riskmodels.services.explanations.cache as cache
 
     settings.EXPLAIN_CHUNK_ROWS = 60  # 250 test rows -> 5 chunks
     built = []
-    real = service.make_explainer
-    monkeypatch.setattr(service, "make_explainer", lambda *a, **k: (built.append(1), real(*a, **k))[1])
-    monkeypatch.setattr(service, "_TREE_EXPLAINERS", service._ProcessCache(4))
+    real = cache.make_explainer
+    monkeypatch.setattr(cache, "make_explainer", lambda *a, **k: (built.append(1), real(*a, **k))[1])
+    monkeypatch.setattr(cache, "TREE_EXPLAINERS", cache.ProcessCache(4))
     job = explanation_job_create(actor=developer, model_version=hgb_version)
     _run_report(job)
     job.refresh_from_db()
@@ -126,25 +124,24 @@ def test_a_tree_report_keeps_no_background_and_its_chunks_share_one_explainer(hg
 
 
 def test_a_chunk_reads_only_its_slice_of_the_stored_plan(settings):  # noqa: ANN001
-    from riskmodels.ml.explain import ExplanationError
-    from riskmodels.services.explanations import _plan_slice, _save_plan
+    from riskmodels.storage import HandoverError, plan_save, plan_slice
 
     positions, rows = np.arange(1000, dtype=np.int64), np.arange(1000, dtype=np.int64)[::-1] * 3
     plan = [(0, 300), (300, 600), (600, 900), (900, 1000)]  # written a chunk at a time
-    path = _save_plan("explanations/test/rows.npy", plan, lambda a, b: positions[a:b], lambda a, b: rows[a:b])
+    path = plan_save("explanations/test/rows.npy", plan, lambda a, b: positions[a:b], lambda a, b: rows[a:b])
     assert np.array_equal(np.load(default_storage.open(path, "rb")), np.stack([positions, rows]))  # a plain .npy
-    got_positions, got_rows = _plan_slice(path, 250, 260)
+    got_positions, got_rows = plan_slice(path, 250, 260)
     assert np.array_equal(got_positions, positions[250:260]) and np.array_equal(got_rows, rows[250:260])
-    only, none = _plan_slice(path, 0, 1000, rows=False)
+    only, none = plan_slice(path, 0, 1000, rows=False)
     assert np.array_equal(only, positions) and none is None
-    with pytest.raises(ExplanationError, match="not this report's plan"):
-        _plan_slice(path, 990, 1010)
+    with pytest.raises(HandoverError, match="not this job's plan"):
+        plan_slice(path, 990, 1010)
     other = io.BytesIO()
     np.save(other, np.zeros((3, 4)))
-    from riskmodels.services.storage import save_bytes
+    from riskmodels.storage import save_bytes
 
-    with pytest.raises(ExplanationError, match="not this report's plan"):
-        _plan_slice(save_bytes("explanations/test/other.npy", other.getvalue()), 0, 1)
+    with pytest.raises(HandoverError, match="not this job's plan"):
+        plan_slice(save_bytes("explanations/test/other.npy", other.getvalue()), 0, 1)
 
 
 def test_a_small_report_is_cut_so_that_every_worker_process_shares_it(hgb_version, developer, settings):  # noqa: ANN001
@@ -165,9 +162,9 @@ def test_a_second_delivery_of_a_chunk_is_a_no_op(hgb_version, developer):  # noq
     job = explanation_job_create(actor=developer, model_version=hgb_version)
     _run_report(job)
     events = AuditEvent.objects.count()
-    for chunk in ExplanationChunk.objects.filter(job=job):
-        explanation_chunk_run(chunk_id=chunk.pk)
-    explanation_job_run(job_id=job.pk)
+    for chunk in JobChunk.objects.filter(job=job):
+        chunk_execute(chunk_id=chunk.pk)
+    job_execute(job_id=job.pk)
     report = ExplanationReport.objects.get()
     plots = report.plot_files.count()
     explanation_plots_render(report_id=report.pk)
@@ -181,10 +178,10 @@ def test_only_one_of_two_chunks_that_finish_together_merges(hgb_version, develop
     # also merged, failed on the report's unique job and deleted the merged report's plan.
     settings.EXPLAIN_CHUNK_ROWS = 125
     job = explanation_job_create(actor=developer, model_version=hgb_version)
-    explanation_job_run(job_id=job.pk)
-    assert ExplanationChunk.objects.filter(job=job).count() == 2
-    ExplanationChunk.objects.filter(job=job).update(status=ExplanationChunk.Status.DONE)
-    assert [_chunk_finished(job.pk), _chunk_finished(job.pk)] == [True, False]
+    job_execute(job_id=job.pk)
+    assert JobChunk.objects.filter(job=job).count() == 2
+    JobChunk.objects.filter(job=job).update(status=JobChunk.Status.DONE)
+    assert [chunk_finished(job_id=job.pk), chunk_finished(job_id=job.pk)] == [True, False]
     job.refresh_from_db()
     assert (job.status, job.progress_stage, job.progress_percent) == (JobStatus.RUNNING, "merging", 90)
 
@@ -198,8 +195,8 @@ def test_a_chunk_task_failing_after_its_report_succeeded_keeps_the_report_files(
     report = ExplanationReport.objects.get(job=job)
     kept = [job.result["rows_path"], report.values_path]
     events = AuditEvent.objects.count()
-    assert _chunk_finished(job.pk) is False  # a late count of a merged report: nothing to do
-    _fail(job.pk, RuntimeError("a late duplicate failed"), kept)
+    assert chunk_finished(job_id=job.pk) is False  # a late count of a merged report: nothing to do
+    fanned_out_job_fail(job_id=job.pk, exc=RuntimeError("a late duplicate failed"))
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED and all(default_storage.exists(p) for p in kept)
     assert AuditEvent.objects.count() == events
@@ -207,21 +204,21 @@ def test_a_chunk_task_failing_after_its_report_succeeded_keeps_the_report_files(
 
 def test_a_report_whose_job_ended_while_merging_is_discarded_with_its_values(hgb_version, developer,  # noqa: ANN001
                                                                              settings, monkeypatch):
-    from riskmodels.services import explanations
+    from riskmodels.services.explanations import reports
 
     settings.EXPLAIN_CHUNK_ROWS = 125
     job = explanation_job_create(actor=developer, model_version=hgb_version)
-    real_store = explanations._store_report
+    real_outcome = reports._report_outcome
 
     def reaped_meanwhile(*args, **kwargs):  # noqa: ANN002,ANN003,ANN202
         Job.objects.filter(pk=job.pk).update(status=JobStatus.FAILED, error="reaped")
-        return real_store(*args, **kwargs)
+        return real_outcome(*args, **kwargs)
 
-    monkeypatch.setattr(explanations, "_store_report", reaped_meanwhile)
-    explanation_job_run(job_id=job.pk)
+    monkeypatch.setattr(reports, "_report_outcome", reaped_meanwhile)
+    job_execute(job_id=job.pk)
     plan = Job.objects.get(pk=job.pk).result["rows_path"]
-    for chunk in ExplanationChunk.objects.filter(job=job):
-        explanation_chunk_run(chunk_id=chunk.pk)
+    for chunk in JobChunk.objects.filter(job=job):
+        chunk_execute(chunk_id=chunk.pk)
     assert not ExplanationReport.objects.filter(job=job).exists()
     assert not default_storage.exists(plan)
     assert not default_storage.listdir(str(plan).rsplit("/", 1)[0])[1]  # no values, chunk or staged file left
@@ -345,7 +342,7 @@ def test_reason_texts_are_edited_only_by_compliance_and_audited(hgb_version, dev
 def test_tree_values_equal_a_bare_shap_call_on_a_random_forest(developer, german_credit_version, retail_model):  # noqa: ANN001
     job = training_job_create(actor=developer, registered_model=retail_model, dataset_version=german_credit_version,
                               request={"algorithm": "random_forest", "hyperparameters": {"n_estimators": 20}})
-    training_job_run(job_id=job.pk)
+    job_execute(job_id=job.pk)
     version = ModelVersion.objects.get()
     report_job = explanation_job_create(actor=developer, model_version=version)
     _run_report(report_job)
@@ -371,11 +368,11 @@ def test_a_requeued_report_plans_afresh_and_leaves_no_files_of_the_first_attempt
 
     from django.utils import timezone
 
-    from riskmodels.services.jobs import jobs_reap
+    from riskmodels.jobs import jobs_reap
 
     settings.EXPLAIN_CHUNK_ROWS = 100
     job = explanation_job_create(actor=developer, model_version=hgb_version)
-    explanation_job_run(job_id=job.pk)  # planned; then the worker "dies" before any chunk runs
+    job_execute(job_id=job.pk)  # planned; then the worker "dies" before any chunk runs
     first = Job.objects.get(pk=job.pk).result
     assert jobs_reap(now=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS + 1))["requeued"] == [job.pk]
     _run_report(job)
@@ -393,8 +390,7 @@ def test_staged_rows_give_each_chunk_exactly_its_rows_across_row_groups(settings
 
     import pyarrow as pa
 
-    from riskmodels.ml.explain import ExplanationError
-    from riskmodels.services.explanations import _chunk_rows, _stage_rows
+    from riskmodels.storage import HandoverError, rows_stage, staged_rows
 
     rng = np.random.default_rng(5)
     frame = pd.DataFrame({"x": rng.normal(size=100), "grade": rng.choice(["A", "B", None], size=100),
@@ -407,19 +403,17 @@ def test_staged_rows_give_each_chunk_exactly_its_rows_across_row_groups(settings
     sizes = [10, 10, 10, 3]  # chunk boundaries fall inside row groups
     bounds = np.cumsum([0, *sizes])
     blocks = (rows[a:b] for a, b in zip(bounds, bounds[1:], strict=False))
-    path = _stage_rows(source, ["grade", "x"], blocks, "explanations/t/rows.arrow")
+    path = rows_stage(source, ["grade", "x"], blocks, "explanations/t/rows.arrow")
 
     start = 0
     for index, size in enumerate(sizes):
-        job = SimpleNamespace(result={"features_path": path})
-        chunk = SimpleNamespace(index=index)
-        got = _chunk_rows(job, chunk, rows[start:start + size])
+        got = staged_rows(path, index, rows[start:start + size])
         pd.testing.assert_frame_equal(got, frame.loc[rows[start:start + size], ["grade", "x"]].rename_axis("row_id"),
                                       check_dtype=False)
         start += size
 
-    with pytest.raises(ExplanationError, match="the dataset has 100 rows; some of the rows to explain are not in it"):
-        _stage_rows(source, ["x"], [np.array([5, 120], dtype=np.int64)], "explanations/t/rows3.arrow")
+    with pytest.raises(HandoverError, match="the dataset has 100 rows; some of the rows asked for are not in it"):
+        rows_stage(source, ["x"], [np.array([5, 120], dtype=np.int64)], "explanations/t/rows3.arrow")
     assert not default_storage.exists("explanations/t/rows3.arrow")  # nothing half-written is left
 
 
@@ -431,7 +425,7 @@ def test_a_report_on_another_dataset_version_explains_its_rows_against_the_train
 
     job = training_job_create(actor=developer, registered_model=retail_model, dataset_version=german_credit_version,
                               request={"algorithm": "logistic_regression"})
-    training_job_run(job_id=job.pk)
+    job_execute(job_id=job.pk)
     version = ModelVersion.objects.get()
     recent = pd.read_csv(GERMAN_CREDIT).iloc[::-3]  # another population: a third of the rows, reversed
     recent_path = tmp_path / "recent.csv"
@@ -465,9 +459,9 @@ def test_a_report_on_another_dataset_version_explains_its_rows_against_the_train
 
 def test_plots_of_a_report_over_the_plot_cap_are_drawn_from_an_even_sample(hgb_version, developer, monkeypatch):  # noqa: ANN001
     from riskmodels.ml.explain_plots import render_bar
-    from riskmodels.services import explanations
+    from riskmodels.services.explanations import plots
 
-    monkeypatch.setattr(explanations, "PLOT_MAX_ROWS", 40)  # the report explains 250 rows
+    monkeypatch.setattr(plots, "PLOT_MAX_ROWS", 40)  # the report explains 250 rows
     job = explanation_job_create(actor=developer, model_version=hgb_version)
     _run_report(job)
     report = ExplanationReport.objects.get(job=job)
@@ -478,3 +472,19 @@ def test_plots_of_a_report_over_the_plot_cap_are_drawn_from_an_even_sample(hgb_v
     whole = GlobalReport.from_parquet_bytes(default_storage.open(report.values_path).read())
     bar = default_storage.open(report.plot_files.get(name="bar").path).read()
     assert bar == render_bar(whole)
+
+
+def test_a_finished_reports_job_names_only_files_that_still_exist(hgb_version, developer, settings):  # noqa: ANN001
+    settings.EXPLAIN_CHUNK_ROWS = 125
+    job = explanation_job_create(actor=developer, model_version=hgb_version)
+    job_execute(job_id=job.pk)
+    staged = Job.objects.get(pk=job.pk).result["features_path"]  # the chunks' input while they run
+    assert default_storage.exists(staged)
+    for chunk_id in JobChunk.objects.filter(job=job).values_list("pk", flat=True):
+        chunk_execute(chunk_id=chunk_id)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert not default_storage.exists(staged) and "features_path" not in job.result and "fan_out" not in job.result
+    named = [v for v in job.result.values() if isinstance(v, str) and v.startswith("explanations/")]
+    assert named == [job.result["rows_path"]] and all(default_storage.exists(p) for p in named)
+    assert job.result["report"] == ExplanationReport.objects.get(job=job).pk

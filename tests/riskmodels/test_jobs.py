@@ -19,15 +19,16 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from governance.audit import audit_verify
 from governance.exceptions import Conflict, PermissionDenied
 from governance.models import AuditEvent
+from riskmodels.jobs import job_cancel, job_claim, jobs_reap
+from riskmodels.jobs.kinds import job_execute
 from riskmodels.ml.persistence import load_artifact
 from riskmodels.ml.pipelines import TrainingSpec, describe_pipeline, prepare_features
 from riskmodels.ml.training import binary_target, split
 from riskmodels.models import Evaluation, Job, JobStatus, ModelVersion
-from riskmodels.services.evaluation import evaluation_job_run, model_versions_compare
-from riskmodels.services.jobs import job_cancel, job_claim, jobs_reap
-from riskmodels.services.reproduce import reproduction_job_create, reproduction_job_run
-from riskmodels.services.storage import dataset_frame
-from riskmodels.services.training import training_job_create, training_job_run
+from riskmodels.services.evaluation import model_versions_compare
+from riskmodels.services.reproduce import reproduction_job_create
+from riskmodels.services.training import training_job_create
+from riskmodels.storage import dataset_frame
 from tests.conftest import stored_files
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,13 +37,13 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def _train(developer, dataset_version, model, **request):  # noqa: ANN001,ANN202
     request = {"algorithm": "gradient_boosting", "hyperparameters": {"max_depth": 3}, **request}
     job = training_job_create(actor=developer, registered_model=model, dataset_version=dataset_version, request=request)
-    training_job_run(job_id=job.pk)
+    job_execute(job_id=job.pk)
     return Job.objects.get(pk=job.pk)
 
 
 def _evaluate_pending() -> list[Evaluation]:
     for job in Job.objects.filter(kind="evaluate", status=JobStatus.QUEUED):
-        evaluation_job_run(job_id=job.pk)
+        job_execute(job_id=job.pk)
     return list(Evaluation.objects.all())
 
 
@@ -126,7 +127,7 @@ def test_text_categoricals_read_as_dictionaries_give_the_same_features_and_model
 def test_a_second_delivery_of_a_finished_job_is_a_no_op(developer, german_credit_version, retail_model):  # noqa: ANN001
     job = _train(developer, german_credit_version, retail_model)
     events = AuditEvent.objects.count()
-    training_job_run(job_id=job.pk)
+    job_execute(job_id=job.pk)
     assert ModelVersion.objects.count() == 1
     assert AuditEvent.objects.count() == events
     assert Job.objects.get(pk=job.pk).attempts == 1
@@ -143,7 +144,7 @@ def test_cancelling_a_queued_job_means_it_never_runs(developer, german_credit_ve
     job = training_job_create(actor=developer, registered_model=retail_model, dataset_version=german_credit_version,
                               request={"algorithm": "logistic_regression"})
     assert job_cancel(actor=developer, job=job).status == JobStatus.CANCELLED
-    training_job_run(job_id=job.pk)
+    job_execute(job_id=job.pk)
     assert Job.objects.get(pk=job.pk).status == JobStatus.CANCELLED
     assert ModelVersion.objects.count() == 0
     with pytest.raises(Conflict):
@@ -159,7 +160,7 @@ def test_a_running_job_asked_to_cancel_stops_and_leaves_no_artifact(developer, g
     job_cancel(actor=developer, job=Job.objects.get(pk=job.pk))
     assert Job.objects.get(pk=job.pk).cancel_requested
     # The claimed job is run by the worker's loop; here the progress checkpoint sees the request.
-    from riskmodels.services.jobs import JobCancelled, job_progress
+    from riskmodels.jobs import JobCancelled, job_progress
 
     with pytest.raises(JobCancelled):
         job_progress(job_id=job.pk, stage="fit", percent=50)
@@ -181,7 +182,7 @@ def test_a_failed_job_keeps_its_error_and_leaves_no_version_or_artifact(develope
     with default_storage.open(german_credit_version.storage_path, "wb") as handle:
         handle.write(b"not the registered bytes")
     dataset_file = _isolated_media / german_credit_version.storage_path
-    training_job_run(job_id=job.pk)
+    job_execute(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED
     assert "StoredFileCorrupt" in job.error and "hash" in job.error
@@ -220,7 +221,7 @@ def test_a_reproduction_check_reports_identical_predictions(developer, validator
            hyperparameters={"n_estimators": 30})
     version = ModelVersion.objects.get()
     job = reproduction_job_create(actor=validator, model_version=version)
-    reproduction_job_run(job_id=job.pk)
+    job_execute(job_id=job.pk)
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED, job.error
     assert job.result["identical_predictions"] is True
@@ -244,7 +245,7 @@ def test_champion_and_challenger_compare_on_their_common_test_split(developer, g
 
 
 def test_stored_files_are_written_whole_or_not_at_all(_isolated_media, monkeypatch):  # noqa: ANN001
-    from riskmodels.services import storage
+    from riskmodels import storage
 
     path = storage.save_bytes("models/x/artifact.skops", b"complete bytes")
     assert default_storage.open(path).read() == b"complete bytes"

@@ -22,6 +22,7 @@ from django.utils import timezone
 from governance.audit import audit_record
 from governance.exceptions import Conflict
 from governance.policy import Capability, require
+from riskmodels.jobs.dispatch import RUN_JOB, send_on_commit
 from riskmodels.models import Job, JobStatus
 
 logger = logging.getLogger(__name__)
@@ -38,10 +39,7 @@ class JobLost(Exception):
 
 def job_dispatch(*, job: Job) -> None:
     """Send the job to the workers once the surrounding transaction commits."""
-    from riskmodels.tasks import run_job
-
-    job_id = job.pk
-    transaction.on_commit(lambda: run_job.delay(job_id=job_id))
+    send_on_commit(RUN_JOB, job_id=job.pk)
 
 
 def _job_snapshot(job: Job) -> dict[str, Any]:
@@ -137,8 +135,13 @@ def job_finish(*, job_id: int, result: dict[str, Any], on_success: Callable[[Job
     return job
 
 
-def job_fail(*, job_id: int, error: str, cancelled: bool = False) -> None:
-    """End a running job as failed (keeping the error) or cancelled; a no-op if it is not running."""
+def job_fail(*, job_id: int, error: str, cancelled: bool = False,
+             on_failure: Callable[[Job], None] | None = None) -> bool:
+    """End a running job as failed (keeping the error) or cancelled; return False if it was not running.
+
+    ``on_failure`` writes rows that outlive the failure (a report kept for diagnosis) in the
+    same transaction.
+    """
     status = JobStatus.CANCELLED if cancelled else JobStatus.FAILED
     with transaction.atomic():
         ended = Job.objects.filter(id=job_id, status=JobStatus.RUNNING).update(
@@ -146,8 +149,11 @@ def job_fail(*, job_id: int, error: str, cancelled: bool = False) -> None:
         )
         if ended:
             job = Job.objects.get(id=job_id)
+            if on_failure is not None:
+                on_failure(job)
             audit_record(actor=None, actor_label=WORKER_LABEL, action=f"{job.kind}_job.{status}", target=job,
                          after=_job_snapshot(job))
+    return bool(ended)
 
 
 def job_cancel(*, actor: Any, job: Job) -> Job:
@@ -193,49 +199,3 @@ def jobs_reap(*, now: Any = None) -> dict[str, list[int]]:
                              after=_job_snapshot(job))
                 outcome["failed"].append(job_id)
     return outcome
-
-
-Work = Callable[[Job, Callable[[str, int], None], list[str]], tuple[dict[str, Any], Callable[[Job], None]]]
-
-
-def job_run(*, job_id: int, work: Work) -> None:
-    """Claim a job, run ``work`` under a lease, and end it succeeded, failed or cancelled.
-
-    ``work(job, progress, stored)`` computes outside any transaction, appends the storage
-    paths of files it saved to ``stored``, and returns the job result and a callback that
-    writes the result rows inside the finishing transaction. Unless the job succeeds, the
-    stored files are deleted: a failed job leaves no artifact behind.
-    """
-    job = job_claim(job_id=job_id)
-    if job is None:
-        logger.info("job %s was not claimable (a duplicate delivery, cancelled or ended); skipping", job_id)
-        return
-
-    def progress(stage: str, percent: int) -> None:
-        job_progress(job_id=job_id, stage=stage, percent=percent)
-
-    stored: list[str] = []
-    try:
-        with LeaseKeeper(job_id):
-            result, write = work(job, progress, stored)
-        job_finish(job_id=job_id, result=result, on_success=write)
-    except JobCancelled:
-        _delete_files(stored)
-        job_fail(job_id=job_id, error="cancelled on request", cancelled=True)
-    except JobLost:
-        _delete_files(stored)
-        logger.warning("job %s was taken from this worker; its work was discarded", job_id)
-    except Exception as exc:  # noqa: BLE001 - any failure of the work ends the job failed, with its error
-        _delete_files(stored)
-        logger.exception("job %s failed", job_id)
-        job_fail(job_id=job_id, error=f"{type(exc).__name__}: {exc}")
-
-
-def _delete_files(paths: list[str]) -> None:
-    from django.core.files.storage import default_storage
-
-    for path in paths:
-        try:
-            default_storage.delete(path)
-        except Exception:  # noqa: BLE001 - never hide the job's own outcome behind a cleanup error
-            logger.exception("could not delete %s after a failed job", path)

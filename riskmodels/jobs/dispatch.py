@@ -1,0 +1,30 @@
+"""Send work to the Celery workers, by task name, once the surrounding transaction commits.
+
+Tasks are addressed by name (Celery's ``send_task``): the task modules call the runner and
+the services, and nothing below them imports a task, so there is no import cycle between
+services and tasks. The names are defined here once and used by ``riskmodels/tasks.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import current_app
+from django.db import transaction
+
+RUN_JOB = "riskmodels.run_job"
+RUN_JOB_CHUNK = "riskmodels.run_job_chunk"
+RENDER_EXPLANATION_PLOTS = "riskmodels.render_explanation_plots"
+REAP_JOBS = "riskmodels.reap_jobs"
+TASK_NAMES = (RUN_JOB, RUN_JOB_CHUNK, RENDER_EXPLANATION_PLOTS, REAP_JOBS)
+
+
+def send_on_commit(task_name: str, **kwargs: Any) -> None:
+    """Send ``task_name`` with keyword arguments (ids, never model instances) after the transaction commits.
+
+    Outside a transaction it is sent at once. A task sent before commit could run before its
+    rows are visible to the worker, or for rows that were rolled back.
+    """
+    if task_name not in TASK_NAMES:
+        raise ValueError(f"unknown task {task_name!r}; the tasks are {', '.join(TASK_NAMES)}")
+    transaction.on_commit(lambda: current_app.send_task(task_name, kwargs=kwargs))
