@@ -1,4 +1,5 @@
 import itertools
+import io
 import json
 import math
 from pathlib import Path
@@ -15,6 +16,7 @@ from riskmodels.ml.explain import (
     ExplainOptions,
     ExplanationError,
     GlobalReport,
+    RowSelection,
     check_budget,
     chunk_rows_for,
     default_reason_text,
@@ -23,7 +25,7 @@ from riskmodels.ml.explain import (
     explain_global,
     explain_local,
     make_explainer,
-    merge_chunks,
+    merge_chunks_to_parquet,
     permutation_row_seed,
     plan_chunks,
     reason_codes,
@@ -494,7 +496,9 @@ def test_chunked_then_merged_values_equal_the_single_process_values_exactly(fitt
         ChunkResult.from_parquet_bytes(explain_chunk(explainer, rows.iloc[a:b], start=a).to_parquet_bytes())
         for a, b in plan_chunks(len(rows), 4)
     ]
-    merged = merge_chunks(list(reversed(chunks)))
+    sink = io.BytesIO()
+    merge_chunks_to_parquet(iter(chunks), selection=select_rows(len(rows), max_rows=None, seed=0), sink=sink)
+    merged = GlobalReport.from_parquet_bytes(sink.getvalue())
 
     assert np.array_equal(merged.values, single.values)
     assert np.array_equal(merged.output, single.output)
@@ -512,36 +516,19 @@ def test_explain_global_gives_the_same_report_whatever_the_chunk_size(fitted):
     assert one.summary()["importance"] == many.summary()["importance"]
 
 
-def test_merge_refuses_missing_overlapping_or_foreign_chunks(fitted):
-    spec, result, _, rows = fitted["random_forest"]
-    explainer = make_explainer(result.pipeline, spec)
-    chunks = [explain_chunk(explainer, rows.iloc[a:b], start=a) for a, b in plan_chunks(12, 4)]
-    other_spec, other_result, _, _ = fitted["gradient_boosting"]
-    foreign = explain_chunk(make_explainer(other_result.pipeline, other_spec), rows.iloc[4:8], start=4)
-
-    with pytest.raises(ExplanationError, match="rows 4:8 are missing"):
-        merge_chunks([chunks[0], chunks[2]])
-    with pytest.raises(ExplanationError, match="overlapping"):
-        merge_chunks([chunks[0], chunks[1], chunks[1], chunks[2]])
-    with pytest.raises(ExplanationError, match="different explainer"):
-        merge_chunks([chunks[0], foreign, chunks[2]])
-    with pytest.raises(ExplanationError, match="no chunks"):
-        merge_chunks([])
-
-
 @pytest.mark.parametrize("algorithm", ["gradient_boosting", "logistic_regression", "mlp"])
-def test_a_streamed_merge_writes_the_report_an_in_memory_merge_writes(fitted, algorithm):
-    import io
-
-    from riskmodels.ml.explain import RowSelection, merge_chunks_to_parquet
-
+def test_a_streamed_merge_writes_the_report_of_the_values_in_memory(fitted, algorithm):
     spec, result, train_rows, rows = fitted[algorithm]
     options = PERMUTATION if algorithm == "mlp" else ExplainOptions(seed=3)
     rows = rows.iloc[:9] if algorithm == "mlp" else rows
     explainer = make_explainer(result.pipeline, spec, background=train_rows, options=options)
     chunks = [explain_chunk(explainer, rows.iloc[a:b], start=a) for a, b in plan_chunks(len(rows), 4)]
     selection = RowSelection(np.arange(len(rows), dtype=np.int64), len(rows) + 5, "sample", 11)
-    in_memory = merge_chunks(chunks, selection=selection)
+    in_memory = GlobalReport.build(
+        fingerprint=explainer.fingerprint, features=explainer.features, selection=selection,
+        row_ids=np.concatenate([c.row_ids for c in chunks]), values=np.concatenate([c.values for c in chunks]),
+        base_value=chunks[0].base_value, output=np.concatenate([c.output for c in chunks]),
+    )
 
     sink = io.BytesIO()
     streamed = merge_chunks_to_parquet(iter(chunks), selection=selection, sink=sink)
@@ -560,10 +547,6 @@ def test_a_streamed_merge_writes_the_report_an_in_memory_merge_writes(fitted, al
 
 
 def test_a_streamed_merge_refuses_missing_overlapping_foreign_or_unselected_chunks(fitted):
-    import io
-
-    from riskmodels.ml.explain import RowSelection, merge_chunks_to_parquet
-
     spec, result, _, rows = fitted["random_forest"]
     explainer = make_explainer(result.pipeline, spec)
     chunks = [explain_chunk(explainer, rows.iloc[a:b], start=a) for a, b in plan_chunks(12, 4)]
