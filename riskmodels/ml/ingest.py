@@ -500,8 +500,8 @@ class _RowGroupWriter:
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.schema = _writer_schema(schema)
         self.rows_per_group = row_group_rows(len(self.schema))
-        # Dictionary-encode only text: for numbers it costs a third of the
-        # write time and, at this row-group size, makes the file larger.
+        # Dictionary-encode only text: for numbers it slows the write and,
+        # at this row-group size, makes the file larger.
         text = [f.name for f in self.schema if _is_text(f.type)]
         self._writer = pq.ParquetWriter(str(path), self.schema, compression="zstd", use_dictionary=text or False)
         self._pending: list[pa.Table] = []
