@@ -189,21 +189,28 @@ class ChunkResult:
     @classmethod
     def from_parquet_bytes(cls, data: bytes) -> ChunkResult:
         """Read a chunk written by :meth:`to_parquet_bytes`."""
-        meta, ids, positions, output, values, features = read_values(data)
-        if meta.get("kind") != "chunk":
-            raise ExplanationError("this file holds a report, not a chunk")
-        return cls(
-            fingerprint=ExplainerFingerprint.from_dict(meta["fingerprint"]),
-            features=tuple(features),
-            start=int(meta["start"]),
-            stop=int(meta["stop"]),
-            row_ids=ids,
-            positions=positions,
-            values=values,
-            base_value=float(meta["base_value"]),
-            output=output,
-            seconds=float(meta["seconds"]),
-        )
+        meta, positions, shared = _read_values_file(data, "chunk")
+        return cls(start=int(meta["start"]), stop=int(meta["stop"]), positions=positions, **shared)
+
+
+def _read_values_file(
+    source: Any, kind: str, rows: npt.NDArray[np.int64] | None = None
+) -> tuple[dict[str, Any], npt.NDArray[np.int64], dict[str, Any]]:
+    """Read a chunk's or a report's values file: its metadata, row positions and the fields both hold."""
+    meta, ids, positions, output, values, features = read_values(source, rows)
+    if meta.get("kind") != kind:
+        other = "report" if kind == "chunk" else "chunk"
+        raise ExplanationError(f"this file holds a {other}, not a {kind}")
+    shared = {
+        "fingerprint": ExplainerFingerprint.from_dict(meta["fingerprint"]),
+        "features": tuple(features),
+        "row_ids": ids,
+        "values": values,
+        "base_value": float(meta["base_value"]),
+        "output": output,
+        "seconds": float(meta["seconds"]),
+    }
+    return meta, positions, shared
 
 
 def explain_chunk(
@@ -399,23 +406,12 @@ class GlobalReport:
         With ``rows``, the result holds just those rows (checked for additivity in turn): a
         sample for plotting a report too large to hold.
         """
-        meta, ids, positions, output, values, features = read_values(source, rows)
-        if meta.get("kind") != "report":
-            raise ExplanationError("this file holds a chunk, not a report")
+        meta, positions, shared = _read_values_file(source, "report", rows)
         selection_meta = meta["selection"]
         selection = RowSelection(
             positions, int(selection_meta["n_available"]), selection_meta["method"], selection_meta["seed"]
         )
-        return cls.build(
-            fingerprint=ExplainerFingerprint.from_dict(meta["fingerprint"]),
-            features=tuple(features),
-            selection=selection,
-            row_ids=ids,
-            values=values,
-            base_value=float(meta["base_value"]),
-            output=output,
-            seconds=float(meta["seconds"]),
-        )
+        return cls.build(selection=selection, **shared)
 
 
 def _check_next(first: ChunkResult, chunk: ChunkResult, expected: int) -> None:
