@@ -1,5 +1,5 @@
-import itertools
 import io
+import itertools
 import json
 import math
 from pathlib import Path
@@ -33,6 +33,7 @@ from riskmodels.ml.explain import (
     select_rows,
     sum_to_features,
 )
+from riskmodels.ml.explain import internals
 from riskmodels.ml.pipelines import TrainingSpec, feature_names_map, infer_categorical, prepare_features
 from riskmodels.ml.training import train
 
@@ -130,36 +131,34 @@ def test_shaps_own_loader_misexplains_categorical_gradient_boosting_and_ours_doe
     assert report.ok and report.additivity_error <= 1e-9
 
 
-def _hgb_goes_left(model, predictor, node, value) -> bool:
+def _hgb_goes_left(model, tree, node, value) -> bool:
     """Route one value at one node as scikit-learn's predictor documents it."""
     if np.isnan(value):
-        return bool(node["missing_go_to_left"])
-    if not node["is_categorical"]:
-        return value <= node["num_threshold"]
-    known, f_idx_map = model._bin_mapper.make_known_categories_bitsets()
+        return bool(tree.missing_go_to_left[node])
+    if not tree.is_categorical[node]:
+        return value <= tree.num_threshold[node]
+    known, f_idx_map = internals.hgb_known_categories(model)
     bits = lambda words, v: (int(words[v // 32]) >> (v % 32)) & 1  # noqa: E731
     category = int(value)
-    if bits(predictor.raw_left_cat_bitsets[node["bitset_idx"]], category):
+    if bits(tree.left_cat_bitsets[tree.bitset_idx[node]], category):
         return True
-    if bits(known[f_idx_map[node["feature_idx"]]], category):
+    if bits(known[f_idx_map[tree.feature_idx[node]]], category):
         return False
-    return bool(node["missing_go_to_left"])
+    return bool(tree.missing_go_to_left[node])
 
 
 def _path_dependent_value(model, x, players) -> float:
     """Return E[f(x) | x_S] the TreeSHAP way: unknown features split by training counts."""
-    total = float(np.ravel(model._baseline_prediction)[0])
-    for (predictor,) in model._predictors:
-        nodes = predictor.nodes
+    total = internals.hgb_baseline(model)
+    for tree in internals.hgb_trees(model):
 
-        def value(i: int) -> float:
-            node = nodes[i]
-            if node["is_leaf"]:
-                return float(node["value"])
-            left, right = int(node["left"]), int(node["right"])
-            if int(node["feature_idx"]) in players:
-                return value(left if _hgb_goes_left(model, predictor, node, x[node["feature_idx"]]) else right)
-            return (nodes[left]["count"] * value(left) + nodes[right]["count"] * value(right)) / node["count"]
+        def value(i: int, tree=tree) -> float:  # noqa: ANN001
+            if tree.is_leaf[i]:
+                return float(tree.value[i])
+            left, right = int(tree.left[i]), int(tree.right[i])
+            if int(tree.feature_idx[i]) in players:
+                return value(left if _hgb_goes_left(model, tree, i, x[tree.feature_idx[i]]) else right)
+            return (tree.count[left] * value(left) + tree.count[right] * value(right)) / tree.count[i]
 
         total += value(0)
     return total
@@ -175,7 +174,7 @@ def test_categorical_gradient_boosting_values_are_the_exact_shapley_values(germa
     model = result.pipeline[-1]
     rows = german.iloc[result.test_index[:5]]
     values, base, output = make_explainer(result.pipeline, spec).explain_columns(rows)
-    internal = model._preprocessor.transform(preprocessed(result, spec, rows))
+    internal = internals.hgb_preprocessor(model).transform(preprocessed(result, spec, rows))
     # The pipeline outputs numeric then categorical columns; HGB's own preprocessor puts the
     # categorical ones first, so internal column k is input column internal_to_input[k].
     internal_to_input = [2, 3, 4, 0, 1]
