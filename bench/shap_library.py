@@ -19,7 +19,7 @@ categorical features), and for each row count, it times:
   two Celery workers would be): each loads the model through ``load_artifact`` and builds the
   explainer once at start-up (not timed, like a running worker), then per chunk reads its rows
   from a Parquet file (one row group per chunk) and returns the chunk's Parquet bytes; the
-  parent merges them and writes the report's Parquet bytes. Workers are limited to one
+  parent merges them into the report's Parquet bytes (``merge_chunks_to_parquet``, as the service does). Workers are limited to one
   OpenMP/BLAS thread each, so two workers use the two cores without oversubscription.
 
 Peak memory per worker is each worker's peak resident set (``VmHWM``) after its chunks, and its
@@ -34,6 +34,7 @@ reference machine is shared, and the best run is the one least disturbed by othe
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import platform
@@ -159,7 +160,7 @@ def two_workers(pipeline, spec, frame: pd.DataFrame, chunk_size: int, workers: i
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    from riskmodels.ml.explain import ChunkResult, merge_chunks, plan_chunks, select_rows
+    from riskmodels.ml.explain import ChunkResult, GlobalReport, merge_chunks_to_parquet, plan_chunks, select_rows
     from riskmodels.ml.persistence import dumps_artifact, sha256_hex
 
     rows_path = scratch / f"rows_{len(frame)}.parquet"
@@ -184,9 +185,10 @@ def two_workers(pipeline, spec, frame: pd.DataFrame, chunk_size: int, workers: i
         futures = [pool.submit(_worker_chunk, i, a, b) for i, (a, b) in enumerate(plan)]
         results = [f.result() for f in futures]
         chunks = [ChunkResult.from_parquet_bytes(r[0]) for r in results]
-        report = merge_chunks(chunks, selection=select_rows(len(frame), max_rows=None, seed=0))
-        report.to_parquet_bytes()
+        sink = io.BytesIO()
+        merge_chunks_to_parquet(chunks, selection=select_rows(len(frame), max_rows=None, seed=0), sink=sink)
         elapsed = time.perf_counter() - started
+    report = GlobalReport.from_parquet_bytes(sink.getvalue())  # not timed: only to compare the values
     memory: dict[int, dict[str, float]] = {}
     for _, pid, peak_kb, start_kb, seconds in results:
         entry = memory.setdefault(pid, {"peak_mb": 0.0, "started_mb": start_kb / 1024, "chunks": 0, "busy_s": 0.0})

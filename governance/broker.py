@@ -1,21 +1,33 @@
-"""The embedded default broker: kombu's filesystem transport, woken by acks while it is full.
+"""The embedded default broker: kombu's filesystem transport, read safely and quiet while full.
 
 kombu's filesystem transport has no way to block until a message arrives: the worker's main
-process lists the queue folder every ``polling_interval`` (10 ms here, so a job starts within
-about 10 ms of being queued). While every pool slot is busy, no message could be taken anyway
-(prefetch limit reached), yet kombu's loop still wakes 100 times a second. On a machine whose
-cores all run the job's OpenMP threads (a HistGradientBoosting fit, a SHAP chunk's model output)
-each wake-up preempts one of them, and every OpenMP region then waits for that thread: that
-slowed a 100k-row fit by several percent against the same fit without a worker around.
+process lists the queue folder every ``polling_interval``, even while every pool slot is busy and
+no message could be taken (prefetch limit reached). On a machine whose cores all run a job's
+OpenMP threads (a HistGradientBoosting fit, a SHAP chunk's model output) each wake-up preempts
+one of them, and every OpenMP region then waits for that thread. And kombu's ``_put`` creates a
+message file before writing it while its ``_get`` takes any file with the queue's name, unlocked,
+so a consumer could take an empty file, lose the message and die on the JSON error.
 
-This transport changes two things. When the channel's prefetch limit is reached, it waits on an
-event that an ack or reject sets (the pool's result thread acks a finished task), for at most
-``BUSY_WAIT_SECONDS``, instead of returning at once. A freed slot is polled for the next message
-within microseconds, as before; a full worker wakes about twice a second instead of 100 times.
-And a message file is written under a temporary name and renamed into place (see
-``Channel._put``), so no consumer can read it half-written. Messages keep kombu's format and
-names. No library offers this: kombu's other embedded transports (SQLAlchemy, the in-memory
-one) poll the same way.
+This transport changes both. When the channel's prefetch limit is reached, it waits on an event
+that an ack or reject sets (the pool's result thread acks a finished task), for at most
+``BUSY_WAIT_SECONDS``, instead of returning at once: a freed slot is still polled for the next
+message at once, but a full worker no longer wakes at the polling rate. And a message file is
+written under a temporary name and renamed into place (atomic within a folder). Messages keep
+kombu's format and names. No library offers this, and kombu has no public hook for it: its other
+embedded transports (SQLAlchemy, the in-memory one) poll the same way.
+
+kombu internals relied on (checked for :data:`CHECKED_KOMBU_VERSION`, the pin in requirements.txt;
+``tests/governance/test_broker.py`` fails, saying what to re-check, when any of them changes):
+
+* ``kombu.transport.filesystem.Channel._put(queue, payload, **kwargs)``, overridden here, and
+  ``_get(queue)``, inherited: it takes files named ``<anything>.<queue>.msg`` from
+  ``data_folder_in``, so the temporary ``.partial-*.tmp`` names are never taken;
+* ``kombu.transport.virtual.Channel.drain_events(timeout=None, callback=None)``, overridden here,
+  with the channel's ``_consumers`` set and its ``qos`` built from the ``QoS`` class attribute;
+* ``kombu.transport.virtual.QoS``: ``__init__(channel, prefetch_count=0)``, ``ack``, ``reject``
+  and ``can_consume``;
+* ``kombu.transport.virtual.Transport.drain_events``, which takes ``queue.Empty`` from a channel
+  as "nothing yet" and polls again.
 
 Used when ``CELERY_BROKER_URL`` is ``filesystem://`` (settings set ``CELERY_BROKER_TRANSPORT``).
 """
@@ -34,6 +46,9 @@ from kombu.exceptions import ChannelError
 from kombu.transport import filesystem, virtual
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps
+
+# The kombu release whose internals (listed above) this module was written against and re-checked for.
+CHECKED_KOMBU_VERSION = "5.7.0"
 
 # The longest a full worker's main loop sleeps before looking again (control commands on other
 # channels and Celery's own loop checks run at least this often).
@@ -64,9 +79,8 @@ class Channel(filesystem.Channel):
 
         kombu's own ``_put`` creates the message file and only then writes it, and its ``_get``
         moves away any file with the queue's name without a lock: a consumer that looked in
-        between got an empty file, lost the message and died on the JSON error (seen once in
-        about a hundred SHAP reports with two workers). A rename within the folder is atomic,
-        so a consumer sees the whole message or nothing.
+        between would take an empty file. A rename within the folder is atomic, so a consumer
+        sees the whole message or nothing.
         """
         name = f"{int(round(monotonic() * 1000))}_{uuid.uuid4()}.{queue}.msg"
         folder = self.data_folder_out
@@ -81,6 +95,7 @@ class Channel(filesystem.Channel):
             raise ChannelError(f"Cannot add message {name!r} to {folder}") from exc
 
     def drain_events(self, timeout: float | None = None, callback: Any = None) -> Any:
+        """Deliver like kombu's channel, but while full wait for an ack instead of returning at once."""
         if self._consumers:
             qos = self.qos
             # Clear before looking, so an ack that lands between the look and the wait still wakes us.

@@ -42,11 +42,10 @@ def _use_the_system_allocator_for_arrow() -> None:
     """Allocate Arrow buffers with the system allocator in worker processes.
 
     A task reads a row group, frees it and reads the next. Arrow's default pool (mimalloc or
-    jemalloc) keeps freed pages for reuse, so a worker's resident set followed the largest
-    burst of recent reads (the plots task of a million-row report held 80 MB where it needs
-    32 MB); glibc's malloc hands large blocks back when they are freed. Measured in
-    bench/shap_memory.py; no task here allocates small Arrow buffers in bulk, where the
-    pools are faster.
+    jemalloc) keeps freed pages for reuse, so a worker's resident set follows the largest
+    burst of recent reads; glibc's malloc hands large blocks back when they are freed
+    (bench/shap_memory.py measures it). No task here allocates small Arrow buffers in bulk,
+    where the pools are faster.
     """
     import pyarrow
 

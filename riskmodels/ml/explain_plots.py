@@ -138,7 +138,7 @@ def _value_colours(column: pd.Series | None, rows: npt.NDArray[np.intp]) -> Any:
         low, high = float(finite.min()), float(finite.max())
     norm = Normalize(vmin=low, vmax=high if high > low else low + 1, clip=True)
     cmap = colormaps[_CMAP]
-    # One vectorised colormap call: per point, matplotlib's scalar path costs ~100 us.
+    # One vectorised colormap call: matplotlib's scalar path, point by point, is slow.
     mapped = cmap(np.asarray(norm(np.where(np.isfinite(picked), picked, low)), dtype=np.float64))
     neutral = np.asarray(to_rgba(_NEUTRAL))
     return np.where(np.isfinite(picked)[:, None], mapped, neutral)

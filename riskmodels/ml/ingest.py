@@ -34,16 +34,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
+from riskmodels.ml.arrow_messages import CsvMessage, read_csv_message
 from riskmodels.ml.profiling import profile_parquet
 
 __all__ = [
     "ERROR_CODES",
     "ROLES",
     "ColumnSchema",
-    "Conversion",
     "IngestError",
     "IngestResult",
-    "convert",
     "detect_format",
     "ingest",
     "row_group_rows",
@@ -126,8 +125,6 @@ _BINARY_SIGNATURES = (
 _CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 12, 13)) + b"\x7f"
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 _UTF8_BOM = b"\xef\xbb\xbf"
-_RAGGED = re.compile(r"Expected (\d+) columns, got (\d+)")
-_CONVERSION = re.compile(r"In CSV column #(\d+): CSV conversion error to [^:]+: invalid value '(.*)'", re.S)
 _PANDAS_INDEX = re.compile(r"__index_level_\d+__")
 
 
@@ -153,18 +150,6 @@ class ColumnSchema:
     def to_dict(self) -> dict[str, str]:
         """Return the column as a JSON-ready dict."""
         return {"name": self.name, "dtype": self.dtype, "role": self.role}
-
-
-@dataclass(frozen=True)
-class Conversion:
-    """Describe the Parquet file written by :func:`convert`."""
-
-    sha256: str
-    size_bytes: int
-    n_rows: int
-    n_columns: int
-    columns: tuple[ColumnSchema, ...]
-    source_format: str
 
 
 @dataclass(frozen=True)
@@ -236,50 +221,6 @@ def ingest(
     nothing is left at ``destination`` by this call; on success the file is
     moved into place atomically (replacing any file already there).
     """
-    conversion, profile = _run(
-        source, destination, target=target, roles=roles, filename=filename, block_size=block_size, profile=True
-    )
-    return IngestResult(
-        sha256=conversion.sha256,
-        size_bytes=conversion.size_bytes,
-        n_rows=conversion.n_rows,
-        n_columns=conversion.n_columns,
-        columns=conversion.columns,
-        profile=profile,
-        source_format=conversion.source_format,
-    )
-
-
-def convert(
-    source: str | Path | BinaryIO,
-    destination: str | Path,
-    *,
-    target: str | None = None,
-    roles: Mapping[str, str] | None = None,
-    filename: str | None = None,
-    block_size: int = 8 << 20,
-) -> Conversion:
-    """Convert and validate like :func:`ingest`, without profiling the result."""
-    conversion, _ = _run(
-        source, destination, target=target, roles=roles, filename=filename, block_size=block_size, profile=False
-    )
-    return conversion
-
-
-# --------------------------------------------------------------------------
-# Orchestration
-
-
-def _run(
-    source: str | Path | BinaryIO,
-    destination: str | Path,
-    *,
-    target: str | None,
-    roles: Mapping[str, str] | None,
-    filename: str | None,
-    block_size: int,
-    profile: bool,
-) -> tuple[Conversion, dict[str, Any]]:
     if block_size < 1:
         raise ValueError("block_size must be positive")
     destination = Path(destination)
@@ -309,16 +250,21 @@ def _run(
         columns = tuple(ColumnSchema(f.name, str(f.type), column_roles[f.name]) for f in schema)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="sha256") as hasher:
             digest = hasher.submit(_sha256, staged)  # hashlib releases the GIL: hash while profiling
-            report = profile_parquet(staged, roles=column_roles) if profile else {}
-        conversion = Conversion(
+            # Profiled before the move into place, so a file that cannot be profiled is not kept.
+            profile = profile_parquet(staged, roles=column_roles)
+        return IngestResult(
             sha256=digest.result(),
             size_bytes=staged.stat().st_size,
             n_rows=n_rows,
             n_columns=len(columns),
             columns=columns,
+            profile=profile,
             source_format=source_format,
         )
-    return conversion, report
+
+
+# --------------------------------------------------------------------------
+# Streams and staged files
 
 
 @contextmanager
@@ -500,8 +446,8 @@ class _RowGroupWriter:
     def __init__(self, path: Path, schema: pa.Schema) -> None:
         self.schema = _writer_schema(schema)
         self.rows_per_group = row_group_rows(len(self.schema))
-        # Dictionary-encode only text: for numbers it costs a third of the
-        # write time and, at this row-group size, makes the file larger.
+        # Dictionary-encode only text: for numbers it slows the write and,
+        # at this row-group size, makes the file larger.
         text = [f.name for f in self.schema if _is_text(f.type)]
         self._writer = pq.ParquetWriter(str(path), self.schema, compression="zstd", use_dictionary=text or False)
         self._pending: list[pa.Table] = []
@@ -750,6 +696,8 @@ def _header_names(head: bytes, delimiter: str) -> list[str]:
     # The header plus a few rows is enough; parse no more than that.
     end = head.rfind(b"\n", 0, 1 << 16)
     sample = head[: end + 1] if end >= 0 and len(head) > 1 << 16 else head
+    if not sample.removeprefix(_UTF8_BOM).strip(b"\r\n"):  # Arrow skips empty lines: nothing to read
+        raise IngestError("empty_file", "The file contains only blank lines.")
     try:
         reader = pcsv.open_csv(
             pa.BufferReader(sample),
@@ -760,8 +708,6 @@ def _header_names(head: bytes, delimiter: str) -> list[str]:
             convert_options=_convert_options(None),
         )
     except pa.ArrowInvalid as error:
-        if "Empty CSV file" in str(error):
-            raise IngestError("empty_file", "The file contains only blank lines.") from error
         raise IngestError("not_tabular", f"The header row cannot be read: {error}") from error
     return list(reader.schema.names)
 
@@ -828,8 +774,9 @@ class _CsvReader:
                 # neither the table nor a parse error is acted on before the
                 # check passes, since a bad cut or bad bytes explain both.
                 check = checker.submit(_check_piece, piece)
+                invalid = _FirstInvalidRow()
                 try:
-                    table, failure = self._parse_piece(piece, header=first), None
+                    table, failure = self._parse_piece(piece, header=first, invalid=invalid), None
                 except pa.ArrowInvalid as error:
                     table, failure = None, error
                 problem = check.result()
@@ -841,7 +788,7 @@ class _CsvReader:
                         self.stream, self.start, offset + problem, bytes(piece[problem : problem + 4])
                     )
                 if failure is not None:
-                    self._parse_failed(str(failure), piece, offset, header=first)
+                    self._parse_failed(str(failure), invalid.row, piece, offset, header=first)
                 assert table is not None
                 if first:
                     first = False
@@ -883,7 +830,7 @@ class _CsvReader:
             buffer[: end - cut - 1] = buffer[cut + 1 : end]
             filled = end - cut - 1
 
-    def _parse_piece(self, piece: memoryview, *, header: bool) -> pa.Table:
+    def _parse_piece(self, piece: memoryview, *, header: bool, invalid: _FirstInvalidRow) -> pa.Table:
         types = self.types if header else self.schema_types
         read_options = pcsv.ReadOptions(block_size=_PARSE_BLOCK, column_names=None if header else self.names)
         while True:
@@ -891,21 +838,25 @@ class _CsvReader:
                 return pcsv.read_csv(
                     pa.py_buffer(piece),
                     read_options=read_options,
-                    parse_options=pcsv.ParseOptions(delimiter=self.delimiter),
+                    parse_options=pcsv.ParseOptions(delimiter=self.delimiter, invalid_row_handler=invalid),
                     convert_options=_convert_options(types),
                 )
             except pa.ArrowInvalid as error:
-                if "straddling" in str(error) and read_options.block_size <= len(piece):
+                straddling = read_csv_message(str(error)).kind == "straddling"
+                if straddling and read_options.block_size <= len(piece):
                     read_options.block_size = len(piece) + 1  # a row longer than a parse block
                     continue
                 raise
 
-    def _parse_failed(self, message: str, piece: memoryview, offset: int, *, header: bool) -> NoReturn:
+    def _parse_failed(
+        self, message: str, invalid_row: Any, piece: memoryview, offset: int, *, header: bool
+    ) -> NoReturn:
         """Turn Arrow's complaint about a piece into an IngestError, or widen types and restart."""
-        if _RAGGED.search(message):
-            raise self._ragged(message)
-        if _CONVERSION.search(message):
-            self._widen_from_piece(piece, header=header, message=message)
+        if invalid_row is not None:
+            raise self._ragged(invalid_row, message)
+        said = read_csv_message(message)
+        if said.kind == "conversion":
+            self._widen_from_piece(piece, header=header, said=said)
             raise _Restart
         raise IngestError("not_tabular", f"The CSV cannot be parsed near byte {offset}: {message}")
 
@@ -913,7 +864,7 @@ class _CsvReader:
         """Fix every column's type from the first piece, so later pieces parse without inferring."""
         self.schema_types = {f.name: f.type for f in schema}
 
-    def _widen_from_piece(self, piece: memoryview, *, header: bool, message: str) -> None:
+    def _widen_from_piece(self, piece: memoryview, *, header: bool, said: CsvMessage) -> None:
         """Widen every column whose type this piece does not fit, inferring the piece afresh."""
         inferred = pcsv.read_csv(
             pa.py_buffer(piece),
@@ -930,26 +881,28 @@ class _CsvReader:
                 self.types[f.name] = new
                 changed = True
         if not changed:
-            self._widen_from_message(message)
+            self._widen_for_cell(said)
 
-    def _widen_from_message(self, message: str) -> None:
-        match = _CONVERSION.search(message)
-        if match is None:
-            raise IngestError("not_tabular", f"The CSV cannot be parsed: {message}")
-        name = self.names[int(match.group(1))]
+    def _widen_for_cell(self, said: CsvMessage) -> None:
+        """Widen the column of the cell Arrow could not convert to a type that holds it."""
+        assert said.column is not None and said.value is not None
+        name = self.names[said.column]
         old = self.types.get(name) or self.schema_types.get(name, pa.null())
-        new = _unify(old, _scalar_type(match.group(2), self.delimiter))
+        new = _unify(old, _scalar_type(said.value, self.delimiter))
         self.types[name] = new if new != old else pa.string()
 
     # -- exact path -------------------------------------------------------
 
     def _exact_tables(self) -> Iterator[pa.Table]:
         checked = _Utf8Checked(self.stream)
+        invalid = _FirstInvalidRow()
         try:
             reader = pcsv.open_csv(
                 checked,
                 read_options=pcsv.ReadOptions(block_size=self.exact_block_size),
-                parse_options=pcsv.ParseOptions(delimiter=self.delimiter, newlines_in_values=True),
+                parse_options=pcsv.ParseOptions(
+                    delimiter=self.delimiter, newlines_in_values=True, invalid_row_handler=invalid
+                ),
                 convert_options=_convert_options(self.types),
             )
             for batch in reader:
@@ -962,13 +915,14 @@ class _CsvReader:
             if checked.error is not None:
                 raise _undecodable(self.stream, self.start, *checked.error) from None
             message = str(error)
-            if "straddling" in message:
+            if invalid.row is not None:
+                raise self._ragged(invalid.row, message) from None
+            said = read_csv_message(message)
+            if said.kind == "straddling":
                 self.exact_block_size *= 4
                 raise _Restart from None
-            if _RAGGED.search(message):
-                raise self._ragged(message) from None
-            if _CONVERSION.search(message):
-                self._widen_from_message(message)
+            if said.kind == "conversion":
+                self._widen_for_cell(said)
                 raise _Restart from None
             raise IngestError("not_tabular", f"The CSV cannot be parsed: {message}") from None
         if checked.error is not None:
@@ -976,8 +930,11 @@ class _CsvReader:
 
     # -- errors -----------------------------------------------------------
 
-    def _ragged(self, message: str) -> IngestError:
-        """Build the ragged-row error, finding the line by rereading with Python's csv module."""
+    def _ragged(self, row: Any, message: str) -> IngestError:
+        """Build the ragged-row error, finding the line by rereading with Python's csv module.
+
+        ``row`` is the ``pyarrow.csv.InvalidRow`` Arrow handed to the invalid-row handler.
+        """
         expected = len(self.names)
         self.stream.seek(self.start)
         lines = (line.decode("utf-8", "replace") for line in iter(self.stream.readline, b""))
@@ -988,11 +945,26 @@ class _CsvReader:
                 return IngestError(
                     "ragged_rows", f"Line {records.line_num} has {len(record)} fields but the header has {expected}."
                 )
-        match = _RAGGED.search(message)
-        assert match is not None
         return IngestError(
-            "ragged_rows", f"A row has {match.group(2)} fields but the header has {match.group(1)}: {message}"
+            "ragged_rows",
+            f"A row has {row.actual_columns} fields but the header has {row.expected_columns}: {message}",
         )
+
+
+class _FirstInvalidRow:
+    """Keep the first row Arrow finds with the wrong number of fields, and let Arrow fail on it.
+
+    Arrow's ``invalid_row_handler`` hands over the row's expected and actual field counts, so a
+    ragged row is told from other parse errors without reading the error's text.
+    """
+
+    def __init__(self) -> None:
+        self.row: Any = None
+
+    def __call__(self, row: Any) -> str:
+        if self.row is None:
+            self.row = row
+        return "error"
 
 
 class _Utf8Checked(io.RawIOBase):

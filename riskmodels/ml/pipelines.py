@@ -709,8 +709,8 @@ def prepare_features(frame: pd.DataFrame, spec: TrainingSpec) -> pd.DataFrame:
 def _category_objects(column: pd.Series) -> npt.NDArray[np.object_]:
     """Return a categorical column as Python objects, missing values as ``np.nan``.
 
-    Each distinct value becomes one Python object that every row holding it shares: 4x
-    faster than converting row by row, and the encoders' hashing then hits cached hashes.
+    Each distinct value becomes one Python object that every row holding it shares: cheaper than
+    converting row by row, and the encoders' hashing then hits cached hashes.
     """
     if isinstance(column.dtype, pd.CategoricalDtype):  # read as a Parquet dictionary: coded already
         codes, uniques = column.cat.codes.to_numpy(), column.cat.categories
@@ -858,8 +858,8 @@ def describe_pipeline(estimator: BaseEstimator, indent: int = 0) -> str:
 
     What scikit-learn's ``repr`` shows, nested steps one per line, but never cut short (its
     repr elides the middle of anything over 700 characters, such as a long column list) and
-    in about 1 ms instead of 20-40: its pretty-printer inspects every estimator's signature again
-    for each attempt at a line width, about 240 times for one of our pipelines.
+    without its pretty-printer, which inspects every estimator's signature again for each
+    attempt at a line width.
     """
     params = ", ".join(f"{name}={_describe_value(value, indent)}" for name, value in _changed_params(estimator).items())
     return f"{type(estimator).__name__}({params})"

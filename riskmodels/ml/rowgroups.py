@@ -18,11 +18,9 @@ import pyarrow.parquet as pq
 __all__ = ["BATCH_ROWS", "open_parquet", "take_blocks", "take_rows"]
 
 # Rows decoded at a time, and bytes read from the file at a time per column. Without a read
-# buffer pyarrow reads each column's whole chunk of a row group before decoding any of it; a
-# larger buffer is held once per column (1 MiB: +20 MB for 20 columns). Measured on a million
-# rows of 20 float columns (1 MiB pages, 262,144-row groups), reading every row a batch at a
-# time grows the resident set by 19 MB, where whole row groups cost 165 MB; what remains is
-# a page of each column read and decompressed.
+# buffer pyarrow reads each column's whole chunk of a row group before decoding any of it; the
+# buffer is held once per column, so it is kept small. What a batched read still holds is a
+# page of each column, read and decompressed (figures in bench/README.md, SHAP memory).
 BATCH_ROWS = 4096
 READ_BUFFER_BYTES = 1 << 16
 

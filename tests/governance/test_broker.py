@@ -108,3 +108,75 @@ def test_a_message_file_appears_whole_or_not_at_all(connection: Connection, tmp_
     assert message.endswith(".jobs.msg")
     assert json.loads((folder / message).read_text()) == {"n": 1}
     assert channel._get("jobs") == {"n": 1}
+
+
+# --- the kombu internals governance/broker.py relies on ------------------------------------
+
+_RECHECK = (
+    "governance/broker.py overrides kombu's filesystem Channel._put (write under a temporary name, "
+    "then rename) and virtual Channel.drain_events (wait for an ack while the prefetch limit is "
+    "reached). Re-read kombu/transport/filesystem.py and kombu/transport/virtual/base.py, check both "
+    "still hold (see the module docstring's list), then update this test and CHECKED_KOMBU_VERSION."
+)
+
+
+def test_kombu_is_the_release_the_broker_was_checked_against() -> None:
+    import kombu
+
+    from tests.pins import pinned
+
+    assert kombu.__version__ == pinned("kombu"), (
+        f"kombu {kombu.__version__} is installed but requirements.txt pins {pinned('kombu')}. {_RECHECK}"
+    )
+    assert broker.CHECKED_KOMBU_VERSION == pinned("kombu"), (
+        f"requirements.txt pins kombu {pinned('kombu')}, the broker was checked against "
+        f"{broker.CHECKED_KOMBU_VERSION}. {_RECHECK}"
+    )
+
+
+def test_the_kombu_methods_the_broker_overrides_or_calls_keep_their_signatures() -> None:
+    import inspect
+
+    from kombu.transport import filesystem, virtual
+
+    expected = {
+        "filesystem.Channel._put": (filesystem.Channel, "_put", "(self, queue, payload, **kwargs)"),
+        "filesystem.Channel._get": (filesystem.Channel, "_get", "(self, queue)"),
+        "virtual.Channel.drain_events": (virtual.Channel, "drain_events", "(self, timeout=None, callback=None)"),
+        "virtual.QoS.__init__": (virtual.QoS, "__init__", "(self, channel, prefetch_count=0)"),
+        "virtual.QoS.ack": (virtual.QoS, "ack", "(self, delivery_tag)"),
+        "virtual.QoS.reject": (virtual.QoS, "reject", "(self, delivery_tag, requeue=False)"),
+        "virtual.QoS.can_consume": (virtual.QoS, "can_consume", "(self)"),
+        "virtual.Transport.drain_events": (virtual.Transport, "drain_events", "(self, connection, timeout=None)"),
+    }
+    changed = []
+    for name, (owner, attribute, signature) in expected.items():
+        method = owner.__dict__.get(attribute)
+        if method is None:
+            changed.append(f"{name} is gone")
+        elif str(inspect.signature(method)) != signature:
+            changed.append(f"{name}{inspect.signature(method)} (was {signature})")
+    assert not changed, f"kombu changed: {'; '.join(changed)}. {_RECHECK}"
+    assert virtual.Channel.QoS is virtual.QoS, f"kombu's channel no longer builds its QoS from Channel.QoS. {_RECHECK}"
+
+
+def test_a_channel_keeps_its_consumers_in_a_set_and_its_qos_is_ours(connection: Connection) -> None:
+    channel = connection.channel()
+
+    assert isinstance(getattr(channel, "_consumers", None), set), (
+        f"kombu's virtual Channel no longer keeps its consumer tags in a set named _consumers. {_RECHECK}"
+    )
+    assert type(channel.qos) is broker.QoS, f"kombu's channel.qos is no longer built from Channel.QoS. {_RECHECK}"
+
+
+def test_kombus_reader_never_takes_a_message_still_being_written(connection: Connection, tmp_path: Path) -> None:
+    from queue import Empty
+
+    (tmp_path / "queue" / f".partial-{uuid.uuid4()}.tmp").write_text('{"n": 1}')
+    channel = connection.channel()
+
+    with pytest.raises(Empty):
+        channel._get("jobs")
+    assert [p.name for p in (tmp_path / "queue").iterdir()][0].startswith(".partial-"), (
+        f"kombu's filesystem _get took a file that is not named <...>.<queue>.msg. {_RECHECK}"
+    )

@@ -6,17 +6,15 @@ per-explainer rates:
 * trees (exact path-dependent TreeSHAP is O(rows x leaves x depth^2) per tree):
   ``rows x sum over trees of (leaves x depth^2)``. Measured time grows more like
   leaves x depth (a path rarely holds ``depth`` distinct features), so seconds are estimated
-  from that sum, which fitted four very different forests within 20%;
+  from that sum;
 * linear: ``rows x encoded columns``;
 * permutation: model evaluations, ``rows x permutations x (2 x features + 1) x background``.
 
 The rates were measured with ``bench/shap_library.py`` on the reference machine (2 cores); they are an
-order of magnitude, good enough to refuse a job that would run for days, not a promise. They
-predate explanation by split-direction patterns (:mod:`riskmodels.ml.explain.patterns`), which
-makes shallow trees much cheaper than this (a depth-3 HGB chunk about a quarter of the estimate),
-and from per-leaf path tables (a depth-6 forest's 5,000-row chunk: 0.08 s, against an estimate
-of 0.25 s), so for trees the estimate is an upper bound. Cost is
-linear in rows, so a budget translates directly into the number of rows it affords.
+order of magnitude, good enough to refuse a job that would run for days, not a promise. They are
+rates of shap's own walk over every row; explanation by split-direction patterns and per-leaf path
+tables (:mod:`riskmodels.ml.explain.patterns`) costs less, so for trees the estimate is an upper
+bound. Cost is linear in rows, so a budget translates directly into the number of rows it affords.
 """
 
 from __future__ import annotations
@@ -32,6 +30,7 @@ from sklearn.neural_network import MLPClassifier
 from sklearn.pipeline import Pipeline
 
 from riskmodels.ml.explain.base import ExplainOptions, ExplanationError
+from riskmodels.ml.explain.internals import hgb_trees
 from riskmodels.ml.pipelines import feature_names_map
 
 __all__ = [
@@ -44,10 +43,9 @@ __all__ = [
 # A global report on fewer rows than this ranks features too noisily to be worth running.
 MIN_SAMPLE_ROWS = 200
 
-# Worker-seconds measured on the reference machine (2 cores, see bench/README.md): 12-16 ns per
-# leaf x depth of each tree per row for HistGradientBoosting (depth 3 and 6) and random forests
-# (depth 8 and 12); about 5e-6 s per background row through a whole pipeline for the
-# permutation explainer, nearly all of it overhead rather than the model's arithmetic.
+# Worker-seconds per unit, measured on the reference machine with bench/shap_library.py (the
+# figures are in bench/README.md). The permutation explainer's cost per background row is nearly
+# all overhead rather than the model's arithmetic, hence a rate per evaluation plus one per weight.
 _SECONDS_PER_LEAF_DEPTH = 15e-9
 _SECONDS_PER_ROW = 5e-6  # preparing and preprocessing a row, the model's own output, the sums
 _SECONDS_PER_LINEAR_UNIT = 2e-8
@@ -60,11 +58,7 @@ def _tree_shape(model: Any) -> dict[str, Any]:
     if isinstance(model, RandomForestClassifier):
         shapes = [(int(e.tree_.n_leaves), max(int(e.tree_.max_depth), 1)) for e in model.estimators_]
     else:
-        shapes = [
-            (int(p.get_n_leaf_nodes()), max(int(p.get_max_depth()), 1))
-            for iteration in model._predictors
-            for p in iteration
-        ]
+        shapes = [(tree.n_leaves, max(tree.max_depth, 1)) for tree in hgb_trees(model)]
     return {
         "trees": len(shapes),
         "leaves": sum(leaves for leaves, _ in shapes),

@@ -118,7 +118,7 @@ class _TreeExplainer(ModelExplainer):
             # The model's own output, for the additivity check, on the OpenMP threads this
             # process may use (a worker's budget: WORKER_THREADS x concurrency <= cores). HGB
             # opens one parallel region per tree, so oversubscribed threads would wait for each
-            # other 100 times; within the budget two threads take 55-65% of one thread's time.
+            # other at every tree; within the budget the threads do help.
             output = np.asarray(model.decision_function(X), dtype=np.float64)
         else:
             assert self._shap is not None

@@ -17,27 +17,33 @@ are explained in groups, which is exact because path-dependent TreeSHAP values o
 the sum of the values of its trees.
 
 Each tree is explained once per distinct split-direction pattern of the rows
-(:mod:`riskmodels.ml.explain.patterns`). Measured on 5,000 rows and 100 trees (one thread):
-depth 3, 39 patterns per tree, 30 ms instead of 390 ms for one shap call over the ensemble;
-depth 6, 3,100 patterns, 1.5 s instead of 2.1 s; 31 leaves, 3,500 patterns, 2.5 s instead of
-3.7 s.
+(:mod:`riskmodels.ml.explain.patterns`): rows that take the same directions share their values,
+so shallow trees cost far less than one shap call over the whole ensemble (figures in
+bench/README.md).
 
-It reads private HGB attributes (``_predictors``, ``_preprocessor``, ``_bin_mapper``,
-``_baseline_prediction``), as shap itself does; the additivity check against
-``decision_function`` in every report is what catches a scikit-learn release that changes them.
+The fitted trees come from HGB's private attributes, read only through
+:mod:`riskmodels.ml.explain.internals` (whose test names what to re-check when scikit-learn
+changes); the additivity check against ``decision_function`` in every report is the second guard.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 import shap
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from riskmodels.ml.explain.patterns import PatternTree, explain_by_patterns, pattern_tree, tree_explainer
+from riskmodels.ml.explain.internals import (
+    HGBTree,
+    hgb_baseline,
+    hgb_known_categories,
+    hgb_preprocessor,
+    hgb_trees,
+    tree_explainer,
+)
+from riskmodels.ml.explain.patterns import PatternTree, explain_by_patterns, pattern_tree
 
 __all__ = ["MAX_CATEGORY_GROUPS", "HGBTreeShap", "UnsupportedTreeError"]
 
@@ -77,18 +83,16 @@ class HGBTreeShap:
         if getattr(model, "n_trees_per_iteration_", 1) != 1:
             raise UnsupportedTreeError("only binary HistGradientBoostingClassifier models are supported")
         self._model = model
-        self._preprocessor = model._preprocessor
+        self._preprocessor = hgb_preprocessor(model)
         self.n_features = int(model.n_features_in_)
         self._internal_to_input = self._column_order()
-        predictors = [iteration[0] for iteration in model._predictors]
-        known, f_idx_map = model._bin_mapper.make_known_categories_bitsets()
-        self._known = known
-        self._f_idx_map = f_idx_map
-        self.base_offset = float(np.ravel(model._baseline_prediction)[0])
+        hgb = hgb_trees(model)  # one tree per iteration: the model is binary
+        self._known, self._f_idx_map = hgb_known_categories(model)
+        self.base_offset = hgb_baseline(model)
         self.n_category_groups: dict[int, int] = {}
-        tables = [self._tree_tables(p) for p in predictors]
+        tables = [self._tree_tables(tree) for tree in hgb]
         self._groups = [
-            self._build_group(predictors, tables, trees, first=i == 0)
+            self._build_group(hgb, tables, trees, first=i == 0)
             for i, trees in enumerate(self._partition(tables))
         ]
         self.n_shap_calls = len(self._groups)
@@ -117,27 +121,25 @@ class HGBTreeShap:
 
     # -- categorical routing -------------------------------------------------------------------
 
-    def _routes(self, predictor: Any, node: Any) -> npt.NDArray[np.int8]:
+    def _routes(self, tree: HGBTree, node: int) -> npt.NDArray[np.int8]:
         """Return the direction of raw categories 0..255, then of a missing value, at a node.
 
-        Mirrors scikit-learn's ``_predict_one_from_raw_data``: categories in the node's left
-        bitset go left, other known categories go right, unknown ones follow missing values.
+        Mirrors scikit-learn's prediction from raw data: categories in the node's left bitset go
+        left, other known categories go right, unknown ones follow missing values.
         """
-        missing = _LEFT if node["missing_go_to_left"] else _RIGHT
-        left = _unpack(predictor.raw_left_cat_bitsets[node["bitset_idx"]])
-        known = _unpack(self._known[self._f_idx_map[node["feature_idx"]]])
+        missing = _LEFT if tree.missing_go_to_left[node] else _RIGHT
+        left = _unpack(tree.left_cat_bitsets[tree.bitset_idx[node]])
+        known = _unpack(self._known[self._f_idx_map[tree.feature_idx[node]]])
         out = np.full(_N_CATEGORY_VALUES + 1, missing, dtype=np.int8)
         out[:-1][known] = _RIGHT
         out[:-1][left] = _LEFT
         return out
 
-    def _tree_tables(self, predictor: Any) -> dict[int, npt.NDArray[np.int8]]:
+    def _tree_tables(self, tree: HGBTree) -> dict[int, npt.NDArray[np.int8]]:
         """Return, per internal column, a (257, nodes) table of routes of this tree's nodes."""
         rows: dict[int, list[npt.NDArray[np.int8]]] = {}
-        for node in predictor.nodes:
-            if node["is_leaf"] or not node["is_categorical"]:
-                continue
-            rows.setdefault(int(node["feature_idx"]), []).append(self._routes(predictor, node))
+        for node in np.flatnonzero(~tree.is_leaf & tree.is_categorical):
+            rows.setdefault(int(tree.feature_idx[node]), []).append(self._routes(tree, int(node)))
         return {column: np.stack(r, axis=1) for column, r in rows.items()}
 
     @staticmethod
@@ -184,7 +186,7 @@ class HGBTreeShap:
 
     def _build_group(
         self,
-        predictors: list[Any],
+        hgb: list[HGBTree],
         tables: list[dict[int, npt.NDArray[np.int8]]],
         trees: list[int],
         *,
@@ -211,16 +213,14 @@ class HGBTreeShap:
         types_per_tree = []
         used = dict.fromkeys(columns, 0)
         for t in trees:
-            nodes = predictors[t].nodes
-            leaf = nodes["is_leaf"].astype(bool)
-            left = np.where(leaf, -1, nodes["left"].astype(np.int64))
-            right = np.where(leaf, -1, nodes["right"].astype(np.int64))
-            thresholds = nodes["num_threshold"].astype(np.float64)
-            types = np.zeros(len(nodes), dtype=np.int32)
-            for i, node in enumerate(nodes):
-                if node["is_leaf"] or not node["is_categorical"]:
-                    continue
-                column = int(node["feature_idx"])
+            tree = hgb[t]
+            leaf = tree.is_leaf
+            left = np.where(leaf, -1, tree.left)
+            right = np.where(leaf, -1, tree.right)
+            thresholds = tree.num_threshold.copy()
+            types = np.zeros(len(leaf), dtype=np.int32)
+            for i in np.flatnonzero(~leaf & tree.is_categorical):
+                column = int(tree.feature_idx[i])
                 thresholds[i] = masks[column][used[column]]
                 used[column] += 1
                 types[i] = 1
@@ -228,11 +228,11 @@ class HGBTreeShap:
                 {
                     "children_left": left,
                     "children_right": right,
-                    "children_default": np.where(nodes["missing_go_to_left"].astype(bool), left, right),
-                    "features": np.where(leaf, -2, nodes["feature_idx"].astype(np.int64)),
+                    "children_default": np.where(tree.missing_go_to_left, left, right),
+                    "features": np.where(leaf, -2, tree.feature_idx),
                     "thresholds": thresholds,
-                    "values": nodes["value"].astype(np.float64).reshape(-1, 1),
-                    "node_sample_weight": nodes["count"].astype(np.float64),
+                    "values": tree.value.reshape(-1, 1).copy(),
+                    "node_sample_weight": tree.count.copy(),
                 }
             )
             types_per_tree.append(types)

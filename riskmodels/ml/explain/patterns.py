@@ -9,8 +9,8 @@ pattern: a tree of depth 3 has at most 128 patterns however many rows there are.
 values are then added up in tree order; shap adds them inside one call, so the sums agree with a
 single shap call to rounding (about 1e-14), not to the bit.
 
-Where rows seldom share a whole-tree pattern (a forest of depth 6: about 4,100 patterns in
-5,000 rows) but paths are short, a tree goes through its path tables instead (``PathTables``):
+Where rows seldom share a whole-tree pattern (a forest of depth 6 has nearly as many patterns as
+rows) but paths are short, a tree goes through its path tables instead (``PathTables``):
 each leaf's values tabulated once for every way a row can agree with its path, so a row costs a
 lookup per leaf. Both give shap's values to rounding; ``explain_by_patterns`` picks per tree.
 
@@ -33,8 +33,9 @@ import numpy as np
 import numpy.typing as npt
 import shap
 
-__all__ = ["PathTables", "PatternTree", "explain_by_patterns", "forest_pattern_trees", "pattern_tree",
-           "tree_explainer"]
+from riskmodels.ml.explain.internals import shap_input_dtype, shap_loaded_trees, shap_tree_output, tree_explainer
+
+__all__ = ["PathTables", "PatternTree", "explain_by_patterns", "forest_pattern_trees", "pattern_tree"]
 
 # Trees with at most this many internal nodes number their patterns through a lookup table
 # (2**16 entries); deeper ones sort the numbers; beyond 62 nodes every row is its own pattern.
@@ -45,9 +46,8 @@ _CODE_BITS = 62
 _PATH_MAX_FEATURES = 8
 _PATH_MAX_ENTRIES = 1 << 18
 # A tree's rows go through its path tables when they have more than this many patterns per
-# leaf, else through shap once per pattern. Measured on 5,000 rows: a forest of depth 6 (about
-# 72 patterns per leaf) 0.079 s by tables against 0.446 s by patterns; HGB of depth 3 (about 5
-# per leaf) 0.084 s against 0.068 s.
+# leaf, else through shap once per pattern: tables cost about the same whatever the patterns,
+# shap once per pattern grows with them (the break-even is measured in bench/README.md).
 _PATTERNS_PER_LEAF_BREAK_EVEN = 16
 
 
@@ -63,8 +63,8 @@ class PathTables:
     multiplied). Given the ``d`` bits ``o``, the values are fixed, so each leaf's values are
     tabulated once for its ``2**d`` patterns (the precomputation of Fast TreeSHAP v2, Yang
     2021), and a row costs a table lookup per leaf instead of shap's O(leaves x depth^2) walk.
-    For a shallow forest, whose rows seldom share a whole-tree pattern (depth 6: about 4,100
-    patterns in 5,000 rows), that is several times faster; the values equal shap's to rounding.
+    For a shallow forest, whose rows seldom share a whole-tree pattern, that is much cheaper; the
+    values equal shap's to rounding.
     """
 
     nodes: npt.NDArray[np.intp]  # (leaves, k): the internal nodes on each leaf's path (padded)
@@ -163,6 +163,7 @@ class PatternTree:
     default_left: npt.NDArray[np.bool_]  # where a missing value goes
     used: npt.NDArray[np.intp]  # the distinct columns it splits on: its only non-zero values
     shifts: npt.NDArray[np.int64]  # i for internal node i
+    input_dtype: Any  # the type shap casts rows to before comparing them with thresholds
     source: dict[str, Any] = field(repr=False, compare=False)  # the tree in shap's dict format
 
     @cached_property
@@ -200,8 +201,8 @@ class PatternTree:
         """Return (one row of each distinct direction pattern, each row's pattern number)."""
         k, n = left.shape
         if k > _CODE_BITS:
-            # Too many nodes to number (a deep tree): its patterns are nearly all distinct anyway
-            # (a forest of depth 12 on 5,000 rows: 5,000), so each row stands for itself.
+            # Too many nodes to number (a deep tree): its rows' patterns are nearly all distinct
+            # anyway, so each row stands for itself.
             every = np.arange(n, dtype=np.intp)
             return every, every
         # Each row's directions as one integer: bit i is node i. (Integer arithmetic, not a
@@ -221,26 +222,6 @@ class PatternTree:
         return representative, pattern
 
 
-def tree_explainer(trees: Sequence[dict[str, Any]], types_per_tree: Sequence[npt.NDArray[np.int32]], *,
-                   base_offset: float, tree_output: str, input_dtype: Any) -> shap.TreeExplainer:
-    """Return shap's path-dependent TreeSHAP for trees in shap's dict format, node types included."""
-    explainer = shap.TreeExplainer(
-        {
-            "trees": list(trees),
-            "base_offset": base_offset,
-            "tree_output": tree_output,
-            "input_dtype": input_dtype,
-            "internal_dtype": np.float64,
-        },
-        feature_perturbation="tree_path_dependent",
-    )
-    # shap's dict loader resets threshold_types to numeric; set the categorical nodes back.
-    for i, types in enumerate(types_per_tree):
-        explainer.model.threshold_types[i, : len(types)] = types
-        explainer.model.trees[i].threshold_types = types
-    return explainer
-
-
 def pattern_tree(tree: dict[str, Any], types: npt.NDArray[np.int32], *, tree_output: str,
                  input_dtype: Any) -> PatternTree:
     """Return one tree (shap's dict format) ready to be explained by patterns."""
@@ -254,6 +235,7 @@ def pattern_tree(tree: dict[str, Any], types: npt.NDArray[np.int32], *, tree_out
         default_left=tree["children_default"][internal] == tree["children_left"][internal],
         used=np.unique(columns),
         shifts=np.arange(len(internal), dtype=np.int64),
+        input_dtype=input_dtype,
         source=tree,
     )
 
@@ -265,21 +247,9 @@ def forest_pattern_trees(explainer: shap.TreeExplainer, node_counts: Sequence[in
     The trees keep shap's arrays as loaded (for a scikit-learn forest: class fractions scaled
     by 1/trees) and the loader's input type, so each tree reads what the whole explainer reads.
     """
-    model = explainer.model
-    trees = []
-    for t, n in enumerate(node_counts):
-        tree = {
-            "children_left": model.children_left[t, :n].copy(),
-            "children_right": model.children_right[t, :n].copy(),
-            "children_default": model.children_default[t, :n].copy(),
-            "features": model.features[t, :n].copy(),
-            "thresholds": model.thresholds[t, :n].astype(np.float64),
-            "values": model.values[t, :n, output : output + 1].astype(np.float64),
-            "node_sample_weight": model.node_sample_weight[t, :n].astype(np.float64),
-        }
-        trees.append(pattern_tree(tree, model.threshold_types[t, :n].astype(np.int32),
-                                  tree_output=model.tree_output, input_dtype=model.input_dtype))
-    return tuple(trees)
+    tree_output, input_dtype = shap_tree_output(explainer), shap_input_dtype(explainer)
+    return tuple(pattern_tree(tree, types, tree_output=tree_output, input_dtype=input_dtype)
+                 for tree, types in shap_loaded_trees(explainer, node_counts, output=output))
 
 
 def explain_by_patterns(trees: Sequence[PatternTree], data: npt.NDArray[np.float64],
@@ -292,7 +262,7 @@ def explain_by_patterns(trees: Sequence[PatternTree], data: npt.NDArray[np.float
     its path tables (if it has them), any other through shap once per pattern.
     """
     if trees:
-        data = data.astype(trees[0].explainer.model.input_dtype, copy=False).astype(np.float64, copy=False)
+        data = data.astype(trees[0].input_dtype, copy=False).astype(np.float64, copy=False)
     columns = np.ascontiguousarray(data.T)
     for tree in trees:
         left = tree.directions(columns)

@@ -6,15 +6,17 @@ The flow a Celery chord follows, and :func:`explain_global` runs in one process:
     explainer = make_explainer(pipeline, spec, background=..., options=...)
     chunks = [explain_chunk(explainer, rows.iloc[selection.positions_between(a, b)], start=a, ...)
               for a, b in plan_chunks(selection.n_selected, chunk_size)]   # one task each
-    report = merge_chunks(chunks, selection=selection)
+    merged = merge_chunks_to_parquet(chunks, selection=selection, sink=sink)  # one chunk held at a time
 
 A chunk holds only its own rows' values, and every row's values are computed independently of
-the other rows, so the merged report is bit-for-bit the single-process one. Chunks and reports
+the other rows, so the merged report is bit-for-bit the single-process one (:func:`explain_global`
+merges through the same :func:`merge_chunks_to_parquet`). Chunks and reports
 travel as Parquet (zstd) with their fingerprint in the file's metadata (:mod:`.parquet`).
 """
 
 from __future__ import annotations
 
+import io
 import math
 import time
 from collections.abc import Iterable, Sequence
@@ -44,7 +46,6 @@ __all__ = [
     "chunk_rows_for",
     "explain_chunk",
     "explain_global",
-    "merge_chunks",
     "merge_chunks_to_parquet",
     "plan_chunks",
     "select_rows",
@@ -188,21 +189,28 @@ class ChunkResult:
     @classmethod
     def from_parquet_bytes(cls, data: bytes) -> ChunkResult:
         """Read a chunk written by :meth:`to_parquet_bytes`."""
-        meta, ids, positions, output, values, features = read_values(data)
-        if meta.get("kind") != "chunk":
-            raise ExplanationError("this file holds a report, not a chunk")
-        return cls(
-            fingerprint=ExplainerFingerprint.from_dict(meta["fingerprint"]),
-            features=tuple(features),
-            start=int(meta["start"]),
-            stop=int(meta["stop"]),
-            row_ids=ids,
-            positions=positions,
-            values=values,
-            base_value=float(meta["base_value"]),
-            output=output,
-            seconds=float(meta["seconds"]),
-        )
+        meta, positions, shared = _read_values_file(data, "chunk")
+        return cls(start=int(meta["start"]), stop=int(meta["stop"]), positions=positions, **shared)
+
+
+def _read_values_file(
+    source: Any, kind: str, rows: npt.NDArray[np.int64] | None = None
+) -> tuple[dict[str, Any], npt.NDArray[np.int64], dict[str, Any]]:
+    """Read a chunk's or a report's values file: its metadata, row positions and the fields both hold."""
+    meta, ids, positions, output, values, features = read_values(source, rows)
+    if meta.get("kind") != kind:
+        other = "report" if kind == "chunk" else "chunk"
+        raise ExplanationError(f"this file holds a {other}, not a {kind}")
+    shared = {
+        "fingerprint": ExplainerFingerprint.from_dict(meta["fingerprint"]),
+        "features": tuple(features),
+        "row_ids": ids,
+        "values": values,
+        "base_value": float(meta["base_value"]),
+        "output": output,
+        "seconds": float(meta["seconds"]),
+    }
+    return meta, positions, shared
 
 
 def explain_chunk(
@@ -398,23 +406,12 @@ class GlobalReport:
         With ``rows``, the result holds just those rows (checked for additivity in turn): a
         sample for plotting a report too large to hold.
         """
-        meta, ids, positions, output, values, features = read_values(source, rows)
-        if meta.get("kind") != "report":
-            raise ExplanationError("this file holds a chunk, not a report")
+        meta, positions, shared = _read_values_file(source, "report", rows)
         selection_meta = meta["selection"]
         selection = RowSelection(
             positions, int(selection_meta["n_available"]), selection_meta["method"], selection_meta["seed"]
         )
-        return cls.build(
-            fingerprint=ExplainerFingerprint.from_dict(meta["fingerprint"]),
-            features=tuple(features),
-            selection=selection,
-            row_ids=ids,
-            values=values,
-            base_value=float(meta["base_value"]),
-            output=output,
-            seconds=float(meta["seconds"]),
-        )
+        return cls.build(selection=selection, **shared)
 
 
 def _check_next(first: ChunkResult, chunk: ChunkResult, expected: int) -> None:
@@ -426,42 +423,6 @@ def _check_next(first: ChunkResult, chunk: ChunkResult, expected: int) -> None:
     if chunk.start != expected:
         problem = "missing" if chunk.start > expected else "overlapping"
         raise ExplanationError(f"rows {min(expected, chunk.start)}:{max(expected, chunk.start)} are {problem}")
-
-
-def merge_chunks(chunks: Sequence[ChunkResult], *, selection: RowSelection | None = None) -> GlobalReport:
-    """Join chunks into one report, checking they come from one explainer and cover every row.
-
-    Chunks may arrive in any order. Without ``selection`` the rows are recorded as the chunks'
-    positions, chosen by an unrecorded method (``"given"``).
-    """
-    if not chunks:
-        raise ExplanationError("there are no chunks to merge")
-    ordered = sorted(chunks, key=lambda c: c.start)
-    first = ordered[0]
-    expected = 0
-    for chunk in ordered:
-        _check_next(first, chunk, expected)
-        expected = chunk.stop
-    positions = np.concatenate([c.positions for c in ordered])
-    if selection is None:
-        selection = RowSelection(positions, len(positions), "given", None)
-    elif selection.n_selected != expected or not np.array_equal(selection.positions_between(0, expected), positions):
-        raise ExplanationError(
-            f"the chunks cover {expected} rows but the selection has {selection.n_selected}"
-            if selection.n_selected != expected
-            else "the chunks' row positions differ from the selection's"
-        )
-    ids = np.concatenate([c.row_ids for c in ordered])
-    return GlobalReport.build(
-        fingerprint=first.fingerprint,
-        features=first.features,
-        selection=selection,
-        row_ids=row_id_array(ids),
-        values=np.concatenate([c.values for c in ordered]),
-        base_value=first.base_value,
-        output=np.concatenate([c.output for c in ordered]),
-        seconds=sum(c.seconds for c in ordered),
-    )
 
 
 def explain_global(
@@ -484,7 +445,7 @@ def explain_global(
         explainer = make_explainer(
             pipeline, spec, background=rows if background is None else background, options=options
         )
-    chunks = [
+    chunks = (
         explain_chunk(
             explainer,
             rows.iloc[selection.positions_between(start, stop)],
@@ -492,8 +453,11 @@ def explain_global(
             positions=selection.positions_between(start, stop),
         )
         for start, stop in plan_chunks(selection.n_selected, options.chunk_size)
-    ]
-    return merge_chunks(chunks, selection=selection)
+    )
+    # The same merge the workers' chord runs, so one process and many give the same report.
+    sink = io.BytesIO()
+    merge_chunks_to_parquet(chunks, selection=selection, sink=sink)
+    return GlobalReport.from_parquet_bytes(sink.getvalue())
 
 
 @dataclass(frozen=True)
@@ -528,8 +492,7 @@ class MergedReport:
 def merge_chunks_to_parquet(chunks: Iterable[ChunkResult], *, selection: RowSelection, sink: Any) -> MergedReport:
     """Write chunks, given in row order, as one report's values file to ``sink``, one at a time.
 
-    The streamed counterpart of :func:`merge_chunks` followed by ``to_parquet_bytes``: only one
-    chunk is held at a time, so a report of any length merges in bounded memory. Chunks must
+    Only one chunk is held at a time, so a report of any length merges in bounded memory. Chunks must
     come from one explainer, start where the previous one stopped and match ``selection``'s
     positions. Column sums run row after row, as numpy's own column means do, so the
     importances equal those of the report read back, to the bit.

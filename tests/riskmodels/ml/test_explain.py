@@ -1,3 +1,4 @@
+import io
 import itertools
 import json
 import math
@@ -15,6 +16,7 @@ from riskmodels.ml.explain import (
     ExplainOptions,
     ExplanationError,
     GlobalReport,
+    RowSelection,
     check_budget,
     chunk_rows_for,
     default_reason_text,
@@ -23,7 +25,7 @@ from riskmodels.ml.explain import (
     explain_global,
     explain_local,
     make_explainer,
-    merge_chunks,
+    merge_chunks_to_parquet,
     permutation_row_seed,
     plan_chunks,
     reason_codes,
@@ -31,6 +33,7 @@ from riskmodels.ml.explain import (
     select_rows,
     sum_to_features,
 )
+from riskmodels.ml.explain import internals
 from riskmodels.ml.pipelines import TrainingSpec, feature_names_map, infer_categorical, prepare_features
 from riskmodels.ml.training import train
 
@@ -128,36 +131,34 @@ def test_shaps_own_loader_misexplains_categorical_gradient_boosting_and_ours_doe
     assert report.ok and report.additivity_error <= 1e-9
 
 
-def _hgb_goes_left(model, predictor, node, value) -> bool:
+def _hgb_goes_left(model, tree, node, value) -> bool:
     """Route one value at one node as scikit-learn's predictor documents it."""
     if np.isnan(value):
-        return bool(node["missing_go_to_left"])
-    if not node["is_categorical"]:
-        return value <= node["num_threshold"]
-    known, f_idx_map = model._bin_mapper.make_known_categories_bitsets()
+        return bool(tree.missing_go_to_left[node])
+    if not tree.is_categorical[node]:
+        return value <= tree.num_threshold[node]
+    known, f_idx_map = internals.hgb_known_categories(model)
     bits = lambda words, v: (int(words[v // 32]) >> (v % 32)) & 1  # noqa: E731
     category = int(value)
-    if bits(predictor.raw_left_cat_bitsets[node["bitset_idx"]], category):
+    if bits(tree.left_cat_bitsets[tree.bitset_idx[node]], category):
         return True
-    if bits(known[f_idx_map[node["feature_idx"]]], category):
+    if bits(known[f_idx_map[tree.feature_idx[node]]], category):
         return False
-    return bool(node["missing_go_to_left"])
+    return bool(tree.missing_go_to_left[node])
 
 
 def _path_dependent_value(model, x, players) -> float:
     """Return E[f(x) | x_S] the TreeSHAP way: unknown features split by training counts."""
-    total = float(np.ravel(model._baseline_prediction)[0])
-    for (predictor,) in model._predictors:
-        nodes = predictor.nodes
+    total = internals.hgb_baseline(model)
+    for tree in internals.hgb_trees(model):
 
-        def value(i: int) -> float:
-            node = nodes[i]
-            if node["is_leaf"]:
-                return float(node["value"])
-            left, right = int(node["left"]), int(node["right"])
-            if int(node["feature_idx"]) in players:
-                return value(left if _hgb_goes_left(model, predictor, node, x[node["feature_idx"]]) else right)
-            return (nodes[left]["count"] * value(left) + nodes[right]["count"] * value(right)) / node["count"]
+        def value(i: int, tree=tree) -> float:  # noqa: ANN001
+            if tree.is_leaf[i]:
+                return float(tree.value[i])
+            left, right = int(tree.left[i]), int(tree.right[i])
+            if int(tree.feature_idx[i]) in players:
+                return value(left if _hgb_goes_left(model, tree, i, x[tree.feature_idx[i]]) else right)
+            return (tree.count[left] * value(left) + tree.count[right] * value(right)) / tree.count[i]
 
         total += value(0)
     return total
@@ -173,7 +174,7 @@ def test_categorical_gradient_boosting_values_are_the_exact_shapley_values(germa
     model = result.pipeline[-1]
     rows = german.iloc[result.test_index[:5]]
     values, base, output = make_explainer(result.pipeline, spec).explain_columns(rows)
-    internal = model._preprocessor.transform(preprocessed(result, spec, rows))
+    internal = internals.hgb_preprocessor(model).transform(preprocessed(result, spec, rows))
     # The pipeline outputs numeric then categorical columns; HGB's own preprocessor puts the
     # categorical ones first, so internal column k is input column internal_to_input[k].
     internal_to_input = [2, 3, 4, 0, 1]
@@ -494,7 +495,9 @@ def test_chunked_then_merged_values_equal_the_single_process_values_exactly(fitt
         ChunkResult.from_parquet_bytes(explain_chunk(explainer, rows.iloc[a:b], start=a).to_parquet_bytes())
         for a, b in plan_chunks(len(rows), 4)
     ]
-    merged = merge_chunks(list(reversed(chunks)))
+    sink = io.BytesIO()
+    merge_chunks_to_parquet(iter(chunks), selection=select_rows(len(rows), max_rows=None, seed=0), sink=sink)
+    merged = GlobalReport.from_parquet_bytes(sink.getvalue())
 
     assert np.array_equal(merged.values, single.values)
     assert np.array_equal(merged.output, single.output)
@@ -512,36 +515,19 @@ def test_explain_global_gives_the_same_report_whatever_the_chunk_size(fitted):
     assert one.summary()["importance"] == many.summary()["importance"]
 
 
-def test_merge_refuses_missing_overlapping_or_foreign_chunks(fitted):
-    spec, result, _, rows = fitted["random_forest"]
-    explainer = make_explainer(result.pipeline, spec)
-    chunks = [explain_chunk(explainer, rows.iloc[a:b], start=a) for a, b in plan_chunks(12, 4)]
-    other_spec, other_result, _, _ = fitted["gradient_boosting"]
-    foreign = explain_chunk(make_explainer(other_result.pipeline, other_spec), rows.iloc[4:8], start=4)
-
-    with pytest.raises(ExplanationError, match="rows 4:8 are missing"):
-        merge_chunks([chunks[0], chunks[2]])
-    with pytest.raises(ExplanationError, match="overlapping"):
-        merge_chunks([chunks[0], chunks[1], chunks[1], chunks[2]])
-    with pytest.raises(ExplanationError, match="different explainer"):
-        merge_chunks([chunks[0], foreign, chunks[2]])
-    with pytest.raises(ExplanationError, match="no chunks"):
-        merge_chunks([])
-
-
 @pytest.mark.parametrize("algorithm", ["gradient_boosting", "logistic_regression", "mlp"])
-def test_a_streamed_merge_writes_the_report_an_in_memory_merge_writes(fitted, algorithm):
-    import io
-
-    from riskmodels.ml.explain import RowSelection, merge_chunks_to_parquet
-
+def test_a_streamed_merge_writes_the_report_of_the_values_in_memory(fitted, algorithm):
     spec, result, train_rows, rows = fitted[algorithm]
     options = PERMUTATION if algorithm == "mlp" else ExplainOptions(seed=3)
     rows = rows.iloc[:9] if algorithm == "mlp" else rows
     explainer = make_explainer(result.pipeline, spec, background=train_rows, options=options)
     chunks = [explain_chunk(explainer, rows.iloc[a:b], start=a) for a, b in plan_chunks(len(rows), 4)]
     selection = RowSelection(np.arange(len(rows), dtype=np.int64), len(rows) + 5, "sample", 11)
-    in_memory = merge_chunks(chunks, selection=selection)
+    in_memory = GlobalReport.build(
+        fingerprint=explainer.fingerprint, features=explainer.features, selection=selection,
+        row_ids=np.concatenate([c.row_ids for c in chunks]), values=np.concatenate([c.values for c in chunks]),
+        base_value=chunks[0].base_value, output=np.concatenate([c.output for c in chunks]),
+    )
 
     sink = io.BytesIO()
     streamed = merge_chunks_to_parquet(iter(chunks), selection=selection, sink=sink)
@@ -560,10 +546,6 @@ def test_a_streamed_merge_writes_the_report_an_in_memory_merge_writes(fitted, al
 
 
 def test_a_streamed_merge_refuses_missing_overlapping_foreign_or_unselected_chunks(fitted):
-    import io
-
-    from riskmodels.ml.explain import RowSelection, merge_chunks_to_parquet
-
     spec, result, _, rows = fitted["random_forest"]
     explainer = make_explainer(result.pipeline, spec)
     chunks = [explain_chunk(explainer, rows.iloc[a:b], start=a) for a, b in plan_chunks(12, 4)]

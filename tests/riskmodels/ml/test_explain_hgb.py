@@ -8,6 +8,7 @@ import shap
 from sklearn.ensemble import HistGradientBoostingClassifier
 
 from riskmodels.ml.explain.hgb import HGBTreeShap
+from riskmodels.ml.explain.internals import hgb_trees
 
 
 def numeric_data(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -45,10 +46,10 @@ def ensemble_values(explainer: HGBTreeShap, X: np.ndarray) -> np.ndarray:
 def with_threshold_ties(model: HistGradientBoostingClassifier, X: np.ndarray) -> np.ndarray:
     """Put some split thresholds into the rows, so that ``x <= threshold`` ties are explained too."""
     X = X.copy()
-    nodes = model._predictors[0][0].nodes
-    internal = nodes[~nodes["is_leaf"].astype(bool)]
+    tree = hgb_trees(model)[0]
+    internal = np.flatnonzero(~tree.is_leaf)
     for i, node in enumerate(internal):
-        X[i :: len(internal) + 1, node["feature_idx"]] = node["num_threshold"]
+        X[i :: len(internal) + 1, tree.feature_idx[node]] = tree.num_threshold[node]
     return X
 
 

@@ -14,7 +14,7 @@ import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 import pytest
 
-from riskmodels.ml.ingest import ROLES, IngestError, convert, detect_format, ingest, row_group_rows
+from riskmodels.ml.ingest import ROLES, IngestError, detect_format, ingest, row_group_rows
 
 GERMAN_CREDIT = Path(__file__).resolve().parents[3] / "demo" / "german_credit.csv"
 PROTECTED = {"personal_status_and_sex": "protected", "age_in_years": "protected", "foreign_worker": "protected"}
@@ -224,13 +224,6 @@ def test_it_reads_a_non_seekable_stream(tmp_path, german):
 
     assert result.sha256 == german[0].sha256
     assert leftovers(tmp_path) == []
-
-
-def test_convert_writes_the_same_file_without_a_profile(tmp_path, german):
-    result = convert(GERMAN_CREDIT, tmp_path / "plain.parquet", target="creditability", roles=PROTECTED)
-
-    assert result.sha256 == german[0].sha256
-    assert result.columns == german[0].columns
 
 
 @pytest.mark.parametrize("delimiter", [";", "\t", "|"])

@@ -73,7 +73,7 @@ def test_the_seed_decides_the_stratified_split(german):
 @pytest.mark.parametrize("n", [10, 37, 1000, 5003, 100_000])
 @pytest.mark.parametrize("rate", [0.02, 0.3, 0.5])
 def test_the_stratified_split_is_scikit_learns_train_test_split(n, rate):
-    # Versions trained before the split was computed here must keep their rows on each side.
+    # Registered versions were split by train_test_split: retraining one must keep its rows on each side.
     for test_size, seed in [(0.25, 0), (0.1, 1), (0.33, 42), (0.5, 2**31)]:
         y = (np.random.default_rng(n + seed % 97).random(n) < rate).astype(np.int64)
         if np.bincount(y, minlength=2).min() < 2:
