@@ -68,6 +68,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "governance.middleware.RequestIdMiddleware",
+    "governance.middleware.ApiNotFoundMiddleware",
 ]
 
 ROOT_URLCONF = "governance.urls"

@@ -25,6 +25,7 @@ PROTECTED_ENDPOINTS = [
     ("get", "/api/v1/audit-events/verify/"),
     ("post", "/api/v1/audit-events/checkpoints/"),
     ("get", "/api/v1/me/"),
+    ("get", "/api/v1/"),
     ("get", "/api/schema/"),
 ]
 
