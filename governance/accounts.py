@@ -10,7 +10,8 @@ from django.db import transaction
 
 from governance.audit import audit_record
 from governance.exceptions import ValidationFailed
-from governance.roles import ROLE_PERMISSIONS, Role, user_roles
+from governance.policy import admin_permissions_of
+from governance.roles import Role, user_roles
 
 User = get_user_model()
 
@@ -33,12 +34,12 @@ def _fresh_roles(user: Any) -> frozenset[Role]:
 
 
 def role_groups_sync() -> dict[Role, Group]:
-    """Create the role groups if missing and give each exactly its admin permissions."""
+    """Create the role groups if missing and give each exactly the admin permissions its capabilities need."""
     groups: dict[Role, Group] = {}
-    for role, perms in ROLE_PERMISSIONS.items():
+    for role in Role:
         group, _ = Group.objects.get_or_create(name=role.value)
         wanted = []
-        for dotted in perms:
+        for dotted in admin_permissions_of(role):
             app_label, codename = dotted.split(".")
             wanted.append(Permission.objects.get(content_type__app_label=app_label, codename=codename))
         group.permissions.set(wanted)

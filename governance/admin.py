@@ -16,13 +16,14 @@ from governance.accounts import (
     user_record_password_change,
     user_snapshot,
 )
+from governance.admin_base import ReadOnlyAdminMixin
 from governance.models import AuditEvent
 
 User = get_user_model()
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Show the audit trail; nobody can add, change or delete a row here."""
 
     list_display = ["seq", "created_at", "actor_username", "action", "target_type", "target_id", "target_repr",
@@ -39,15 +40,6 @@ class AuditEventAdmin(admin.ModelAdmin):
     @admin.display(description="hash")
     def short_hash(self, obj: AuditEvent) -> str:
         return obj.hash[:12] + "…"
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 class AuditedUserAdmin(UserAdmin):

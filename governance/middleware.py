@@ -1,4 +1,5 @@
-"""Attach a correlation id to every request so audit events can name the request."""
+"""Attach a correlation id to every request so audit events can name the request; answer unknown
+API paths in the API's JSON error shape."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import re
 import uuid
 from collections.abc import Callable
 
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from governance.api.errors import error_body
 from governance.audit import correlation_id
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -26,4 +28,23 @@ class RequestIdMiddleware:
         with correlation_id(request_id):
             response = self.get_response(request)
         response["X-Request-ID"] = request_id
+        return response
+
+
+class ApiNotFoundMiddleware:
+    """Answer a path under /api/ that matches no route with the JSON error shape, not Django's HTML page.
+
+    It sits inside CommonMiddleware (after it in MIDDLEWARE), so a 404 for a missing trailing
+    slash still becomes a redirect. A 404 from a view that did match (an unknown id) is the
+    view's own, already in the API's shape, and passes untouched.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code == 404 and request.path.startswith("/api/") and request.resolver_match is None:
+            message = f"no API endpoint at {request.path}; GET /api/v1/ lists them"
+            return JsonResponse(error_body(status_code=404, code="not_found", message=message), status=404)
         return response

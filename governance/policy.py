@@ -79,9 +79,10 @@ class ObjectRule:
 
 
 def _own_job_unless_cancel_any(user: Any, job: Any) -> str | None:
-    if job.requested_by_id == user.pk or allowed(user, Capability.JOB_CANCEL_ANY):
+    # Someone else's job needs the wider capability, so the refusal names who holds that one.
+    if job.requested_by_id == user.pk:
         return None
-    return REFUSALS[Capability.JOB_CANCEL]
+    return refusal(user, Capability.JOB_CANCEL_ANY)
 
 
 OBJECT_RULES: dict[Capability, tuple[ObjectRule, ...]] = {
@@ -108,6 +109,20 @@ def admin_permissions_of(role: Role) -> tuple[str, ...]:
     """Return the admin model permissions of a role's group, in a stable order."""
     wanted = {perm for cap in capabilities_of(role) for perm in ADMIN_PERMISSIONS.get(cap, ())}
     return tuple(sorted(wanted))
+
+
+@dataclass(frozen=True)
+class Access:
+    """What a user holds: their roles and every capability those roles grant."""
+
+    roles: frozenset[Role]
+    capabilities: frozenset[Capability]
+
+
+def access_of(user: Any) -> Access:
+    """Return the roles and capabilities of ``user`` (both empty for outsiders and anonymous users)."""
+    roles = user_roles(user)
+    return Access(roles=roles, capabilities=frozenset(cap for cap, granted in GRANTS.items() if roles & granted))
 
 
 def refusal(user: Any, capability: Capability, obj: Any = None) -> str | None:

@@ -6,13 +6,11 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from governance.exceptions import PermissionDenied
 from governance.models import AuditEvent
-from governance.roles import CAN_READ_AUDIT_LOG, user_has_any_role
+from governance.policy import Capability, require
 
 
 def audit_event_list_for_user(*, user: Any) -> QuerySet[AuditEvent]:
     """Return the audit trail, for validators, compliance officers and auditors."""
-    if not user_has_any_role(user, CAN_READ_AUDIT_LOG):
-        raise PermissionDenied("only validators, compliance officers and auditors can read the audit log")
+    require(user, Capability.AUDIT_READ)
     return AuditEvent.objects.order_by("seq")

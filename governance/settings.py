@@ -1,7 +1,8 @@
 """Settings for the model-governance service: every value comes from the environment.
 
-The embedded default (no variables set) needs no server: SQLite under ``var/`` and a
-Celery broker on the local filesystem, served by a real worker process. Production sets
+The embedded default (no variables set) needs no server: SQLite under ``var/``, a
+Celery broker on the local filesystem, served by a real worker process, and a secret key
+generated once into ``var/secret_key``. Production sets
 ``DATABASE_URL`` (PostgreSQL), ``CELERY_BROKER_URL`` (Redis or RabbitMQ), ``SECRET_KEY``,
 ``ALLOWED_HOSTS`` and, for workers on several hosts, a shared object store.
 """
@@ -15,19 +16,28 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from governance.env import env_bool, env_int, env_list, env_str
+from governance.env import env_bool, env_int, env_list, env_str, secret_in_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
 
 DEBUG = env_bool("DEBUG", False)
 
+# The embedded default (no DATABASE_URL: SQLite under VAR_DIR) is one machine's install.
+_embedded = env_str("DATABASE_URL") is None
+
 SECRET_KEY = env_str("SECRET_KEY")
 if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off")
-    # Only reachable with DEBUG on: a fixed, obviously unsafe key for local demos and tests.
-    SECRET_KEY = "insecure-debug-only-key-never-use-in-production-" + "x" * 20
+    if _embedded:
+        # The web server, the worker and every management command of the install must share
+        # one key, without the operator having to set one: it is generated once beside the database.
+        SECRET_KEY = secret_in_file(VAR_DIR / "secret_key")
+    elif DEBUG:
+        # A fixed, obviously unsafe key for development against a real database.
+        SECRET_KEY = "insecure-debug-only-key-never-use-in-production-" + "x" * 20
+    else:
+        raise ImproperlyConfigured("SECRET_KEY must be set when DEBUG is off and DATABASE_URL names a database "
+                                   "(only the embedded SQLite default generates its own, in VAR_DIR/secret_key)")
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost"] if DEBUG else [])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
@@ -58,6 +68,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "governance.middleware.RequestIdMiddleware",
+    "governance.middleware.ApiNotFoundMiddleware",
 ]
 
 ROOT_URLCONF = "governance.urls"

@@ -5,13 +5,14 @@ from django.contrib.auth.decorators import login_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from governance.api import audit, auth
+from governance.api import audit, auth, index
 
 admin.site.site_header = "Credit-risk model governance"
 admin.site.site_title = "Model governance"
 admin.site.index_title = "Inventory, review and audit"
 
 api_v1 = [
+    path("", index.ApiIndexApi.as_view(), name="api-index"),
     path("auth/login/", auth.LoginApi.as_view(), name="auth-login"),
     path("auth/logout/", auth.LogoutApi.as_view(), name="auth-logout"),
     path("me/", auth.WhoAmIApi.as_view(), name="whoami"),

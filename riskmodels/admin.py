@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django import forms
@@ -12,8 +11,9 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
-from governance.exceptions import ServiceError
-from governance.roles import Role, user_roles
+from governance.admin_base import ReadOnlyAdminMixin
+from governance.exceptions import ServiceError, ValidationFailed
+from governance.policy import Capability, allowed
 from riskmodels.models import (
     Dataset,
     DatasetVersion,
@@ -26,8 +26,26 @@ from riskmodels.models import (
     RegisteredModel,
 )
 from riskmodels.apis.files import stored_png
-from riskmodels.services.datasets import dataset_version_create
+from riskmodels.services.datasets import dataset_roles_parse, dataset_version_create
 from riskmodels.services.reasons import reason_text_delete, reason_text_set
+
+
+class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+    """Records of what happened: visible, never edited or deleted through the admin."""
+
+
+class RecordInline(admin.TabularInline):
+    """A parent's records listed on its page, each linking to its own; none added or removed here."""
+
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return list(self.fields)
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 class DatasetUploadForm(forms.Form):
@@ -41,45 +59,23 @@ class DatasetUploadForm(forms.Form):
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
     def clean_roles(self) -> dict[str, str]:
-        raw = self.cleaned_data.get("roles") or ""
-        if not raw.strip():
-            return {}
         try:
-            value = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"not valid JSON: {exc.msg}") from None
-        if not isinstance(value, dict):
-            raise forms.ValidationError("must be a JSON object")
-        return value
+            return dataset_roles_parse(self.cleaned_data.get("roles"))
+        except ValidationFailed as exc:
+            raise forms.ValidationError(exc.message) from None
 
 
-class DatasetVersionInline(admin.TabularInline):
+class DatasetVersionInline(RecordInline):
     model = DatasetVersion
     fields = ["version", "sha256", "n_rows", "n_columns", "target", "created_at", "created_by"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Dataset)
-class DatasetAdmin(admin.ModelAdmin):
+class DatasetAdmin(ReadOnlyAdmin):
     list_display = ["name", "description", "created_at"]
     search_fields = ["name"]
     readonly_fields = ["name", "description", "created_at", "created_by"]
     inlines = [DatasetVersionInline]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(DatasetVersion)
@@ -153,19 +149,6 @@ class DatasetVersionAdmin(admin.ModelAdmin):
         return TemplateResponse(request, "admin/riskmodels/datasetversion/upload.html", context)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records of what happened: visible, never edited or deleted through the admin."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 def png_or_404(paths: dict[str, str], name: str) -> FileResponse:
     """Serve the stored PNG called ``name`` from ``paths``, or 404."""
     if name not in paths:
@@ -180,16 +163,9 @@ def progress_bar(job: Job) -> str:
                        job.progress_stage)
 
 
-class ModelVersionInline(admin.TabularInline):
+class ModelVersionInline(RecordInline):
     model = ModelVersion
     fields = ["version", "algorithm", "dataset_version", "artifact_sha256", "created_at", "created_by_username"]
-    readonly_fields = fields
-    extra = 0
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(RegisteredModel)
@@ -322,17 +298,17 @@ class ReasonTextAdmin(admin.ModelAdmin):
     list_filter = ["registered_model"]
     search_fields = ["feature", "text"]
 
-    def _is_compliance(self, request: HttpRequest) -> bool:
-        return Role.COMPLIANCE_OFFICER in user_roles(request.user)
+    def _may_edit(self, request: HttpRequest) -> bool:
+        return allowed(request.user, Capability.REASON_TEXT_EDIT)
 
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return self._is_compliance(request) and super().has_add_permission(request)
+        return self._may_edit(request) and super().has_add_permission(request)
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._is_compliance(request) and super().has_change_permission(request, obj)
+        return self._may_edit(request) and super().has_change_permission(request, obj)
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._is_compliance(request) and super().has_delete_permission(request, obj)
+        return self._may_edit(request) and super().has_delete_permission(request, obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return ["registered_model", "feature"] if obj is not None else []

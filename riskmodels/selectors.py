@@ -7,31 +7,26 @@ from typing import Any
 from django.core.exceptions import ObjectDoesNotExist
 from django.db.models import QuerySet
 
-from governance.exceptions import NotFound, PermissionDenied
-from governance.roles import ALL_ROLES, user_has_any_role
+from governance.exceptions import NotFound
+from governance.policy import Capability, require
 from riskmodels.models import Dataset, DatasetVersion
-
-
-def _require_role(user: Any) -> None:
-    if not user_has_any_role(user, ALL_ROLES):
-        raise PermissionDenied("your account has no role in this service; ask an administrator for one")
 
 
 def dataset_list_for_user(*, user: Any) -> QuerySet[Dataset]:
     """Return the datasets the user may see (every dataset, for any role)."""
-    _require_role(user)
+    require(user, Capability.DOMAIN_READ)
     return Dataset.objects.all()
 
 
 def dataset_version_list_for_user(*, user: Any) -> QuerySet[DatasetVersion]:
     """Return the dataset versions the user may see."""
-    _require_role(user)
+    require(user, Capability.DOMAIN_READ)
     return DatasetVersion.objects.select_related("dataset", "created_by")
 
 
 def dataset_version_get_for_user(*, user: Any, id: int) -> DatasetVersion:
     """Return one dataset version, or raise NotFound / PermissionDenied."""
-    _require_role(user)
+    require(user, Capability.DOMAIN_READ)
     try:
         return DatasetVersion.objects.select_related("dataset", "created_by").get(pk=id)
     except (DatasetVersion.DoesNotExist, ValueError, TypeError):
@@ -42,7 +37,7 @@ def registered_model_list_for_user(*, user: Any) -> QuerySet:
     """Return the model inventory (every model, for any role)."""
     from riskmodels.models import RegisteredModel
 
-    _require_role(user)
+    require(user, Capability.DOMAIN_READ)
     return RegisteredModel.objects.all()
 
 
@@ -50,7 +45,7 @@ def registered_model_get_for_user(*, user: Any, name: str):  # noqa: ANN201
     """Return one registered model by name, or raise NotFound / PermissionDenied."""
     from riskmodels.models import RegisteredModel
 
-    _require_role(user)
+    require(user, Capability.DOMAIN_READ)
     try:
         return RegisteredModel.objects.get(name=name)
     except RegisteredModel.DoesNotExist:
@@ -61,7 +56,7 @@ def model_version_list_for_user(*, user: Any) -> QuerySet:
     """Return the model versions the user may see."""
     from riskmodels.models import ModelVersion
 
-    _require_role(user)
+    require(user, Capability.DOMAIN_READ)
     return ModelVersion.objects.select_related("registered_model", "dataset_version__dataset").prefetch_related(
         "evaluations", "explanations")
 
@@ -78,7 +73,7 @@ def job_list_for_user(*, user: Any) -> QuerySet:
     """Return the jobs the user may see."""
     from riskmodels.models import Job
 
-    _require_role(user)
+    require(user, Capability.DOMAIN_READ)
     return Job.objects.select_related("registered_model", "model_version", "dataset_version")
 
 
@@ -94,7 +89,7 @@ def evaluation_get_for_user(*, user: Any, id: int):  # noqa: ANN201
     """Return one evaluation, or raise NotFound / PermissionDenied."""
     from riskmodels.models import Evaluation
 
-    _require_role(user)
+    require(user, Capability.DOMAIN_READ)
     try:
         return Evaluation.objects.select_related("model_version__registered_model").get(pk=id)
     except (Evaluation.DoesNotExist, ValueError, TypeError):
@@ -105,7 +100,7 @@ def explanation_report_get_for_user(*, user: Any, id: int):  # noqa: ANN201
     """Return one SHAP report, or raise NotFound / PermissionDenied."""
     from riskmodels.models import ExplanationReport
 
-    _require_role(user)
+    require(user, Capability.DOMAIN_READ)
     try:
         return ExplanationReport.objects.select_related("model_version__registered_model").get(pk=id)
     except (ExplanationReport.DoesNotExist, ValueError, TypeError):

@@ -16,14 +16,21 @@ GERMAN_CREDIT = ROOT / "demo" / "german_credit.csv"
 GERMAN_CREDIT_ROLES = {"personal_status_and_sex": "protected", "age_in_years": "protected", "foreign_worker": "protected"}
 
 
+def media_settings(media: Path) -> dict:
+    """Return the settings that store files in ``media``."""
+    from django.conf import settings
+
+    return {"MEDIA_ROOT": media,
+            "STORAGES": {**settings.STORAGES, "default": {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                                                          "OPTIONS": {"location": str(media)}}}}
+
+
 @pytest.fixture(autouse=True)
 def _isolated_media(tmp_path_factory, settings):  # noqa: ANN001
     """Give every test its own storage folder, so file assertions see only its own files."""
     media = tmp_path_factory.mktemp("media")
-    settings.MEDIA_ROOT = media
-    settings.STORAGES = {**settings.STORAGES,
-                         "default": {"BACKEND": "django.core.files.storage.FileSystemStorage",
-                                     "OPTIONS": {"location": str(media)}}}
+    for name, value in media_settings(media).items():
+        setattr(settings, name, value)
     yield media
 
 

@@ -1,9 +1,14 @@
-"""The import rules of ARCHITECTURE.md, kept by reading every module's imports."""
+"""The import rules of ARCHITECTURE.md, kept by reading every module's imports, and the rule that
+every permission check goes through governance/policy.py, kept by reading every module's code."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
+
+import pytest
+
+from governance.roles import Role
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,8 +38,8 @@ def test_the_ml_library_imports_no_django_and_nothing_of_the_apps():
 
 
 def test_riskmodels_uses_only_the_leaf_modules_of_governance():
-    allowed = {"governance.audit", "governance.exceptions", "governance.policy", "governance.roles", "governance.api.errors",
-               "governance.api.permissions", "governance.api.views", "governance.models"}
+    allowed = {"governance.audit", "governance.exceptions", "governance.policy", "governance.roles", "governance.models",
+               "governance.admin_base", "governance.api.errors", "governance.api.permissions", "governance.api.views"}
     offenders = {}
     for path in _modules("riskmodels"):
         bad = sorted(n for n in _imports(path) if n.startswith("governance") and n not in allowed)
@@ -55,6 +60,86 @@ def test_governance_reads_riskmodels_only_through_selectors_and_services():
 
 def test_the_audit_module_is_a_leaf_that_imports_no_domain_app():
     assert not {n for n in _imports(ROOT / "governance" / "audit.py") if n.startswith("riskmodels")}
+
+
+# The modules that may read roles: the policy decides, accounts assigns roles and records
+# them in the audit log. Assigning a role (create_api_user, demo_setup), defining the roles
+# (roles.py) or rendering a refusal (api/errors.py) is no check, so the rule lets them pass.
+ROLE_CODE_ALLOWED = {"governance/policy.py", "governance/accounts.py"}
+ROLE_READERS = {"user_roles", "user_has_any_role"}
+ROLE_VALUES = {role.value for role in Role}
+
+
+def _name(node: ast.AST) -> str | None:
+    if isinstance(node, ast.Call):
+        node = node.func
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return node.attr
+    return None
+
+
+def _is_role(node: ast.AST) -> bool:
+    # A member (Role.AUDITOR) or its value spelt out ("auditor").
+    if isinstance(node, ast.Constant):
+        return node.value in ROLE_VALUES
+    return isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "Role"
+
+
+def inline_permission_checks(source: str) -> list[str]:
+    """Return each permission check in ``source`` written without the policy, as "line N: what"."""
+    found = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Call) and _name(node) in ROLE_READERS:
+            found.append(f"line {node.lineno}: calls {_name(node)}()")
+        elif isinstance(node, ast.Compare) and any(
+                _is_role(n) for side in (node.left, *node.comparators) for n in ast.walk(side)):
+            found.append(f"line {node.lineno}: compares against a role")
+        elif isinstance(node, ast.Raise) and node.exc is not None and _name(node.exc) == "PermissionDenied":
+            found.append(f"line {node.lineno}: raises PermissionDenied itself")
+    return found
+
+
+def test_every_permission_check_goes_through_the_policy():
+    offenders = {}
+    for path in _modules("governance") + _modules("riskmodels"):
+        relative = path.relative_to(ROOT).as_posix()
+        if relative not in ROLE_CODE_ALLOWED:
+            found = inline_permission_checks(path.read_text())
+            if found:
+                offenders[relative] = found
+    assert offenders == {}, "use governance.policy (require, allowed, refusal) instead"
+
+
+def test_each_module_allowed_to_read_roles_still_needs_it():
+    # An exemption that nothing uses any more would let a new inline check in unnoticed.
+    assert all(inline_permission_checks((ROOT / path).read_text()) for path in ROLE_CODE_ALLOWED)
+
+
+INLINE_CHECKS = {
+    "a role read": "if Role.COMPLIANCE_OFFICER in user_roles(request.user):\n    pass\n",
+    "a role-set helper": "ok = user_has_any_role(user, CAN_READ_AUDIT_LOG)\n",
+    "a comparison with a role": "if role == Role.AUDITOR:\n    pass\n",
+    "a role among others": "if role not in {Role.DEVELOPER, Role.VALIDATOR}:\n    pass\n",
+    "a role by its name": "if 'compliance_officer' in group_names:\n    pass\n",
+    "a refusal of its own": "raise PermissionDenied('developers only')\n",
+    "a refusal through a module": "raise exceptions.PermissionDenied\n",
+}
+
+
+@pytest.mark.parametrize("case", list(INLINE_CHECKS))
+def test_the_rule_finds_a_reintroduced_inline_check(case):  # noqa: ANN001
+    assert inline_permission_checks(INLINE_CHECKS[case])
+
+
+def test_the_rule_lets_policy_calls_and_role_assignment_pass():
+    source = ("require(actor, Capability.DATASET_UPLOAD)\n"
+              "if allowed(request.user, Capability.REASON_TEXT_EDIT):\n    pass\n"
+              "DEMO_USERS = {'dev': Role.DEVELOPER}\n"
+              "user_upsert(username='x', role=Role.AUDITOR)\n"
+              "try:\n    pass\nexcept PermissionDenied:\n    raise\n")
+    assert inline_permission_checks(source) == []
 
 
 def test_no_model_change_is_missing_a_migration(db):  # noqa: ANN001

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import django_filters
+from django.db import transaction
 from drf_spectacular.utils import extend_schema, inline_serializer
-from rest_framework import serializers
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.api.permissions import HasAnyRole
+from governance.api.permissions import CanReadAuditLog, CanReadDomain
 from governance.api.views import SelectorListApi
-from django.db import transaction
-from rest_framework import status
-
 from governance.audit import audit_verify, current_correlation_id
 from governance.models import AuditEvent
 from governance.selectors import audit_event_list_for_user
@@ -33,7 +31,7 @@ class AuditEventFilter(django_filters.FilterSet):
 class AuditEventListApi(SelectorListApi):
     """List audit events in sequence order, with their hashes, for validators, compliance and auditors."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain, CanReadAuditLog]
     filterset_class = AuditEventFilter
 
     class OutputSerializer(serializers.ModelSerializer):
@@ -52,7 +50,7 @@ class AuditEventListApi(SelectorListApi):
 class AuditVerifyApi(APIView):
     """Verify the whole hash chain now and report the first broken row, if any."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain, CanReadAuditLog]
 
     @extend_schema(
         summary="Verify the audit chain",
@@ -63,7 +61,6 @@ class AuditVerifyApi(APIView):
         }),
     )
     def get(self, request: Request) -> Response:
-        audit_event_list_for_user(user=request.user)  # the permission check
         result = audit_verify()
         return Response({"ok": result.ok, "count": result.count, "head_hash": result.head_hash,
                          "first_bad_seq": result.first_bad_seq, "reason": result.reason})
@@ -72,14 +69,13 @@ class AuditVerifyApi(APIView):
 class AuditCheckpointCreateApi(APIView):
     """Ask a worker to verify the chain and append a signed-off checkpoint event (202)."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain, CanReadAuditLog]
 
     @extend_schema(summary="Request an audit checkpoint", request=None,
                    responses={202: inline_serializer("CheckpointQueued", {"queued": serializers.BooleanField()})})
     def post(self, request: Request) -> Response:
         from governance.tasks import audit_checkpoint_task
 
-        audit_event_list_for_user(user=request.user)  # the permission check
         request_id = current_correlation_id()
         transaction.on_commit(lambda: audit_checkpoint_task.delay(request_id=request_id))
         return Response({"queued": True}, status=status.HTTP_202_ACCEPTED)

@@ -11,6 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance.accounts import api_token_issue, api_token_revoke
+from governance.policy import access_of
 
 
 class LoginApi(APIView):
@@ -40,14 +41,15 @@ class LogoutApi(APIView):
 
 
 class WhoAmIApi(APIView):
-    """Return the authenticated user and their roles."""
+    """Return the authenticated user, their roles and the capabilities those roles grant."""
 
     @extend_schema(
         summary="The current user",
         responses=inline_serializer("WhoAmI", {"username": serializers.CharField(),
-                                               "roles": serializers.ListField(child=serializers.CharField())}),
+                                               "roles": serializers.ListField(child=serializers.CharField()),
+                                               "capabilities": serializers.ListField(child=serializers.CharField())}),
     )
     def get(self, request: Request) -> Response:
-        from governance.roles import user_roles
-
-        return Response({"username": request.user.username, "roles": sorted(r.value for r in user_roles(request.user))})
+        access = access_of(request.user)
+        return Response({"username": request.user.username, "roles": sorted(r.value for r in access.roles),
+                         "capabilities": sorted(c.value for c in access.capabilities)})

@@ -1,4 +1,4 @@
-"""DRF permission classes built on the service's roles."""
+"""DRF permission classes that ask the policy (governance/policy.py): one class per capability."""
 
 from __future__ import annotations
 
@@ -6,13 +6,29 @@ from typing import Any
 
 from rest_framework.permissions import BasePermission
 
-from governance.roles import ALL_ROLES, user_has_any_role
+from governance.policy import Capability, refusal
 
 
-class HasAnyRole(BasePermission):
-    """Allow authenticated users who hold at least one role; refuse outsiders."""
+def capability_permission(capability: Capability) -> type[BasePermission]:
+    """Return a DRF permission class admitting the users the policy allows ``capability``.
 
-    message = "your account has no role in this service; ask an administrator for one"
+    A refused user gets the policy's reason as the 403 message. Anonymous requests still get
+    401, because DRF reports a missing authentication before a refused permission.
+    """
 
-    def has_permission(self, request: Any, view: Any) -> bool:
-        return bool(request.user and request.user.is_authenticated and user_has_any_role(request.user, ALL_ROLES))
+    class CapabilityPermission(BasePermission):
+        required = capability
+
+        def has_permission(self, request: Any, view: Any) -> bool:
+            reason = refusal(request.user, self.required)
+            if reason is not None:
+                self.message = reason
+            return reason is None
+
+    return CapabilityPermission
+
+
+# Every endpoint admits only users with a role; what each operation needs beyond that,
+# its service or selector checks (so the admin and management commands get the same answer).
+CanReadDomain = capability_permission(Capability.DOMAIN_READ)
+CanReadAuditLog = capability_permission(Capability.AUDIT_READ)

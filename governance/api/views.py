@@ -8,13 +8,13 @@ from typing import Any
 from django.db.models import QuerySet
 from rest_framework.generics import ListAPIView
 
-from governance.api.permissions import HasAnyRole
+from governance.api.permissions import CanReadDomain
 
 
 class SelectorListApi(ListAPIView):
     """A paginated, filterable list whose rows come from a selector taking ``user=``."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain]
     selector: Callable[..., QuerySet[Any]]
 
     def get_queryset(self) -> QuerySet[Any]:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
 import django_filters
 from django.conf import settings
 from django.http import FileResponse
@@ -15,13 +13,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance.api.errors import RequestTooLarge
-from governance.api.permissions import HasAnyRole
+from governance.api.permissions import CanReadDomain
 from governance.api.views import SelectorListApi
 from riskmodels.apis.files import PARQUET, stored_download
 from riskmodels.ml.ingest import ROLES
 from riskmodels.models import Dataset, DatasetVersion
 from riskmodels.selectors import dataset_list_for_user, dataset_version_get_for_user, dataset_version_list_for_user
-from riskmodels.services.datasets import dataset_version_create
+from riskmodels.services.datasets import dataset_roles_parse, dataset_version_create
 
 
 class ColumnSerializer(serializers.Serializer):
@@ -45,7 +43,7 @@ class DatasetVersionOutputSerializer(serializers.ModelSerializer):
 class DatasetListApi(SelectorListApi):
     """List datasets with their latest version number."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain]
 
     class OutputSerializer(serializers.ModelSerializer):
         latest_version = serializers.SerializerMethodField()
@@ -65,7 +63,7 @@ class DatasetListApi(SelectorListApi):
 class DatasetsApi(DatasetListApi):
     """GET lists datasets; POST uploads a CSV or Parquet file as a new, immutable version of a dataset."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain]
     parser_classes = [MultiPartParser, FormParser]
 
     class InputSerializer(serializers.Serializer):
@@ -82,15 +80,9 @@ class DatasetsApi(DatasetListApi):
         note = serializers.CharField(required=False, allow_blank=True, default="")
 
         def validate_roles(self, value: str) -> dict[str, str]:
-            if not value:
-                return {}
-            try:
-                parsed = json.loads(value)
-            except json.JSONDecodeError as exc:
-                raise serializers.ValidationError(f"roles is not valid JSON: {exc.msg}") from None
-            if not isinstance(parsed, dict):
-                raise serializers.ValidationError("roles must be a JSON object")
-            return parsed
+            # The service's parser, shared with the admin's upload form; its ValidationFailed
+            # becomes a 400 naming the problem.
+            return dataset_roles_parse(value)
 
     @extend_schema(
         summary="Register a dataset version (upload)",
@@ -132,7 +124,7 @@ class DatasetVersionFilter(django_filters.FilterSet):
 class DatasetVersionListApi(SelectorListApi):
     """List dataset versions, newest first within each dataset; filter by ``dataset``, ``version``, ``sha256``."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain]
     serializer_class = DatasetVersionOutputSerializer
     filterset_class = DatasetVersionFilter
     selector = staticmethod(dataset_version_list_for_user)
@@ -141,7 +133,7 @@ class DatasetVersionListApi(SelectorListApi):
 class DatasetVersionDetailApi(APIView):
     """Return one dataset version with its schema and data-quality profile."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain]
 
     @extend_schema(summary="Get a dataset version", responses=DatasetVersionOutputSerializer)
     def get(self, request: Request, id: int) -> Response:
@@ -152,7 +144,7 @@ class DatasetVersionDetailApi(APIView):
 class DatasetVersionDownloadApi(APIView):
     """Download the stored Parquet file; its SHA-256 is in the ``Digest``-style header."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain]
 
     @extend_schema(summary="Download a dataset version (Parquet)",
                    responses={(200, "application/vnd.apache.parquet"): OpenApiResponse(description="Parquet bytes")})

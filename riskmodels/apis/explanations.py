@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.api.permissions import HasAnyRole
+from governance.api.permissions import CanReadDomain
 from governance.exceptions import NotFound
 from riskmodels.apis.files import PARQUET, stored_download, stored_png
 from riskmodels.apis.jobs import JobOutputSerializer
@@ -49,7 +49,7 @@ def _optional_dataset_version(request: Request, data: dict) -> DatasetVersion | 
 class ExplanationReportCreateApi(APIView):
     """Queue a global SHAP report of this version (202): its test split by default, or a dataset version."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain]
 
     class InputSerializer(serializers.Serializer):
         dataset_version = serializers.IntegerField(required=False, help_text="Default: the version's test split.")
@@ -72,7 +72,7 @@ class ExplanationReportCreateApi(APIView):
 class ExplanationReportDetailApi(APIView):
     """A SHAP report: explainer fingerprint, rows, ranked importances, additivity, links to values and plots."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain]
 
     @extend_schema(summary="Get a SHAP report", responses=ExplanationReportOutputSerializer)
     def get(self, request: Request, id: int) -> Response:
@@ -82,7 +82,7 @@ class ExplanationReportDetailApi(APIView):
 class ExplanationValuesApi(APIView):
     """Download the per-row SHAP values (Parquet; one column per original feature)."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain]
 
     @extend_schema(summary="Download SHAP values (Parquet)",
                    responses={(200, "application/vnd.apache.parquet"): OpenApiResponse(description="Parquet")})
@@ -95,7 +95,7 @@ class ExplanationValuesApi(APIView):
 class ExplanationPlotApi(APIView):
     """One plot of a SHAP report: beeswarm, bar, or dependence-<feature>."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain]
 
     @extend_schema(summary="Get a SHAP plot (PNG)", responses={(200, "image/png"): OpenApiResponse(description="PNG")})
     def get(self, request: Request, id: int, plot: str) -> FileResponse:
@@ -110,7 +110,7 @@ class ExplanationPlotApi(APIView):
 class LocalExplanationApi(APIView):
     """Explain applicants now: contributions per original feature, base value, output, reason codes."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain]
 
     class InputSerializer(serializers.Serializer):
         rows = serializers.JSONField(required=False, help_text="A list of objects: feature → value, one per applicant.")

@@ -9,7 +9,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.api.permissions import HasAnyRole
+from governance.api.permissions import CanReadDomain
 from governance.api.views import SelectorListApi
 from riskmodels.ml.pipelines import ALGORITHMS, SPLITS
 from riskmodels.models import Job
@@ -35,7 +35,7 @@ class JobOutputSerializer(serializers.ModelSerializer):
 class TrainingJobCreateApi(APIView):
     """Queue the training of a new model version; answers 202 with the job to follow."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain]
 
     class InputSerializer(serializers.Serializer):
         registered_model = serializers.CharField(help_text="Name of a registered model.")
@@ -81,7 +81,7 @@ class JobFilter(django_filters.FilterSet):
 class JobListApi(SelectorListApi):
     """List jobs, newest first; filter by kind, status, registered_model, model_version."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain]
     serializer_class = JobOutputSerializer
     filterset_class = JobFilter
     selector = staticmethod(job_list_for_user)
@@ -90,7 +90,7 @@ class JobListApi(SelectorListApi):
 class JobDetailApi(APIView):
     """Return one job with its state, progress, result or error."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain]
 
     @extend_schema(summary="Get a job", responses=JobOutputSerializer)
     def get(self, request: Request, id: int) -> Response:
@@ -100,7 +100,7 @@ class JobDetailApi(APIView):
 class JobCancelApi(APIView):
     """Cancel a queued job, or ask a running one to stop at its next checkpoint."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain]
 
     @extend_schema(summary="Cancel a job", request=None, responses=JobOutputSerializer)
     def post(self, request: Request, id: int) -> Response:

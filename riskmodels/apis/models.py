@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.api.permissions import HasAnyRole
+from governance.api.permissions import CanReadDomain
 from governance.api.views import SelectorListApi
 from governance.exceptions import NotFound, ValidationFailed
 from riskmodels.apis.files import stored_download, stored_png
@@ -33,7 +33,7 @@ from riskmodels.services.reproduce import reproduction_job_create
 class AlgorithmListApi(APIView):
     """The algorithms and, for each, its hyperparameters with types, defaults and ranges."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain]
 
     @extend_schema(summary="Algorithms and hyperparameters", responses=OpenApiTypes.OBJECT)
     def get(self, request: Request) -> Response:
@@ -51,7 +51,7 @@ class RegisteredModelOutputSerializer(serializers.ModelSerializer):
 class RegisteredModelsApi(SelectorListApi):
     """GET lists the model inventory; POST registers a new model (developers)."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain]
     serializer_class = RegisteredModelOutputSerializer
 
     class InputSerializer(serializers.Serializer):
@@ -112,7 +112,7 @@ class ModelVersionOutputSerializer(serializers.ModelSerializer):
 class RegisteredModelDetailApi(APIView):
     """One registered model with its versions."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain]
 
     class OutputSerializer(RegisteredModelOutputSerializer):
         versions = ModelVersionOutputSerializer(many=True, read_only=True)
@@ -128,7 +128,7 @@ class RegisteredModelDetailApi(APIView):
 class ModelVersionListApi(SelectorListApi):
     """List model versions; filter with ``?registered_model=NAME`` and ``?algorithm=``."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain]
     serializer_class = ModelVersionOutputSerializer
     filterset_fields = {"algorithm": ["exact"], "registered_model__name": ["exact"]}
 
@@ -138,7 +138,7 @@ class ModelVersionListApi(SelectorListApi):
 class ModelVersionDetailApi(APIView):
     """One model version: everything that reproduces it, and its evaluations."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain]
 
     @extend_schema(summary="Get a model version", responses=ModelVersionOutputSerializer)
     def get(self, request: Request, id: int) -> Response:
@@ -148,7 +148,7 @@ class ModelVersionDetailApi(APIView):
 class ModelVersionArtifactApi(APIView):
     """Download the skops artifact; ``X-Content-SHA256`` carries its recorded hash."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain]
 
     @extend_schema(summary="Download a model artifact (skops)",
                    responses={(200, "application/octet-stream"): OpenApiResponse(description="skops bytes")})
@@ -162,7 +162,7 @@ class ModelVersionArtifactApi(APIView):
 class EvaluationCreateApi(APIView):
     """Queue an evaluation of this version on another dataset version (202)."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain]
 
     class InputSerializer(serializers.Serializer):
         dataset_version = serializers.IntegerField()
@@ -183,7 +183,7 @@ class EvaluationCreateApi(APIView):
 class ReproductionCreateApi(APIView):
     """Queue a re-training of this version from its record; the job's result says whether predictions match."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain]
 
     @extend_schema(summary="Check that a model version reproduces", request=None, responses={202: JobOutputSerializer})
     def post(self, request: Request, id: int) -> Response:
@@ -195,7 +195,7 @@ class ReproductionCreateApi(APIView):
 class EvaluationDetailApi(APIView):
     """One evaluation with every metric, curve data and links to its plots."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain]
 
     @extend_schema(summary="Get an evaluation", responses=EvaluationOutputSerializer)
     def get(self, request: Request, id: int) -> Response:
@@ -205,7 +205,7 @@ class EvaluationDetailApi(APIView):
 class EvaluationPlotApi(APIView):
     """One PNG plot of an evaluation (roc, pr, calibration, deciles)."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain]
 
     @extend_schema(summary="Get an evaluation plot (PNG)",
                    responses={(200, "image/png"): OpenApiResponse(description="PNG image")})
@@ -219,7 +219,7 @@ class EvaluationPlotApi(APIView):
 class ModelVersionCompareApi(APIView):
     """Champion vs challenger: metrics side by side on the same evaluation data."""
 
-    permission_classes = [HasAnyRole]
+    permission_classes = [CanReadDomain]
 
     @extend_schema(
         summary="Compare two model versions",

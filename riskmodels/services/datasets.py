@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -25,17 +26,37 @@ from riskmodels.models import DATASET_NAME_VALIDATOR, Dataset, DatasetVersion
 logger = logging.getLogger(__name__)
 
 
+_ROLES_SHAPE = 'roles must be an object mapping column names to roles, e.g. {"age": "protected"}'
+
+
 def _check_name(name: str) -> None:
     if not DATASET_NAME_VALIDATOR.regex.match(name or ""):
         raise ValidationFailed(str(DATASET_NAME_VALIDATOR.message), code="invalid_name", details={"field": "name"})
+
+
+def dataset_roles_parse(raw: str | None) -> dict[str, str]:
+    """Parse the column roles as typed into a form field or a multipart request (JSON text).
+
+    Blank means no declared roles. Raises ValidationFailed naming the problem: bad JSON (with
+    its line and column), something other than an object, or an unknown role.
+    """
+    if raw is None or not raw.strip():
+        return {}
+    try:
+        parsed = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ValidationFailed(f"roles is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
+                               code="invalid", details={"field": "roles"}) from None
+    if not isinstance(parsed, dict):
+        raise ValidationFailed(_ROLES_SHAPE, code="invalid_roles", details={"field": "roles"})
+    return _check_roles(parsed)
 
 
 def _check_roles(roles: Mapping[str, str] | None) -> dict[str, str]:
     if roles is None:
         return {}
     if not isinstance(roles, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in roles.items()):
-        raise ValidationFailed('roles must be an object mapping column names to roles, e.g. {"age": "protected"}',
-                               code="invalid_roles", details={"field": "roles"})
+        raise ValidationFailed(_ROLES_SHAPE, code="invalid_roles", details={"field": "roles"})
     bad = {column: role for column, role in roles.items() if role not in ROLES}
     if bad:
         column, role = next(iter(bad.items()))

@@ -11,6 +11,8 @@ from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from governance.models import AuditEvent
+from governance.policy import capabilities_of
+from governance.roles import Role
 from tests.conftest import client_for
 
 pytestmark = pytest.mark.django_db
@@ -25,6 +27,7 @@ PROTECTED_ENDPOINTS = [
     ("get", "/api/v1/audit-events/verify/"),
     ("post", "/api/v1/audit-events/checkpoints/"),
     ("get", "/api/v1/me/"),
+    ("get", "/api/v1/"),
     ("get", "/api/schema/"),
 ]
 
@@ -51,7 +54,10 @@ def test_login_with_a_password_issues_a_token_that_works_and_is_audited(develope
     token = response.json()["token"]
     assert token.startswith("cg_")
     client.credentials(HTTP_AUTHORIZATION=f"Token {token}")
-    assert client.get("/api/v1/me/").json() == {"username": "dana-developer", "roles": ["developer"]}
+    assert client.get("/api/v1/me/").json() == {
+        "username": "dana-developer", "roles": ["developer"],
+        "capabilities": sorted(c.value for c in capabilities_of(Role.DEVELOPER)),
+    }
     event = AuditEvent.objects.filter(action="api_token.issued").last()
     assert event.actor_username == "dana-developer"
     assert token not in str(event.after)  # the secret is never written to the log

@@ -1,16 +1,19 @@
-"""Settings helpers fail loudly on bad values; production settings refuse to start without a secret."""
+"""Settings helpers fail loudly on bad values; production settings refuse to start without a secret,
+while the embedded default generates one that every process of the install shares."""
 
 from __future__ import annotations
 
 import os
+import stat
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from governance.env import env_bool, env_int, env_list
+from governance.env import env_bool, env_int, env_list, secret_in_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,16 +47,47 @@ def test_env_list_splits_and_strips(monkeypatch):  # noqa: ANN001
 def _run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     # Drop what tests/settings.py put in this process's environment: production defaults apply.
     dropped = {"SECRET_KEY", "DEBUG", "DJANGO_SETTINGS_MODULE", "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE",
-               "CSRF_COOKIE_SECURE", "ALLOWED_HOSTS", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+               "CSRF_COOKIE_SECURE", "ALLOWED_HOSTS", "DJANGO_ALLOW_ASYNC_UNSAFE", "DATABASE_URL"}
     clean = {k: v for k, v in os.environ.items() if k not in dropped}
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**clean, **env},
                           capture_output=True, text=True, timeout=120)
 
 
 def test_production_settings_refuse_to_start_without_a_secret_key(tmp_path):  # noqa: ANN001
-    result = _run_manage("check", env={"DEBUG": "0", "VAR_DIR": str(tmp_path)})
+    # The settings refuse before connecting, so the database need not exist.
+    result = _run_manage("check", env={"DEBUG": "0", "VAR_DIR": str(tmp_path),
+                                       "DATABASE_URL": "postgres://governance@db.example.org/governance"})
     assert result.returncode != 0
     assert "SECRET_KEY must be set" in result.stderr
+    assert not (tmp_path / "secret_key").exists()
+
+
+def test_the_embedded_default_runs_commands_without_a_secret_key_and_keeps_the_one_it_made(tmp_path):  # noqa: ANN001
+    # What the README runs beside `make run`: no DEBUG, no SECRET_KEY, no DATABASE_URL.
+    result = _run_manage("shell", "-c", "from django.conf import settings; print(settings.SECRET_KEY)",
+                         env={"VAR_DIR": str(tmp_path)})
+    assert result.returncode == 0, result.stderr
+    printed = result.stdout.strip().splitlines()[-1]
+    key_file = tmp_path / "secret_key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert printed == key_file.read_text().strip()
+    assert secret_in_file(key_file) == printed  # the next process reads the same key
+
+
+def test_a_generated_secret_is_long_private_and_the_same_for_every_caller(tmp_path):  # noqa: ANN001
+    path = tmp_path / "var" / "secret_key"
+    with ThreadPoolExecutor(8) as pool:
+        secrets = set(pool.map(lambda _: secret_in_file(path), range(16)))
+    assert len(secrets) == 1 and len(secrets.pop()) >= 50
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert [p.name for p in path.parent.iterdir()] == ["secret_key"]  # no temporary file left behind
+
+
+def test_an_emptied_secret_file_stops_the_process_with_what_to_do(tmp_path):  # noqa: ANN001
+    path = tmp_path / "secret_key"
+    path.write_text("\n")
+    with pytest.raises(ImproperlyConfigured, match="is empty; delete it"):
+        secret_in_file(path)
 
 
 def test_check_deploy_passes_with_production_settings(tmp_path):  # noqa: ANN001

@@ -205,3 +205,18 @@ def test_the_dataset_list_shows_the_latest_version(dev_client, german_credit_csv
     body = dev_client.get(URL).json()
     assert body["results"][0]["name"] == "german-credit"
     assert body["results"][0]["latest_version"] == 1
+
+
+@pytest.mark.parametrize(("raw", "expected"), [
+    ("{not json", "roles is not valid JSON: Expecting property name enclosed in double quotes (line 1, column 2)"),
+    ('["age_in_years"]', 'roles must be an object mapping column names to roles, e.g. {"age": "protected"}'),
+    ('{"a": "secret"}', "column 'a' has unknown role 'secret'; use one of:"),
+])
+def test_the_api_and_the_admin_form_refuse_bad_roles_with_the_same_message(raw, expected, dev_client):  # noqa: ANN001
+    from riskmodels.admin import DatasetUploadForm
+
+    message = upload(dev_client, b"a,b,target\n1,2,0\n3,4,1\n", name="bad", target="target",
+                     roles=raw).json()["error"]["message"]
+    form = DatasetUploadForm(data={"name": "bad", "roles": raw}, files={"file": SimpleUploadedFile("x.csv", b"a\n1\n")})
+    assert not form.is_valid()
+    assert message.startswith(expected) and form.errors["roles"] == [message]
