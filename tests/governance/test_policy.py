@@ -29,9 +29,10 @@ from governance.policy import (
     refusal,
 )
 from governance.roles import Role
+from riskmodels.jobs.kinds import job_execute
 from riskmodels.models import DatasetVersion, Job, ModelVersion, ReasonText
 from riskmodels.services.reasons import reason_text_set
-from riskmodels.services.training import training_job_create, training_job_run
+from riskmodels.services.training import training_job_create
 from tests.conftest import client_for, media_settings, register_demo_dataset, register_model
 
 pytestmark = pytest.mark.django_db
@@ -78,7 +79,7 @@ def world(django_db_setup, django_db_blocker, shared_media):  # noqa: ANN001,ANN
         model = register_model(owner)
         job = training_job_create(actor=owner, registered_model=model, dataset_version=dataset_version,
                                   request={"algorithm": "logistic_regression"})
-        training_job_run(job_id=job.pk)
+        job_execute(job_id=job.pk)
         others_job = Job.objects.create(kind="train", params={}, registered_model=model,
                                         dataset_version=dataset_version, requested_by=owner,
                                         requested_by_username=owner.username)
