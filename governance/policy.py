@@ -36,6 +36,13 @@ class Capability(StrEnum):
     JOB_CANCEL_ANY = "job.cancel_any"
     REASON_TEXT_EDIT = "reason_text.edit"
     AUDIT_READ = "audit.read"  # read and verify the chain, request a checkpoint
+    MODEL_INVENTORY_EDIT = "model.inventory_edit"  # risk tier, owner, review cadence, performance floors
+    VERSION_SUBMIT = "version.submit"
+    VERSION_VALIDATE = "version.validate"  # take, conclude, return, reject; raise and close findings; reviews
+    VERSION_APPROVE = "version.approve"  # approve, or reject at approval
+    VERSION_PROMOTE = "version.promote"
+    VERSION_RETIRE = "version.retire"
+    FINDING_REMEDIATE = "finding.remediate"
 
 
 D, V, C, A = Role.DEVELOPER, Role.VALIDATOR, Role.COMPLIANCE_OFFICER, Role.AUDITOR
@@ -52,6 +59,13 @@ GRANTS: dict[Capability, frozenset[Role]] = {
     Capability.JOB_CANCEL_ANY: frozenset({C}),
     Capability.REASON_TEXT_EDIT: frozenset({C}),
     Capability.AUDIT_READ: frozenset({V, C, A}),
+    Capability.MODEL_INVENTORY_EDIT: frozenset({C}),
+    Capability.VERSION_SUBMIT: frozenset({D}),
+    Capability.VERSION_VALIDATE: frozenset({V}),
+    Capability.VERSION_APPROVE: frozenset({C}),
+    Capability.VERSION_PROMOTE: frozenset({C}),
+    Capability.VERSION_RETIRE: frozenset({C}),
+    Capability.FINDING_REMEDIATE: frozenset({D}),
 }
 
 # What a refusal says, by capability: it names who may, so the user knows whom to ask.
@@ -67,7 +81,15 @@ REFUSALS: dict[Capability, str] = {
     Capability.JOB_CANCEL_ANY: "only compliance officers can cancel other people's jobs",
     Capability.REASON_TEXT_EDIT: "only compliance officers edit reason texts",
     Capability.AUDIT_READ: "only validators, compliance officers and auditors can read the audit log",
+    Capability.MODEL_INVENTORY_EDIT: "only compliance officers set a model's risk tier, owner, review cadence and floors",
+    Capability.VERSION_SUBMIT: "only model developers submit versions for validation",
+    Capability.VERSION_VALIDATE: "only validators validate versions and raise or close findings",
+    Capability.VERSION_APPROVE: "only compliance officers approve versions",
+    Capability.VERSION_PROMOTE: "only compliance officers promote a version to champion",
+    Capability.VERSION_RETIRE: "only compliance officers retire versions",
+    Capability.FINDING_REMEDIATE: "only model developers answer findings with a remediation",
 }
+SEPARATION_OF_DUTIES = "separation_of_duties"
 
 
 @dataclass(frozen=True)
@@ -76,6 +98,7 @@ class ObjectRule:
 
     name: str
     refuses: Callable[[Any, Any], str | None]
+    code: str = "permission_denied"
 
 
 def _own_job_unless_cancel_any(user: Any, job: Any) -> str | None:
@@ -85,15 +108,46 @@ def _own_job_unless_cancel_any(user: Any, job: Any) -> str | None:
     return refusal(user, Capability.JOB_CANCEL_ANY)
 
 
+# Separation of duties. The object is a version's recorded actors (user ids from its decision
+# records and training job: ``built_by``, ``submitted_by``, ``validated_by``, ``approved_by``
+# in the current approval round), so a later change of role never clears anyone's earlier work.
+def _not_builder(verb: str) -> Callable[[Any, Any], str | None]:
+    def rule(user: Any, actors: Any) -> str | None:
+        if user.pk in actors.built_by:
+            return f"separation of duties: whoever trained a version cannot {verb} it"
+        if user.pk in actors.submitted_by:
+            return f"separation of duties: whoever submitted a version cannot {verb} it"
+        return None
+    return rule
+
+
+def _not_its_validator(user: Any, actors: Any) -> str | None:
+    if user.pk in actors.validated_by:
+        return "separation of duties: the validator of a version cannot approve it"
+    return None
+
+
+def _a_distinct_approver(user: Any, actors: Any) -> str | None:
+    if user.pk in actors.approved_by:
+        return "separation of duties: a high-tier model needs two distinct approvers; you have approved it already"
+    return None
+
+
+SOD = SEPARATION_OF_DUTIES
 OBJECT_RULES: dict[Capability, tuple[ObjectRule, ...]] = {
     Capability.JOB_CANCEL: (ObjectRule("own_job_or_cancel_any", _own_job_unless_cancel_any),),
+    Capability.VERSION_VALIDATE: (ObjectRule("validator_did_not_build_or_submit", _not_builder("validate"), SOD),),
+    Capability.VERSION_APPROVE: (ObjectRule("approver_did_not_build_or_submit", _not_builder("approve"), SOD),
+                                 ObjectRule("approver_did_not_validate", _not_its_validator, SOD),
+                                 ObjectRule("approvers_are_distinct", _a_distinct_approver, SOD)),
 }
 
 # The Django model permissions (app_label.codename) that each capability needs in the admin;
 # a role's group carries the union over its capabilities (governance.accounts.role_groups_sync).
 ADMIN_PERMISSIONS: dict[Capability, tuple[str, ...]] = {
     Capability.DOMAIN_READ: tuple(f"riskmodels.view_{model}" for model in (
-        "dataset", "datasetversion", "registeredmodel", "modelversion", "evaluation", "job", "explanationreport")),
+        "dataset", "datasetversion", "registeredmodel", "modelversion", "evaluation", "job", "explanationreport",
+        "decision", "finding", "periodicreview")),
     Capability.DATASET_UPLOAD: ("riskmodels.add_datasetversion",),
     Capability.REASON_TEXT_EDIT: tuple(f"riskmodels.{verb}_reasontext" for verb in ("view", "add", "change", "delete")),
     Capability.AUDIT_READ: ("governance.view_auditevent",),
@@ -125,16 +179,22 @@ def access_of(user: Any) -> Access:
     return Access(roles=roles, capabilities=frozenset(cap for cap, granted in GRANTS.items() if roles & granted))
 
 
-def refusal(user: Any, capability: Capability, obj: Any = None) -> str | None:
-    """Return why ``user`` may not use ``capability`` (on ``obj``), or None when they may."""
+def _refused(user: Any, capability: Capability, obj: Any) -> tuple[str, str] | None:
+    """Return (reason, error code) of the first rule that refuses, or None."""
     if not user_roles(user) & GRANTS[capability]:
-        return REFUSALS[capability]
+        return REFUSALS[capability], "permission_denied"
     if obj is not None:
         for rule in OBJECT_RULES.get(capability, ()):
             reason = rule.refuses(user, obj)
             if reason is not None:
-                return reason
+                return reason, rule.code
     return None
+
+
+def refusal(user: Any, capability: Capability, obj: Any = None) -> str | None:
+    """Return why ``user`` may not use ``capability`` (on ``obj``), or None when they may."""
+    refused = _refused(user, capability, obj)
+    return refused[0] if refused else None
 
 
 def allowed(user: Any, capability: Capability, obj: Any = None) -> bool:
@@ -143,7 +203,7 @@ def allowed(user: Any, capability: Capability, obj: Any = None) -> bool:
 
 
 def require(user: Any, capability: Capability, obj: Any = None) -> None:
-    """Raise PermissionDenied (403, with the reason) unless ``user`` may use ``capability`` (on ``obj``)."""
-    reason = refusal(user, capability, obj)
-    if reason is not None:
-        raise PermissionDenied(reason)
+    """Raise PermissionDenied (403, with the reason and the rule's code) unless ``user`` may use ``capability``."""
+    refused = _refused(user, capability, obj)
+    if refused is not None:
+        raise PermissionDenied(refused[0], code=refused[1])

@@ -228,6 +228,13 @@ CELERY_TASK_IGNORE_RESULT = True  # job state lives in database rows, not a resu
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # How long a running job may go without a heartbeat before it is reaped.
 JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 120, minimum=2)
+
+# Months between periodic reviews of a champion, by risk tier (a model may set its own).
+REVIEW_CADENCE_MONTHS = {
+    "high": env_int("REVIEW_CADENCE_HIGH_MONTHS", 12, minimum=1),
+    "medium": env_int("REVIEW_CADENCE_MEDIUM_MONTHS", 18, minimum=1),
+    "low": env_int("REVIEW_CADENCE_LOW_MONTHS", 24, minimum=1),
+}
 # Worker processes per worker host; BLAS/OpenMP threads per process = cores // concurrency,
 # so concurrency x threads never exceeds the cores (oversubscription slows every job).
 CELERY_WORKER_CONCURRENCY = env_int("CELERY_WORKER_CONCURRENCY", os.cpu_count() or 1, minimum=1)
@@ -246,6 +253,7 @@ EXPLAIN_BUDGET_SECONDS = env_int("EXPLAIN_BUDGET_SECONDS", 1800, minimum=1)
 EXPLAIN_LOCAL_MAX_ROWS = env_int("EXPLAIN_LOCAL_MAX_ROWS", 100, minimum=1)
 CELERY_BEAT_SCHEDULE = {
     "reap-jobs": {"task": "riskmodels.reap_jobs", "schedule": float(env_int("JOB_REAP_INTERVAL_SECONDS", 30, minimum=1))},
+    "flag-overdue-reviews": {"task": "riskmodels.flag_overdue_reviews", "schedule": 3600.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

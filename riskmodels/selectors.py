@@ -105,3 +105,13 @@ def explanation_report_get_for_user(*, user: Any, id: int):  # noqa: ANN201
         return ExplanationReport.objects.select_related("model_version__registered_model").get(pk=id)
     except (ExplanationReport.DoesNotExist, ValueError, TypeError):
         raise NotFound(f"explanation report {id} does not exist") from None
+
+
+def registered_model_champion(*, registered_model: Any):  # noqa: ANN201
+    """Return the one version of ``registered_model`` that may score now (its champion), or None.
+
+    Not scoped to a user: this is the gate the scoring service asks, after its own permission check.
+    """
+    from riskmodels.models import ModelVersion, VersionStatus
+
+    return ModelVersion.objects.filter(registered_model=registered_model, status=VersionStatus.CHAMPION).first()

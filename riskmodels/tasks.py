@@ -13,6 +13,7 @@ from governance.audit import correlation_id
 from riskmodels.jobs import dispatch, jobs_reap
 from riskmodels.jobs.kinds import chunk_execute, job_execute
 from riskmodels.services.explanations import explanation_plots_render
+from riskmodels.services.reviews import reviews_flag_overdue
 
 LIMITS = {"time_limit": settings.CELERY_TASK_TIME_LIMIT, "soft_time_limit": settings.CELERY_TASK_SOFT_TIME_LIMIT}
 
@@ -44,3 +45,10 @@ def reap_jobs() -> dict[str, list[int]]:
     """Retry or fail running jobs whose worker stopped renewing the lease."""
     with correlation_id("reaper"):
         return jobs_reap()
+
+
+@shared_task(name=dispatch.FLAG_OVERDUE_REVIEWS, ignore_result=True)
+def flag_overdue_reviews() -> list[int]:
+    """Audit each model whose champion's periodic review has fallen overdue (once per due date)."""
+    with correlation_id("review-scheduler"):
+        return reviews_flag_overdue()

@@ -3,10 +3,18 @@
 from riskmodels.models.datasets import DATASET_NAME_VALIDATOR, ColumnRole, Dataset, DatasetVersion
 from riskmodels.models.explanations import ExplanationPlot, ExplanationReport, ReasonText
 from riskmodels.models.jobs import Job, JobChunk, JobKind, JobStatus
-from riskmodels.models.registry import Evaluation, ModelVersion, RegisteredModel
+from riskmodels.models.lifecycle import Decision, Finding, PeriodicReview
+from riskmodels.models.registry import (
+    Evaluation,
+    ModelType,
+    ModelVersion,
+    RegisteredModel,
+    RiskTier,
+    VersionStatus,
+)
 
 __all__ = [
     "DATASET_NAME_VALIDATOR", "ColumnRole", "Dataset", "DatasetVersion", "Evaluation", "ExplanationPlot",
-    "ExplanationReport", "Job", "JobChunk", "JobKind", "ReasonText",
-    "JobStatus", "ModelVersion", "RegisteredModel",
+    "ExplanationReport", "Job", "JobChunk", "JobKind", "ReasonText", "Decision", "Finding", "PeriodicReview",
+    "JobStatus", "ModelType", "ModelVersion", "RegisteredModel", "RiskTier", "VersionStatus",
 ]

@@ -14,27 +14,83 @@ MODEL_NAME_VALIDATOR = RegexValidator(
 )
 
 
+class RiskTier(models.TextChoices):
+    HIGH = "high", "High"
+    MEDIUM = "medium", "Medium"
+    LOW = "low", "Low"
+
+
+class ModelType(models.TextChoices):
+    APPLICATION_PD = "application_pd", "Application PD"
+    BEHAVIOURAL_PD = "behavioural_pd", "Behavioural PD"
+    LGD = "lgd", "LGD"
+    OTHER = "other", "Other"
+
+
 class RegisteredModel(models.Model):
-    """Name a model in the inventory (e.g. ``retail-pd``), owned by a team, for a stated purpose."""
+    """Name a model in the inventory (e.g. ``retail-pd``): owner, purpose, risk tier, review schedule and floors.
+
+    The performance floors are checked at submission and approval; the review cadence comes
+    from the tier unless set (settings.REVIEW_CADENCE_MONTHS) and moves ``next_review_date``.
+    """
 
     name = models.CharField(max_length=100, unique=True, validators=[MODEL_NAME_VALIDATOR])
     owner_team = models.CharField(max_length=100)
     purpose = models.TextField()
     description = models.TextField(blank=True)
+    risk_tier = models.CharField(max_length=10, choices=RiskTier.choices, default=RiskTier.MEDIUM)
+    model_type = models.CharField(max_length=20, choices=ModelType.choices, default=ModelType.OTHER)
+    business_use = models.TextField(blank=True, help_text="The business use and the decisions the model drives.")
+    limitations = models.TextField(blank=True, help_text="Known limitations of the model.")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+", help_text="The accountable owner.")
+    review_cadence_months = models.PositiveSmallIntegerField(null=True, blank=True,
+                                                             help_text="Empty: the tier's default.")
+    next_review_date = models.DateField(null=True, blank=True)
+    overdue_flagged_for = models.DateField(null=True, blank=True)  # the due date already audited as overdue
+    min_auc = models.FloatField(null=True, blank=True)
+    min_ks = models.FloatField(null=True, blank=True)
+    max_brier = models.FloatField(null=True, blank=True)
+    max_calibration_gap = models.FloatField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(review_cadence_months__isnull=True)
+                                   | models.Q(review_cadence_months__gte=1), name="review_cadence_positive"),
+        ]
+
+    @property
+    def floors(self) -> dict[str, float]:
+        """Return the performance floors that are set, by name."""
+        names = ("min_auc", "min_ks", "max_brier", "max_calibration_gap")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
     def __str__(self) -> str:
         return self.name
+
+
+class VersionStatus(models.TextChoices):
+    TRAINED = "trained", "Trained"
+    SUBMITTED = "submitted", "Submitted for validation"
+    IN_VALIDATION = "in_validation", "In validation"
+    VALIDATED = "validated", "Validated"
+    RETURNED = "returned", "Returned to the developer"
+    REJECTED = "rejected", "Rejected"
+    APPROVED = "approved", "Approved"
+    CHAMPION = "champion", "Champion"
+    RETIRED = "retired", "Retired"
 
 
 class ModelVersion(ImmutableModel):
     """Record one trained model: what reproduces it (data, spec, seed, library versions) and its artifact.
 
     Created only by a successful training job, in the same transaction that finishes the job.
+    The record never changes; only its lifecycle ``status`` moves, by a conditional UPDATE in
+    riskmodels/services/lifecycle.py (``status_revision`` makes concurrent moves exclusive).
+    At most one version of a model is the champion: the database refuses a second.
     """
 
     registered_model = models.ForeignKey(RegisteredModel, on_delete=models.PROTECT, related_name="versions")
@@ -59,12 +115,18 @@ class ModelVersion(ImmutableModel):
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_by_username = models.CharField(max_length=150)
+    status = models.CharField(max_length=20, choices=VersionStatus.choices, default=VersionStatus.TRAINED,
+                              db_index=True)
+    status_revision = models.PositiveIntegerField(default=0)
+    status_changed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["registered_model__name", "-version"]
         constraints = [
             models.UniqueConstraint(fields=["registered_model", "version"], name="model_version_unique"),
             models.CheckConstraint(condition=models.Q(version__gte=1), name="model_version_positive"),
+            models.UniqueConstraint(fields=["registered_model"], condition=models.Q(status="champion"),
+                                    name="one_champion_per_model"),
         ]
 
     def __str__(self) -> str:

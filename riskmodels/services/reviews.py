@@ -1,0 +1,112 @@
+"""Periodic reviews of champions, the review schedule, and the model inventory fields that drive it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from governance.audit import audit_record
+from governance.exceptions import Conflict, ValidationFailed
+from governance.policy import Capability, require
+from riskmodels.models import Evaluation, ModelType, ModelVersion, PeriodicReview, RegisteredModel, RiskTier, VersionStatus
+from riskmodels.services.lifecycle import add_months, review_cadence_months, version_actors
+
+INVENTORY_TEXT = ("business_use", "limitations")
+INVENTORY_FLOORS = ("min_auc", "min_ks", "max_brier", "max_calibration_gap")
+
+
+def _inventory(model: RegisteredModel) -> dict[str, Any]:
+    return {"risk_tier": model.risk_tier, "model_type": model.model_type, "business_use": model.business_use,
+            "limitations": model.limitations, "owner": model.owner.username if model.owner_id else None,
+            "review_cadence_months": model.review_cadence_months, "next_review_date": model.next_review_date,
+            **{name: getattr(model, name) for name in INVENTORY_FLOORS}}
+
+
+def registered_model_inventory_update(*, actor: Any, model: RegisteredModel, changes: dict[str, Any]) -> RegisteredModel:
+    """Set a model's inventory fields (tier, type, use, limitations, owner, cadence, floors); audited before/after."""
+    require(actor, Capability.MODEL_INVENTORY_EDIT)
+    unknown = sorted(set(changes) - {"risk_tier", "model_type", "owner", "review_cadence_months", *INVENTORY_TEXT,
+                                     *INVENTORY_FLOORS})
+    if unknown:
+        raise ValidationFailed(f"unknown inventory fields: {', '.join(unknown)}", code="invalid",
+                               details={"fields": unknown})
+    clean: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name == "risk_tier" and value not in RiskTier.values:
+            raise ValidationFailed(f"risk_tier must be one of {', '.join(RiskTier.values)}", code="invalid_risk_tier",
+                                   details={"field": name})
+        if name == "model_type" and value not in ModelType.values:
+            raise ValidationFailed(f"model_type must be one of {', '.join(ModelType.values)}",
+                                   code="invalid_model_type", details={"field": name})
+        if name in INVENTORY_TEXT and not isinstance(value, str):
+            raise ValidationFailed(f"{name} must be text", code="invalid", details={"field": name})
+        if name == "review_cadence_months" and value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 120):
+            raise ValidationFailed("review_cadence_months must be a whole number of months from 1 to 120 (or null "
+                                   "for the tier's default)", code="invalid", details={"field": name})
+        if name in INVENTORY_FLOORS and value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1):
+            raise ValidationFailed(f"{name} must be a number between 0 and 1 (or null for none)", code="invalid",
+                                   details={"field": name})
+        clean[name] = value
+    with transaction.atomic():
+        current = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+        before = _inventory(current)
+        for name, value in clean.items():
+            setattr(current, name, value)
+        current.save(update_fields=list(clean))
+        audit_record(actor=actor, action="registered_model.inventory_updated", target=current, before=before,
+                     after=_inventory(current))
+    return current
+
+
+def periodic_review_record(*, actor: Any, version: ModelVersion, evaluation: Evaluation, conclusion: str,
+                           rationale: str) -> PeriodicReview:
+    """Record a periodic review of a champion on a newer dataset version; move the next review date."""
+    require(actor, Capability.VERSION_VALIDATE, version_actors(version=version))
+    if conclusion not in PeriodicReview.Conclusion.values:
+        raise ValidationFailed(f"conclusion must be one of {', '.join(PeriodicReview.Conclusion.values)}",
+                               code="invalid_conclusion", details={"field": "conclusion"})
+    if not isinstance(rationale, str) or not rationale.strip():
+        raise ValidationFailed("a rationale is required", code="rationale_required", details={"field": "rationale"})
+    if version.status != VersionStatus.CHAMPION:
+        raise Conflict(f"periodic reviews are of champions; {version} is {version.status}",
+                       code=f"version_{version.status}", details={"state": version.status})
+    if evaluation.model_version_id != version.pk or evaluation.dataset_version_id == version.dataset_version_id:
+        raise ValidationFailed("a review rests on an evaluation of this version on a newer dataset version than the "
+                               "one it was trained on", code="invalid_evaluation", details={"field": "evaluation"})
+    with transaction.atomic():
+        model = RegisteredModel.objects.select_for_update().get(pk=version.registered_model_id)
+        due = add_months(timezone.localdate(), review_cadence_months(model))
+        review = PeriodicReview.objects.create(
+            model_version=version, evaluation=evaluation, conclusion=conclusion, rationale=rationale.strip(),
+            reviewer=actor, reviewer_username=actor.username, due_date=model.next_review_date, next_review_date=due)
+        RegisteredModel.objects.filter(pk=model.pk).update(next_review_date=due, overdue_flagged_for=None)
+        audit_record(actor=actor, action="periodic_review.recorded", target=review,
+                     after={"model_version": version.pk, "evaluation": evaluation.pk, "conclusion": conclusion,
+                            "rationale": review.rationale, "was_due": model.next_review_date,
+                            "next_review_date": due})
+    return review
+
+
+def reviews_flag_overdue(*, today: Any = None) -> list[int]:
+    """Write one audit event for each model whose champion's review has fallen overdue; return the model ids.
+
+    A model is flagged once per due date, however often this runs.
+    """
+    today = today or timezone.localdate()
+    flagged = []
+    due = (RegisteredModel.objects.filter(next_review_date__lt=today, versions__status=VersionStatus.CHAMPION)
+           .exclude(overdue_flagged_for=F("next_review_date")).distinct())
+    for model in due:
+        with transaction.atomic():
+            if RegisteredModel.objects.filter(pk=model.pk, next_review_date=model.next_review_date).exclude(
+                    overdue_flagged_for=model.next_review_date).update(overdue_flagged_for=model.next_review_date):
+                audit_record(actor=None, actor_label="system:scheduler", action="registered_model.review_overdue",
+                             target=model, after={"next_review_date": model.next_review_date,
+                                                  "days_overdue": (today - model.next_review_date).days})
+                flagged.append(model.pk)
+    return flagged
