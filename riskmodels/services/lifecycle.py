@@ -24,8 +24,7 @@ from django.utils import timezone
 
 from governance.audit import audit_record
 from governance.exceptions import Conflict, ValidationFailed
-from governance.policy import Capability, require
-from governance.roles import user_roles
+from governance.policy import Capability, access_of, require
 from riskmodels.ml.floors import floor_breaches
 from riskmodels.models import (
     Decision,
@@ -97,7 +96,7 @@ def _move(*, actor: Any, version: ModelVersion, action: str, allowed: tuple[str,
                        code="concurrent_transition")
     decision = Decision.objects.create(
         model_version=version, action=action, from_status=current.status, to_status=to, actor=actor,
-        actor_username=actor.username, actor_roles=sorted(r.value for r in user_roles(actor)), rationale=rationale,
+        actor_username=actor.username, actor_roles=sorted(r.value for r in access_of(actor).roles), rationale=rationale,
         evidence=evidence or {}, **record)
     audit_record(actor=actor, action=f"model_version.{action}", target=version,
                  before={"status": current.status},
@@ -122,8 +121,9 @@ def version_submit(*, actor: Any, version: ModelVersion, rationale: str) -> Deci
     if missing:
         raise Conflict(f"{version} cannot be submitted yet: it needs {' and '.join(missing)}",
                        code="evidence_missing", details={"missing": missing})
+    floors = RegisteredModel.objects.get(pk=version.registered_model_id).floors  # as set now, not as cached
     evidence = {"evaluations": [evaluation.pk], "reports": [report.pk],
-                "floor_breaches": floor_breaches(evaluation.metrics, version.registered_model.floors)}
+                "floor_breaches": floor_breaches(evaluation.metrics, floors)}
     with transaction.atomic():
         return _move(actor=actor, version=version, action=A.SUBMIT, allowed=(S.TRAINED, S.RETURNED), to=S.SUBMITTED,
                      rationale=rationale, evidence=evidence)
@@ -193,7 +193,7 @@ def version_approve(*, actor: Any, version: ModelVersion, rationale: str, policy
     """
     require(actor, Capability.VERSION_APPROVE, version_actors(version=version))
     rationale = _rationale(rationale)
-    model = version.registered_model
+    model = RegisteredModel.objects.get(pk=version.registered_model_id)  # its tier and floors as set now
     open_findings = _open_findings(version)
     high = [f.pk for f in open_findings if f.severity == Finding.Severity.HIGH]
     if high:
