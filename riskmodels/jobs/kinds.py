@@ -15,6 +15,7 @@ from riskmodels.services.evaluation import evaluation_work
 from riskmodels.services.explanations import explanation_chunk_work, explanation_merge, explanation_work
 from riskmodels.services.reproduce import reproduction_work
 from riskmodels.services.training import training_work
+from riskmodels.services.validation import validation_work
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ KINDS: dict[JobKind, Kind] = {
     JobKind.EVALUATE: Kind(work=evaluation_work),
     JobKind.REPRODUCE: Kind(work=reproduction_work),
     JobKind.EXPLAIN: Kind(work=explanation_work, chunk_work=explanation_chunk_work, merge=explanation_merge),
+    JobKind.VALIDATE: Kind(work=validation_work),
 }
 
 

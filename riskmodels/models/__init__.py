@@ -3,7 +3,7 @@
 from riskmodels.models.datasets import DATASET_NAME_VALIDATOR, ColumnRole, Dataset, DatasetVersion
 from riskmodels.models.explanations import ExplanationPlot, ExplanationReport, ReasonText
 from riskmodels.models.jobs import Job, JobChunk, JobKind, JobStatus
-from riskmodels.models.lifecycle import Decision, Finding, PeriodicReview
+from riskmodels.models.lifecycle import Decision, Finding, PeriodicReview, ValidationRun
 from riskmodels.models.registry import (
     Evaluation,
     ModelType,
@@ -16,5 +16,5 @@ from riskmodels.models.registry import (
 __all__ = [
     "DATASET_NAME_VALIDATOR", "ColumnRole", "Dataset", "DatasetVersion", "Evaluation", "ExplanationPlot",
     "ExplanationReport", "Job", "JobChunk", "JobKind", "ReasonText", "Decision", "Finding", "PeriodicReview",
-    "JobStatus", "ModelType", "ModelVersion", "RegisteredModel", "RiskTier", "VersionStatus",
+    "JobStatus", "ModelType", "ModelVersion", "RegisteredModel", "RiskTier", "ValidationRun", "VersionStatus",
 ]

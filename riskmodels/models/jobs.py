@@ -11,6 +11,7 @@ class JobKind(models.TextChoices):
     EVALUATE = "evaluate", "Evaluate a model version"
     REPRODUCE = "reproduce", "Re-train and compare predictions"
     EXPLAIN = "explain", "Explain a model version (SHAP)"
+    VALIDATE = "validate", "Run the validation battery"
 
 
 class JobStatus(models.TextChoices):

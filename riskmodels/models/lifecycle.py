@@ -72,9 +72,11 @@ class Finding(models.Model):
         LOW = "low", "Low"
 
     class Status(models.TextChoices):
+        PROPOSED = "proposed", "Proposed by the validation battery"
         OPEN = "open", "Open"
         REMEDIATED = "remediated", "Remediation proposed"
         CLOSED = "closed", "Closed"
+        DISMISSED = "dismissed", "Dismissed"
 
     model_version = models.ForeignKey("riskmodels.ModelVersion", on_delete=models.PROTECT, related_name="findings")
     title = models.CharField(max_length=200)
@@ -87,6 +89,11 @@ class Finding(models.Model):
     due_date = models.DateField()
     raised_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     raised_by_username = models.CharField(max_length=150)
+    # A draft from the validation battery (its run and test), until a validator accepts or dismisses it.
+    validation_run = models.ForeignKey("riskmodels.ValidationRun", null=True, blank=True, on_delete=models.PROTECT,
+                                       related_name="proposed_findings")
+    test_name = models.CharField(max_length=40, blank=True)
+    dismissal_reason = models.TextField(blank=True)
     remediation = models.TextField(blank=True)
     remediated_by_username = models.CharField(max_length=150, blank=True)
     closing_evidence = models.TextField(blank=True)
@@ -100,6 +107,27 @@ class Finding(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_severity_display()} finding #{self.pk} on {self.model_version}: {self.title}"
+
+
+class ValidationRun(ImmutableModel):
+    """Record one run of the validation battery on a version: each test's outcome and figures, and the worst."""
+
+    model_version = models.ForeignKey("riskmodels.ModelVersion", on_delete=models.PROTECT,
+                                      related_name="validation_runs")
+    evaluation = models.ForeignKey("riskmodels.Evaluation", on_delete=models.PROTECT, related_name="+")
+    job = models.OneToOneField("riskmodels.Job", on_delete=models.PROTECT, related_name="produced_validation_run")
+    outcome = models.CharField(max_length=10)  # pass / warn / fail: the worst test's
+    results = models.JSONField()  # [{"name", "outcome", "message", "figures", "category", "proposed_finding"}]
+    thresholds = models.JSONField()
+    n_rows = models.PositiveIntegerField()
+    seconds = models.FloatField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"validation battery of {self.model_version}: {self.outcome}"
 
 
 class PeriodicReview(ImmutableModel):

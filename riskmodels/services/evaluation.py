@@ -17,6 +17,7 @@ from riskmodels.ml.pipelines import TrainingSpec, prepare_features
 from riskmodels.ml.plots import render_evaluation_plots
 from riskmodels.ml.training import binary_target, split
 from riskmodels.models import DatasetVersion, Evaluation, Job, JobKind, ModelVersion
+from riskmodels.services.validation import validation_job_queue
 from riskmodels.storage import dataset_frame, read_verified, save_bytes
 
 N_BOOTSTRAP = 200
@@ -99,6 +100,9 @@ def evaluation_work(job: Job, progress: Progress, stored: list[str]) -> Finished
                      after={"model_version": version.pk, "dataset_version": finished.dataset_version_id,
                             "scope": scope, "threshold": threshold,
                             **{k: metrics.get(k) for k in ("auc", "gini", "ks", "brier", "log_loss", "n")}})
+        if scope == "test_split":  # every version's battery runs on its own test split
+            validation_job_queue(version=version, evaluation=evaluation, requested_by=finished.requested_by,
+                                 requested_by_username=finished.requested_by_username)
 
     summary = {k: metrics.get(k) for k in ("auc", "gini", "ks", "brier")}
     return Finished({"scope": scope, "metrics": summary}, write)

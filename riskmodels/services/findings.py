@@ -80,6 +80,32 @@ def _advance(*, actor: Any, finding: Finding, allowed: tuple[str, ...], to: str,
     return updated
 
 
+def finding_accept(*, actor: Any, finding: Finding, severity: str | None = None, title: str | None = None,
+                   due_date: dt.date | None = None, owner: Any = None) -> Finding:
+    """Accept a finding the validation battery proposed (a validator independent of the version), edited or not."""
+    require(actor, Capability.VERSION_VALIDATE, version_actors(version=finding.model_version))
+    edits: dict[str, Any] = {"raised_by": actor, "raised_by_username": actor.username}
+    if severity is not None:
+        edits["severity"] = _choice(severity, Finding.Severity, "severity")
+    if title is not None:
+        edits["title"] = _text(title, "title", 200)
+    if due_date is not None:
+        if not isinstance(due_date, dt.date):
+            raise ValidationFailed("due_date must be a date (YYYY-MM-DD)", code="invalid", details={"field": "due_date"})
+        edits["due_date"] = due_date
+    if owner is not None:
+        edits["owner"] = owner
+    return _advance(actor=actor, finding=finding, allowed=(Finding.Status.PROPOSED,), to=Finding.Status.OPEN,
+                    action="accepted", **edits)
+
+
+def finding_dismiss(*, actor: Any, finding: Finding, reason: str) -> Finding:
+    """Dismiss a finding the battery proposed, with the reason (recorded): the validator judged it not an issue."""
+    require(actor, Capability.VERSION_VALIDATE, version_actors(version=finding.model_version))
+    return _advance(actor=actor, finding=finding, allowed=(Finding.Status.PROPOSED,), to=Finding.Status.DISMISSED,
+                    action="dismissed", dismissal_reason=_text(reason, "reason"))
+
+
 def finding_remediate(*, actor: Any, finding: Finding, remediation: str) -> Finding:
     """Answer an open finding with a remediation (a developer); only a validator can then close it."""
     require(actor, Capability.FINDING_REMEDIATE)

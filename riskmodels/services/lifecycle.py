@@ -110,10 +110,20 @@ def _latest_test_evaluation(version: ModelVersion) -> Evaluation | None:
     return version.evaluations.filter(scope=Evaluation.Scope.TEST_SPLIT).order_by("-created_at").first()
 
 
-def version_submit(*, actor: Any, version: ModelVersion, rationale: str) -> Decision:
-    """Submit a trained (or returned) version for validation, with its evidence; floor breaches are recorded."""
+def version_submit(*, actor: Any, version: ModelVersion, rationale: str, justification: str = "") -> Decision:
+    """Submit a trained (or returned) version for validation, with its evidence; floor breaches are recorded.
+
+    The latest validation battery's outcome goes with it; a failed battery needs the developer's
+    written justification, recorded on the decision.
+    """
     require(actor, Capability.VERSION_SUBMIT)
     rationale = _rationale(rationale)
+    battery = version.validation_runs.order_by("-created_at").first()
+    justification = (justification or "").strip()
+    if battery is not None and battery.outcome == "fail" and not justification:
+        failed = [r["name"] for r in battery.results if r["outcome"] == "fail"]
+        raise Conflict(f"{version}'s validation battery failed ({', '.join(failed)}); submitting it needs your "
+                       "written justification", code="battery_failed", details={"failed": failed})
     evaluation = _latest_test_evaluation(version)
     report = version.explanations.filter(status=ExplanationReport.Status.OK).order_by("-created_at").first()
     missing = [name for name, found in (("a finished test-split evaluation", evaluation),
@@ -123,10 +133,12 @@ def version_submit(*, actor: Any, version: ModelVersion, rationale: str) -> Deci
                        code="evidence_missing", details={"missing": missing})
     floors = RegisteredModel.objects.get(pk=version.registered_model_id).floors  # as set now, not as cached
     evidence = {"evaluations": [evaluation.pk], "reports": [report.pk],
-                "floor_breaches": floor_breaches(evaluation.metrics, floors)}
+                "floor_breaches": floor_breaches(evaluation.metrics, floors),
+                "validation_run": battery.pk if battery else None, "battery_outcome": battery.outcome if battery else None}
     with transaction.atomic():
         return _move(actor=actor, version=version, action=A.SUBMIT, allowed=(S.TRAINED, S.RETURNED), to=S.SUBMITTED,
-                     rationale=rationale, evidence=evidence)
+                     rationale=rationale, evidence=evidence,
+                     policy_exception=justification if battery is not None and battery.outcome == "fail" else "")
 
 
 def version_take(*, actor: Any, version: ModelVersion, rationale: str) -> Decision:
@@ -139,7 +151,8 @@ def version_take(*, actor: Any, version: ModelVersion, rationale: str) -> Decisi
 
 
 def _open_findings(version: ModelVersion) -> list[Finding]:
-    return list(version.findings.exclude(status=Finding.Status.CLOSED).order_by("id"))
+    """Return the findings a validator raised or accepted that are not closed (not the battery's drafts)."""
+    return list(version.findings.filter(status__in=(Finding.Status.OPEN, Finding.Status.REMEDIATED)).order_by("id"))
 
 
 def version_validate(*, actor: Any, version: ModelVersion, rationale: str, conclusion: str,

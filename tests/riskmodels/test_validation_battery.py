@@ -1,0 +1,97 @@
+"""The validation battery as a job: run after every test-split evaluation, results stored, findings proposed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from governance.audit import audit_verify
+from governance.exceptions import Conflict
+from riskmodels.jobs.kinds import chunk_execute, job_execute
+from riskmodels.models import Finding, Job, JobChunk, JobStatus, ModelVersion, ValidationRun
+from riskmodels.services.explanations import explanation_job_create
+from riskmodels.services.findings import finding_accept, finding_dismiss
+from riskmodels.services.lifecycle import version_approve, version_submit, version_take, version_validate
+from riskmodels.services.training import training_job_create
+from tests.conftest import GERMAN_CREDIT, register_demo_dataset
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _drain() -> None:
+    """Run every queued job, and the jobs they queue, as the workers would."""
+    while job_id := Job.objects.filter(status=JobStatus.QUEUED).order_by("id").values_list("pk", flat=True).first():
+        job_execute(job_id=job_id)
+        for chunk_id in JobChunk.objects.filter(job_id=job_id).values_list("pk", flat=True):
+            chunk_execute(chunk_id=chunk_id)
+
+
+def _version(developer, dataset_version, model) -> ModelVersion:  # noqa: ANN001
+    training_job_create(actor=developer, registered_model=model, dataset_version=dataset_version,
+                        request={"algorithm": "gradient_boosting", "hyperparameters": {"max_depth": 3}})
+    _drain()
+    version = ModelVersion.objects.order_by("-pk").first()
+    explanation_job_create(actor=developer, model_version=version)
+    _drain()
+    return version
+
+
+@pytest.fixture
+def leaky_version(developer, retail_model, tmp_path):  # noqa: ANN001,ANN201
+    frame = pd.read_csv(GERMAN_CREDIT)
+    rng = np.random.default_rng(0)
+    frame["total_repaid"] = (frame["creditability"] == "good") * 1000 + rng.normal(0, 20, len(frame))
+    path = tmp_path / "leaky.csv"
+    frame.to_csv(path, index=False)
+    return _version(developer, register_demo_dataset(developer, path, name="german-leaky"), retail_model)
+
+
+def test_every_version_gets_a_battery_run_with_each_test_after_its_evaluation(developer, german_credit_version,  # noqa: ANN001
+                                                                            retail_model):
+    version = _version(developer, german_credit_version, retail_model)
+    run = ValidationRun.objects.get(model_version=version)
+    assert [r["name"] for r in run.results] == ["leakage", "overfitting", "weak_segments", "robustness",
+                                                "explanation_stability", "calibration"]
+    assert run.outcome in {"pass", "warn", "fail"} and run.n_rows == version.split_summary["n_test"]
+    drafts = Finding.objects.filter(validation_run=run)
+    assert {f.test_name for f in drafts} == {r["name"] for r in run.results if r["outcome"] != "pass"}
+    assert all(f.status == Finding.Status.PROPOSED for f in drafts)
+    assert audit_verify().ok
+
+
+def test_a_planted_leak_fails_the_battery_and_submission_needs_a_justification(leaky_version, developer):  # noqa: ANN001
+    run = ValidationRun.objects.get(model_version=leaky_version)
+    leakage = next(r for r in run.results if r["name"] == "leakage")
+    assert run.outcome == "fail" and leakage["outcome"] == "fail" and "total_repaid" in leakage["message"]
+    draft = Finding.objects.get(validation_run=run, test_name="leakage")
+    assert (draft.severity, draft.category, draft.status) == ("high", "data", "proposed")
+    with pytest.raises(Conflict) as refused:
+        version_submit(actor=developer, version=leaky_version, rationale="ready")
+    assert refused.value.code == "battery_failed" and "leakage" in refused.value.details["failed"]
+    decision = version_submit(actor=developer, version=leaky_version, rationale="ready",
+                              justification="total_repaid is known at application for refinancing loans")
+    assert decision.policy_exception.startswith("total_repaid is known")
+    assert decision.evidence["battery_outcome"] == "fail"
+
+
+def test_a_validator_accepts_or_dismisses_proposed_findings_and_only_accepted_ones_block(  # noqa: ANN201
+        leaky_version, developer, validator, compliance_officer):
+    version_submit(actor=developer, version=leaky_version, rationale="ready", justification="see the data notes")
+    version_take(actor=validator, version=leaky_version, rationale="mine")
+    drafts = list(Finding.objects.filter(model_version=leaky_version, status="proposed").order_by("id"))
+    leak = next(f for f in drafts if f.test_name == "leakage")
+    accepted = finding_accept(actor=validator, finding=leak, title="Repayment total observed after the loan")
+    assert accepted.status == "open" and accepted.raised_by_username == validator.username
+    for other in drafts:
+        if other.pk != leak.pk:
+            dismissed = finding_dismiss(actor=validator, finding=other, reason="within our tolerance for this tier")
+            assert dismissed.status == "dismissed" and dismissed.dismissal_reason
+    with pytest.raises(Conflict):
+        finding_dismiss(actor=validator, finding=leak, reason="too late")  # accepted already
+    version_validate(actor=validator, version=leaky_version, rationale="sound otherwise",
+                     conclusion="fit_with_conditions", conditions="remove the leak")
+    with pytest.raises(Conflict) as refused:
+        version_approve(actor=compliance_officer, version=leaky_version, rationale="approve")
+    assert refused.value.code == "open_high_findings" and refused.value.details["findings"] == [leak.pk]
+    assert audit_verify().ok
