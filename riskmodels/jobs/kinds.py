@@ -2,7 +2,8 @@
 
 The one place a new kind of background work is added: write its work (and chunk work and
 merge, if it fans out) in its service, and give it an entry here. The Celery tasks look
-kinds up here; services never import this module (it imports them).
+kinds up here; services never import this module (it imports them), except the demo's
+(riskmodels/services/demo.py), which runs its jobs in-process before the worker starts.
 """
 
 from __future__ import annotations

@@ -1,4 +1,6 @@
-"""Create the demo users (one per role) and register the shipped German Credit dataset. Demo only."""
+"""Create the demo users (one per role, two compliance officers), register the shipped German Credit dataset, and
+build the demo model's lifecycle (a champion and a version awaiting validation). Demo only; a second run changes
+nothing."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError
 from governance.accounts import api_token_issue, user_upsert
 from governance.roles import Role
 from riskmodels.services.datasets import dataset_version_create
+from riskmodels.services.demo import demo_lifecycle_create
 
 DEMO_DATASET = Path(settings.BASE_DIR) / "demo" / "german_credit.csv"
 DEMO_ROLES = {
@@ -21,12 +24,13 @@ DEMO_USERS = {
     "dev": Role.DEVELOPER,
     "validator": Role.VALIDATOR,
     "compliance": Role.COMPLIANCE_OFFICER,
+    "compliance2": Role.COMPLIANCE_OFFICER,  # a high-tier model needs two distinct approvers
     "auditor": Role.AUDITOR,
 }
 
 
 class Command(BaseCommand):
-    help = "Create demo users and the German Credit demo dataset (never run this in production)."
+    help = "Create demo users, the German Credit demo dataset and a demo model lifecycle (never in production)."
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG:
@@ -46,3 +50,6 @@ class Command(BaseCommand):
             )
         state = "registered" if created else "already registered"
         self.stdout.write(f"Demo dataset {version} {state} (sha256 {version.sha256[:16]}…, {version.n_rows} rows)")
+        demo = demo_lifecycle_create(developer=users["dev"], validator=users["validator"],
+                                     approvers=[users["compliance"], users["compliance2"]], dataset_version=version)
+        self.stdout.write(demo.summary)
