@@ -133,6 +133,12 @@ def _a_distinct_approver(user: Any, actors: Any) -> str | None:
     return None
 
 
+def _the_versions_developer_or_owner(user: Any, subject: Any) -> str | None:
+    if user.pk in subject.developers or user.pk == subject.owner_id:
+        return None
+    return "a finding is answered by the developers of its version (who trained or submitted it) or its owner"
+
+
 SOD = SEPARATION_OF_DUTIES
 OBJECT_RULES: dict[Capability, tuple[ObjectRule, ...]] = {
     Capability.JOB_CANCEL: (ObjectRule("own_job_or_cancel_any", _own_job_unless_cancel_any),),
@@ -140,6 +146,8 @@ OBJECT_RULES: dict[Capability, tuple[ObjectRule, ...]] = {
     Capability.VERSION_APPROVE: (ObjectRule("approver_did_not_build_or_submit", _not_builder("approve"), SOD),
                                  ObjectRule("approver_did_not_validate", _not_its_validator, SOD),
                                  ObjectRule("approvers_are_distinct", _a_distinct_approver, SOD)),
+    Capability.FINDING_REMEDIATE: (ObjectRule("remediator_is_the_versions_developer_or_owner",
+                                              _the_versions_developer_or_owner),),
 }
 
 # The Django model permissions (app_label.codename) that each capability needs in the admin;

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -50,11 +51,11 @@ def finding_raise(*, actor: Any, version: ModelVersion, title: str, description:
     severity = _choice(severity, Finding.Severity, "severity")
     if not isinstance(due_date, dt.date):
         raise ValidationFailed("due_date must be a date (YYYY-MM-DD)", code="invalid", details={"field": "due_date"})
-    current = ModelVersion.objects.values_list("status", flat=True).get(pk=version.pk)
-    if current not in RAISABLE:
-        raise Conflict(f"findings are raised on versions in validation or in use; {version} is {current}",
-                       code=f"version_{current}", details={"state": current})
     with transaction.atomic():
+        current = ModelVersion.objects.values_list("status", flat=True).get(pk=version.pk)
+        if current not in RAISABLE:
+            raise Conflict(f"findings are raised on versions in validation or in use; {version} is {current}",
+                           code=f"version_{current}", details={"state": current})
         finding = Finding.objects.create(model_version=version, title=title, description=description,
                                          category=category, severity=severity, due_date=due_date, owner=owner,
                                          raised_by=actor, raised_by_username=actor.username)
@@ -78,6 +79,14 @@ def _advance(*, actor: Any, finding: Finding, allowed: tuple[str, ...], to: str,
         audit_record(actor=actor, action=f"finding.{action}", target=updated, before={"status": current.status},
                      after={**_snapshot(updated), **{k: v for k, v in fields.items() if isinstance(v, str)}})
     return updated
+
+
+@dataclass(frozen=True)
+class RemediationSubject:
+    """Who may answer a finding: the version's developers (who trained or submitted it) and the finding's owner."""
+
+    developers: frozenset[int]
+    owner_id: int | None
 
 
 def finding_accept(*, actor: Any, finding: Finding, severity: str | None = None, title: str | None = None,
@@ -108,7 +117,9 @@ def finding_dismiss(*, actor: Any, finding: Finding, reason: str) -> Finding:
 
 def finding_remediate(*, actor: Any, finding: Finding, remediation: str) -> Finding:
     """Answer an open finding with a remediation (a developer); only a validator can then close it."""
-    require(actor, Capability.FINDING_REMEDIATE)
+    actors = version_actors(version=finding.model_version)
+    require(actor, Capability.FINDING_REMEDIATE, RemediationSubject(actors.built_by | actors.submitted_by,
+                                                                     finding.owner_id))
     return _advance(actor=actor, finding=finding, allowed=(Finding.Status.OPEN,), to=Finding.Status.REMEDIATED,
                     action="remediated", remediation=_text(remediation, "remediation"),
                     remediated_by_username=actor.username)

@@ -125,7 +125,8 @@ def version_submit(*, actor: Any, version: ModelVersion, rationale: str, justifi
         raise Conflict(f"{version}'s validation battery failed ({', '.join(failed)}); submitting it needs your "
                        "written justification", code="battery_failed", details={"failed": failed})
     evaluation = _latest_test_evaluation(version)
-    report = version.explanations.filter(status=ExplanationReport.Status.OK).order_by("-created_at").first()
+    report = (version.explanations.filter(status=ExplanationReport.Status.OK, scope="test_split")
+              .order_by("-created_at").first())
     missing = [name for name, found in (("a finished test-split evaluation", evaluation),
                                         ("a finished SHAP report", report)) if found is None]
     if missing:
@@ -185,15 +186,18 @@ def version_return(*, actor: Any, version: ModelVersion, rationale: str) -> Deci
 def version_reject(*, actor: Any, version: ModelVersion, rationale: str) -> Decision:
     """Reject a version for good: a validator during validation, or a compliance officer at approval."""
     actors = version_actors(version=version)
-    current = ModelVersion.objects.get(pk=version.pk).status
-    if current == S.VALIDATED:
+    # Each role rejects from its own states, and the move re-checks them: a version that became
+    # validated meanwhile is no longer a validator's to reject.
+    if ModelVersion.objects.get(pk=version.pk).status == S.VALIDATED:
         require(actor, Capability.VERSION_APPROVE, actors)
+        allowed: tuple[str, ...] = (S.VALIDATED,)
     else:
         require(actor, Capability.VERSION_VALIDATE, actors)
+        allowed = (S.SUBMITTED, S.IN_VALIDATION)
     rationale = _rationale(rationale)
     with transaction.atomic():
-        return _move(actor=actor, version=version, action=A.REJECT, allowed=(S.SUBMITTED, S.IN_VALIDATION, S.VALIDATED),
-                     to=S.REJECTED, rationale=rationale)
+        return _move(actor=actor, version=version, action=A.REJECT, allowed=allowed, to=S.REJECTED,
+                     rationale=rationale)
 
 
 def version_approve(*, actor: Any, version: ModelVersion, rationale: str, policy_exception: str = "") -> Decision:

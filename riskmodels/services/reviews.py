@@ -11,7 +11,16 @@ from django.utils import timezone
 from governance.audit import audit_record
 from governance.exceptions import Conflict, ValidationFailed
 from governance.policy import Capability, require
-from riskmodels.models import Evaluation, ModelType, ModelVersion, PeriodicReview, RegisteredModel, RiskTier, VersionStatus
+from riskmodels.models import (
+    Decision,
+    Evaluation,
+    ModelType,
+    ModelVersion,
+    PeriodicReview,
+    RegisteredModel,
+    RiskTier,
+    VersionStatus,
+)
 from riskmodels.services.lifecycle import add_months, review_cadence_months, version_actors
 
 INVENTORY_TEXT = ("business_use", "limitations")
@@ -23,6 +32,16 @@ def _inventory(model: RegisteredModel) -> dict[str, Any]:
             "limitations": model.limitations, "owner": model.owner.username if model.owner_id else None,
             "review_cadence_months": model.review_cadence_months, "next_review_date": model.next_review_date,
             **{name: getattr(model, name) for name in INVENTORY_FLOORS}}
+
+
+def _last_reviewed(model: RegisteredModel) -> Any:
+    """Return the date the model's champion was last reviewed, or promoted if never reviewed since."""
+    dates = [d.date() for d in (
+        PeriodicReview.objects.filter(model_version__registered_model=model).order_by("-created_at")
+        .values_list("created_at", flat=True).first(),
+        Decision.objects.filter(model_version__registered_model=model, action=Decision.Action.PROMOTE)
+        .order_by("-created_at").values_list("created_at", flat=True).first()) if d is not None]
+    return max(dates) if dates else timezone.localdate()
 
 
 def registered_model_inventory_update(*, actor: Any, model: RegisteredModel, changes: dict[str, Any]) -> RegisteredModel:
@@ -57,7 +76,12 @@ def registered_model_inventory_update(*, actor: Any, model: RegisteredModel, cha
         before = _inventory(current)
         for name, value in clean.items():
             setattr(current, name, value)
-        current.save(update_fields=list(clean))
+        fields = list(clean)
+        if {"risk_tier", "review_cadence_months"} & set(clean) and current.next_review_date is not None:
+            # A new cadence counts from the champion's last review (or its promotion), not from today.
+            current.next_review_date = add_months(_last_reviewed(current), review_cadence_months(current))
+            fields.append("next_review_date")
+        current.save(update_fields=fields)
         audit_record(actor=actor, action="registered_model.inventory_updated", target=current, before=before,
                      after=_inventory(current))
     return current
@@ -72,9 +96,10 @@ def periodic_review_record(*, actor: Any, version: ModelVersion, evaluation: Eva
                                code="invalid_conclusion", details={"field": "conclusion"})
     if not isinstance(rationale, str) or not rationale.strip():
         raise ValidationFailed("a rationale is required", code="rationale_required", details={"field": "rationale"})
-    if version.status != VersionStatus.CHAMPION:
-        raise Conflict(f"periodic reviews are of champions; {version} is {version.status}",
-                       code=f"version_{version.status}", details={"state": version.status})
+    status = ModelVersion.objects.values_list("status", flat=True).get(pk=version.pk)
+    if status != VersionStatus.CHAMPION:
+        raise Conflict(f"periodic reviews are of champions; {version} is {status}",
+                       code=f"version_{status}", details={"state": status})
     if evaluation.model_version_id != version.pk or evaluation.dataset_version_id == version.dataset_version_id:
         raise ValidationFailed("a review rests on an evaluation of this version on a newer dataset version than the "
                                "one it was trained on", code="invalid_evaluation", details={"field": "evaluation"})

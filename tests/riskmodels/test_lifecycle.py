@@ -363,3 +363,35 @@ def test_an_overdue_review_is_audited_once_and_a_review_moves_the_next_date(vers
 def test_add_months_keeps_the_day_or_the_months_last():
     assert add_months(dt.date(2026, 1, 31), 1) == dt.date(2026, 2, 28)
     assert add_months(dt.date(2026, 11, 15), 18) == dt.date(2028, 5, 15)
+
+
+def test_a_validator_cannot_reject_a_version_once_it_is_validated(version, developer, validator):  # noqa: ANN001
+    _to_validated(version, developer, validator)
+    with pytest.raises(PermissionDenied) as refused:
+        version_reject(actor=validator, version=version, rationale="changed my mind")
+    assert refused.value.code == "permission_denied" and "compliance" in refused.value.message
+
+
+def test_a_finding_is_answered_by_the_versions_developer_not_any_developer(version, developer, other_developer,  # noqa: ANN001
+                                                                          validator):
+    version_submit(actor=developer, version=version, rationale="ready")
+    version_take(actor=validator, version=version, rationale="mine")
+    finding = finding_raise(actor=validator, version=version, title="t", description="d", category="data",
+                            severity="low", due_date=dt.date.today())
+    with pytest.raises(PermissionDenied) as refused:
+        finding_remediate(actor=other_developer, finding=finding, remediation="not my model")
+    assert "developers of its version" in refused.value.message
+    assert finding_remediate(actor=developer, finding=finding, remediation="fixed").status == "remediated"
+
+
+def test_changing_the_tier_reschedules_the_champions_review_from_its_promotion(version, developer, validator,  # noqa: ANN001
+                                                                              compliance_officer):
+    _to_validated(version, developer, validator)
+    version_approve(actor=compliance_officer, version=version, rationale="ok")
+    version_promote(actor=compliance_officer, version=version, rationale="champion")
+    model = registered_model_inventory_update(actor=compliance_officer, model=version.registered_model,
+                                              changes={"risk_tier": "high"})
+    assert model.next_review_date == add_months(dt.date.today(), 12)
+    model = registered_model_inventory_update(actor=compliance_officer, model=model,
+                                              changes={"review_cadence_months": 3})
+    assert model.next_review_date == add_months(dt.date.today(), 3)
