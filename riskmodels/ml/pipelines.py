@@ -136,8 +136,10 @@ _SCHEMA: dict[str, dict[str, _Param]] = {
     },
     "random_forest": {
         "n_estimators": _Param("int", 100, min=1, max=2000),
-        "max_depth": _Param("int", None, min=1, max=100, nullable=True),
-        "min_samples_leaf": _Param("int", 1, min=1, max=10_000),
+        # Bounded by default: unbounded trees with one-row leaves memorise the training set
+        # (train AUC near 1) and make exact SHAP reports of them slow. None stays available.
+        "max_depth": _Param("int", 8, min=1, max=100, nullable=True),
+        "min_samples_leaf": _Param("int", 20, min=1, max=10_000),
         "max_features": _Param("choice", "sqrt", choices=("sqrt", "log2", None)),
         "class_weight": _Param("choice", None, choices=(None, "balanced", "balanced_subsample")),
     },
@@ -435,6 +437,8 @@ class TrainingSpec:
         # Frozen, so normalised values are written with object.__setattr__; after this point the
         # spec is immutable and always valid.
         set_ = object.__setattr__
+        if isinstance(self.positive_class, float) and self.positive_class.is_integer():
+            set_(self, "positive_class", int(self.positive_class))  # a 0.0/1.0 target read as floats
         if self.algorithm not in ALGORITHMS:
             raise SpecError("algorithm", _unknown_algorithm(self.algorithm))
         if not isinstance(self.target, str) or not self.target:

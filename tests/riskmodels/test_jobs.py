@@ -258,3 +258,21 @@ def test_stored_files_are_written_whole_or_not_at_all(_isolated_media, monkeypat
     # Nothing half-written: neither the target nor a temporary file is left.
     names = sorted(p.name for p in stored_files(_isolated_media))
     assert names == ["artifact.skops"]
+
+
+def test_a_numeric_0_0_1_0_target_trains_without_naming_the_positive_class(developer, retail_model, tmp_path):  # noqa: ANN001
+    import pandas as pd
+
+    from tests.conftest import GERMAN_CREDIT, register_demo_dataset
+
+    frame = pd.read_csv(GERMAN_CREDIT)
+    frame["creditability"] = (frame["creditability"] == "bad").astype(float)  # 1.0 = default
+    path = tmp_path / "numeric-target.csv"
+    frame.to_csv(path, index=False)
+    version = register_demo_dataset(developer, path, name="german-numeric-target")
+    job = training_job_create(actor=developer, registered_model=retail_model, dataset_version=version,
+                              request={"algorithm": "logistic_regression"})
+    job_execute(job_id=job.pk)
+    job.refresh_from_db()
+    assert job.status == JobStatus.SUCCEEDED, job.error
+    assert ModelVersion.objects.get().spec["positive_class"] == 1

@@ -330,9 +330,19 @@ def test_invalid_training_specs_raise_a_spec_error_naming_the_field(kwargs, fiel
         small_spec(**kwargs)
 
 
-def test_a_float_positive_class_is_refused():
+def test_a_fractional_positive_class_is_refused():
     with raises_spec_error("positive_class"):
-        TrainingSpec(algorithm="mlp", target="default", positive_class=1.0, features=("amount",))
+        TrainingSpec(algorithm="mlp", target="default", positive_class=0.5, features=("amount",))
+
+
+def test_a_whole_float_positive_class_from_a_0_0_1_0_target_is_the_integer_label():
+    spec = TrainingSpec(algorithm="mlp", target="default", positive_class=1.0, features=("amount",))
+    assert spec.positive_class == 1 and isinstance(spec.positive_class, int)
+
+
+def test_a_default_random_forest_is_bounded():
+    spec = TrainingSpec(algorithm="random_forest", target="default", positive_class=1, features=("amount",))
+    assert (spec.hyperparameters["max_depth"], spec.hyperparameters["min_samples_leaf"]) == (8, 20)
 
 
 def test_spec_round_trips_through_json():
