@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import django_filters
+import django_filters.widgets
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 from django.utils import timezone
@@ -62,7 +63,8 @@ class FindingRaiseApi(APIView):
 class FindingFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=Finding.Status.choices)
     severity = django_filters.ChoiceFilter(choices=Finding.Severity.choices)
-    overdue = django_filters.BooleanFilter(method="filter_overdue", label="Past its due date and not closed.")
+    overdue = django_filters.BooleanFilter(method="filter_overdue", widget=django_filters.widgets.BooleanWidget(),
+                                           label="Past its due date and not closed (1/true or 0/false).")
 
     class Meta:
         model = Finding
