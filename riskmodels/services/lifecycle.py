@@ -172,14 +172,18 @@ def version_reject(*, actor: Any, version: ModelVersion, rationale: str) -> Deci
     """Reject a version for good: a validator during validation, or a compliance officer at approval."""
     actors = version_actors(version=version)
     current = ModelVersion.objects.get(pk=version.pk).status
+    # The move is allowed only from the states the checked capability covers: were the version
+    # validated meanwhile, a validator's reject must fail rather than reject at approval.
     if current == S.VALIDATED:
         require(actor, Capability.VERSION_APPROVE, actors)
+        allowed: tuple[str, ...] = (S.VALIDATED,)
     else:
         require(actor, Capability.VERSION_VALIDATE, actors)
+        allowed = (S.SUBMITTED, S.IN_VALIDATION)
     rationale = _rationale(rationale)
     with transaction.atomic():
-        return _move(actor=actor, version=version, action=A.REJECT, allowed=(S.SUBMITTED, S.IN_VALIDATION, S.VALIDATED),
-                     to=S.REJECTED, rationale=rationale)
+        return _move(actor=actor, version=version, action=A.REJECT, allowed=allowed, to=S.REJECTED,
+                     rationale=rationale)
 
 
 def version_approve(*, actor: Any, version: ModelVersion, rationale: str, policy_exception: str = "") -> Decision:

@@ -452,6 +452,24 @@ def test_a_periodic_review_is_of_a_champion(validator, world):  # noqa: ANN001
                         {**body, "conclusion": "meh"})) == (400, "invalid")
 
 
+def test_a_validators_reject_fails_if_the_version_was_validated_between_the_check_and_the_move(  # noqa: ANN001
+        validator, world, monkeypatch):
+    import riskmodels.services.lifecycle as lifecycle
+
+    real_require = lifecycle.require
+
+    def require_then_someone_validates(*args: Any, **kwargs: Any) -> None:
+        real_require(*args, **kwargs)
+        _set_status(world.table, S.VALIDATED)  # what a concurrent conclusion would do
+
+    monkeypatch.setattr(lifecycle, "require", require_then_someone_validates)
+    _set_status(world.table, S.IN_VALIDATION)
+    response = _move(validator, world.table, "reject")
+    assert _error(response) == (409, "version_validated")  # rejecting now is a compliance officer's decision
+    world.table.refresh_from_db()
+    assert world.table.status == S.VALIDATED
+
+
 # --- Two approvals at once -----------------------------------------------------------------------------------------
 
 @pytest.mark.django_db(transaction=True)
