@@ -24,6 +24,7 @@ from governance.models import AuditEvent
 from governance.roles import Role
 from riskmodels.jobs.kinds import job_execute
 from riskmodels.models import Decision, Finding, ModelVersion, RegisteredModel, VersionStatus
+from riskmodels.services.evaluation import evaluation_job_create
 from riskmodels.services.training import training_job_create
 from tests.conftest import (
     client_for,
@@ -311,6 +312,24 @@ def test_findings_are_listed_and_filtered_by_version_status_severity_and_overdue
 
 def test_an_outsider_may_not_read_findings(outsider):  # noqa: ANN001
     assert _error(client_for(outsider).get("/api/v1/findings/")) == (403, "permission_denied")
+
+
+def test_a_periodic_review_on_newer_data_is_recorded_and_moves_the_next_review(developer, validator, world):  # noqa: ANN001
+    newer = register_demo_dataset(developer, name="german-credit-2027")  # another dataset version, same columns
+    job = evaluation_job_create(actor=validator, model_version=world.table, dataset_version=newer)
+    job_execute(job_id=job.pk)
+    evaluation = world.table.evaluations.get(dataset_version=newer)
+    _set_status(world.table, S.CHAMPION)
+    was_due = timezone.localdate() - dt.timedelta(days=2)
+    RegisteredModel.objects.filter(pk=world.model.pk).update(next_review_date=was_due)
+    response = _post(validator, f"model-versions/{world.table.pk}/reviews/", {
+        "evaluation": evaluation.pk, "conclusion": "fit_for_purpose", "rationale": "Stable on 2027 data."})
+    assert response.status_code == 201, response.json()
+    review = response.json()
+    assert (review["reviewer_username"], review["due_date"]) == (validator.username, was_due.isoformat())
+    world.model.refresh_from_db()
+    assert world.model.next_review_date.isoformat() == review["next_review_date"] > timezone.localdate().isoformat()
+    assert client_for(developer).get("/api/v1/reviews/due/").json() == []
 
 
 # --- Refused input writes nothing --------------------------------------------------------------------------
