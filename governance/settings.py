@@ -195,6 +195,14 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Choice sets that share a field name (status, conclusion) or their values (high/medium/low).
+    "ENUM_NAME_OVERRIDES": {
+        "VersionStatusEnum": "riskmodels.models.registry.VersionStatus",
+        "FindingStatusEnum": "riskmodels.models.lifecycle.Finding.Status",
+        "ValidationConclusionEnum": "riskmodels.services.lifecycle.CONCLUSIONS",
+        "ReviewConclusionEnum": "riskmodels.models.lifecycle.PeriodicReview.Conclusion",
+        "LevelEnum": "riskmodels.models.registry.RiskTier",
+    },
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
 

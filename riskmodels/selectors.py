@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+import datetime as dt
+from typing import TypedDict
+
 from django.core.exceptions import ObjectDoesNotExist
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.utils import timezone
 
 from governance.exceptions import NotFound
 from governance.policy import Capability, require
@@ -34,20 +38,21 @@ def dataset_version_get_for_user(*, user: Any, id: int) -> DatasetVersion:
 
 
 def registered_model_list_for_user(*, user: Any) -> QuerySet:
-    """Return the model inventory (every model, for any role)."""
-    from riskmodels.models import RegisteredModel
+    """Return the model inventory (every model, for any role), each with ``champion_version_id``."""
+    from riskmodels.models import ModelVersion, RegisteredModel, VersionStatus
 
     require(user, Capability.DOMAIN_READ)
-    return RegisteredModel.objects.all()
+    champion = ModelVersion.objects.filter(registered_model=OuterRef("pk"), status=VersionStatus.CHAMPION)
+    return RegisteredModel.objects.select_related("owner").annotate(
+        champion_version_id=Subquery(champion.values("pk")[:1]))
 
 
 def registered_model_get_for_user(*, user: Any, name: str):  # noqa: ANN201
     """Return one registered model by name, or raise NotFound / PermissionDenied."""
     from riskmodels.models import RegisteredModel
 
-    require(user, Capability.DOMAIN_READ)
     try:
-        return RegisteredModel.objects.get(name=name)
+        return registered_model_list_for_user(user=user).get(name=name)
     except RegisteredModel.DoesNotExist:
         raise NotFound(f"model {name!r} does not exist") from None
 
@@ -115,3 +120,55 @@ def registered_model_champion(*, registered_model: Any):  # noqa: ANN201
     from riskmodels.models import ModelVersion, VersionStatus
 
     return ModelVersion.objects.filter(registered_model=registered_model, status=VersionStatus.CHAMPION).first()
+
+
+def decision_list_for_user(*, user: Any, model_version_id: int | None = None) -> QuerySet:
+    """Return the lifecycle decisions the user may see, oldest first (of one version, if given)."""
+    from riskmodels.models import Decision
+
+    require(user, Capability.DOMAIN_READ)
+    decisions = Decision.objects.select_related("model_version__registered_model").order_by("created_at", "id")
+    return decisions if model_version_id is None else decisions.filter(model_version_id=model_version_id)
+
+
+def finding_list_for_user(*, user: Any) -> QuerySet:
+    """Return the findings the user may see (every finding, for any role)."""
+    from riskmodels.models import Finding
+
+    require(user, Capability.DOMAIN_READ)
+    return Finding.objects.select_related("model_version__registered_model", "owner")
+
+
+def finding_get_for_user(*, user: Any, id: int):  # noqa: ANN201
+    """Return one finding, or raise NotFound / PermissionDenied."""
+    try:
+        return finding_list_for_user(user=user).get(pk=id)
+    except (ObjectDoesNotExist, ValueError, TypeError):
+        raise NotFound(f"finding {id} does not exist") from None
+
+
+class ReviewDue(TypedDict):
+    registered_model: str
+    risk_tier: str
+    owner: str | None
+    champion: int
+    next_review_date: dt.date
+    days_overdue: int  # negative: days left before it falls due
+    overdue: bool
+
+
+def reviews_due_list_for_user(*, user: Any, within_days: int, today: dt.date | None = None) -> list[ReviewDue]:
+    """Return the models whose champion's periodic review is overdue or due within ``within_days``, most late first."""
+    from riskmodels.models import ModelVersion, RegisteredModel, VersionStatus
+
+    require(user, Capability.DOMAIN_READ)
+    today = today or timezone.localdate()
+    champions = ModelVersion.objects.filter(registered_model=OuterRef("pk"), status=VersionStatus.CHAMPION)
+    models = (RegisteredModel.objects.select_related("owner")
+              .filter(next_review_date__lte=today + dt.timedelta(days=within_days))
+              .annotate(champion_version_id=Subquery(champions.values("pk")[:1]))
+              .filter(champion_version_id__isnull=False).order_by("next_review_date", "name"))
+    return [ReviewDue(registered_model=m.name, risk_tier=m.risk_tier, owner=m.owner.username if m.owner_id else None,
+                      champion=m.champion_version_id, next_review_date=m.next_review_date,
+                      days_overdue=(today - m.next_review_date).days, overdue=m.next_review_date < today)
+            for m in models]

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from riskmodels.apis import datasets, explanations, jobs, models
+from riskmodels.apis import datasets, explanations, findings, jobs, lifecycle, models, reviews
 
 urlpatterns = [
     path("datasets/", datasets.DatasetsApi.as_view(), name="datasets"),
@@ -11,6 +11,8 @@ urlpatterns = [
     path("algorithms/", models.AlgorithmListApi.as_view(), name="algorithm-list"),
     path("models/", models.RegisteredModelsApi.as_view(), name="registered-models"),
     path("models/<str:name>/", models.RegisteredModelDetailApi.as_view(), name="registered-model-detail"),
+    path("models/<str:name>/inventory/", reviews.RegisteredModelInventoryUpdateApi.as_view(),
+         name="registered-model-inventory-update"),
     path("training-jobs/", jobs.TrainingJobCreateApi.as_view(), name="training-job-create"),
     path("jobs/", jobs.JobListApi.as_view(), name="job-list"),
     path("jobs/<int:id>/", jobs.JobDetailApi.as_view(), name="job-detail"),
@@ -32,4 +34,22 @@ urlpatterns = [
          name="explanation-values"),
     path("explanation-reports/<int:id>/plots/<str:plot>.png", explanations.ExplanationPlotApi.as_view(),
          name="explanation-plot"),
+    path("model-versions/<int:id>/submit/", lifecycle.ModelVersionSubmitApi.as_view(), name="model-version-submit"),
+    path("model-versions/<int:id>/take/", lifecycle.ModelVersionTakeApi.as_view(), name="model-version-take"),
+    path("model-versions/<int:id>/validate/", lifecycle.ModelVersionValidateApi.as_view(),
+         name="model-version-validate"),
+    path("model-versions/<int:id>/return/", lifecycle.ModelVersionReturnApi.as_view(), name="model-version-return"),
+    path("model-versions/<int:id>/reject/", lifecycle.ModelVersionRejectApi.as_view(), name="model-version-reject"),
+    path("model-versions/<int:id>/approve/", lifecycle.ModelVersionApproveApi.as_view(), name="model-version-approve"),
+    path("model-versions/<int:id>/promote/", lifecycle.ModelVersionPromoteApi.as_view(), name="model-version-promote"),
+    path("model-versions/<int:id>/retire/", lifecycle.ModelVersionRetireApi.as_view(), name="model-version-retire"),
+    path("model-versions/<int:id>/decisions/", lifecycle.ModelVersionDecisionListApi.as_view(),
+         name="model-version-decision-list"),
+    path("model-versions/<int:id>/findings/", findings.FindingRaiseApi.as_view(), name="finding-raise"),
+    path("findings/", findings.FindingListApi.as_view(), name="finding-list"),
+    path("findings/<int:id>/", findings.FindingDetailApi.as_view(), name="finding-detail"),
+    path("findings/<int:id>/remediate/", findings.FindingRemediateApi.as_view(), name="finding-remediate"),
+    path("findings/<int:id>/close/", findings.FindingCloseApi.as_view(), name="finding-close"),
+    path("model-versions/<int:id>/reviews/", reviews.PeriodicReviewCreateApi.as_view(), name="periodic-review-create"),
+    path("reviews/due/", reviews.ReviewsDueApi.as_view(), name="reviews-due"),
 ]

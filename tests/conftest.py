@@ -124,3 +124,24 @@ def german_credit_version(developer):  # noqa: ANN001,ANN201
 @pytest.fixture
 def retail_model(developer):  # noqa: ANN001,ANN201
     return register_model(developer)
+
+
+def train_submittable_version(user, registered_model, dataset_version):  # noqa: ANN001,ANN201
+    """Train a logistic regression and give it what submission needs: its test-split evaluation
+    (queued by training) and a finished SHAP report. Runs the jobs in this process, as the workers would."""
+    from riskmodels.jobs.kinds import chunk_execute, job_execute
+    from riskmodels.models import Job, JobChunk, JobStatus, ModelVersion
+    from riskmodels.services.explanations import explanation_job_create
+    from riskmodels.services.training import training_job_create
+
+    job = training_job_create(actor=user, registered_model=registered_model, dataset_version=dataset_version,
+                              request={"algorithm": "logistic_regression"})
+    job_execute(job_id=job.pk)
+    version = ModelVersion.objects.get(training_job=job)
+    for queued in Job.objects.filter(model_version=version, status=JobStatus.QUEUED):  # its test-split evaluation
+        job_execute(job_id=queued.pk)
+    report_job = explanation_job_create(actor=user, model_version=version)
+    job_execute(job_id=report_job.pk)
+    for chunk_id in JobChunk.objects.filter(job=report_job).order_by("index").values_list("pk", flat=True):
+        chunk_execute(chunk_id=chunk_id)
+    return version

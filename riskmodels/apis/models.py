@@ -22,10 +22,12 @@ from riskmodels.selectors import (
     evaluation_get_for_user,
     model_version_get_for_user,
     model_version_list_for_user,
+    registered_model_champion,
     registered_model_get_for_user,
     registered_model_list_for_user,
 )
 from riskmodels.services.evaluation import evaluation_job_create, model_versions_compare
+from riskmodels.services.lifecycle import review_cadence_months
 from riskmodels.services.registry import registered_model_create
 from riskmodels.services.reproduce import reproduction_job_create
 
@@ -42,10 +44,26 @@ class AlgorithmListApi(APIView):
 
 class RegisteredModelOutputSerializer(serializers.ModelSerializer):
     created_by = serializers.CharField(source="created_by.username", default=None)
+    owner = serializers.CharField(source="owner.username", default=None)
+    review_cadence_in_force = serializers.SerializerMethodField(
+        help_text="Months between periodic reviews: the model's own cadence, else its risk tier's default.")
+    champion = serializers.SerializerMethodField(help_text="Id of the version that scores now, or null.")
 
     class Meta:
         model = RegisteredModel
-        fields = ["id", "name", "owner_team", "purpose", "description", "created_at", "created_by"]
+        fields = ["id", "name", "owner_team", "purpose", "description", "risk_tier", "model_type", "business_use",
+                  "limitations", "owner", "review_cadence_months", "review_cadence_in_force", "next_review_date",
+                  "min_auc", "min_ks", "max_brier", "max_calibration_gap", "champion", "created_at", "created_by"]
+
+    def get_review_cadence_in_force(self, obj: RegisteredModel) -> int:
+        return review_cadence_months(obj)
+
+    def get_champion(self, obj: RegisteredModel) -> int | None:
+        # The selectors annotate it; a model just created or updated by a service is asked directly.
+        if hasattr(obj, "champion_version_id"):
+            return obj.champion_version_id
+        champion = registered_model_champion(registered_model=obj)
+        return champion.pk if champion else None
 
 
 class RegisteredModelsApi(SelectorListApi):
@@ -99,7 +117,8 @@ class ModelVersionOutputSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ModelVersion
-        fields = ["id", "registered_model", "version", "algorithm", "dataset_version", "dataset_sha256", "spec",
+        fields = ["id", "registered_model", "version", "status", "status_changed_at", "algorithm", "dataset_version",
+                  "dataset_sha256", "spec",
                   "allowed_exceptions", "preprocessing", "environment", "artifact_sha256", "artifact_size",
                   "search_results", "split_summary", "timings", "training_job", "created_at",
                   "created_by_username", "evaluations", "explanations"]
@@ -126,11 +145,11 @@ class RegisteredModelDetailApi(APIView):
 
 
 class ModelVersionListApi(SelectorListApi):
-    """List model versions; filter with ``?registered_model=NAME`` and ``?algorithm=``."""
+    """List model versions; filter with ``?registered_model=NAME``, ``?algorithm=`` and ``?status=``."""
 
     permission_classes = [CanReadDomain]
     serializer_class = ModelVersionOutputSerializer
-    filterset_fields = {"algorithm": ["exact"], "registered_model__name": ["exact"]}
+    filterset_fields = {"algorithm": ["exact"], "registered_model__name": ["exact"], "status": ["exact"]}
 
     selector = staticmethod(model_version_list_for_user)
 

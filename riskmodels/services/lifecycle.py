@@ -96,8 +96,8 @@ def _move(*, actor: Any, version: ModelVersion, action: str, allowed: tuple[str,
                        code="concurrent_transition")
     decision = Decision.objects.create(
         model_version=version, action=action, from_status=current.status, to_status=to, actor=actor,
-        actor_username=actor.username, actor_roles=sorted(r.value for r in access_of(actor).roles), rationale=rationale,
-        evidence=evidence or {}, **record)
+        actor_username=actor.username, actor_roles=sorted(r.value for r in access_of(actor).roles),
+        rationale=rationale, evidence=evidence or {}, **record)
     audit_record(actor=actor, action=f"model_version.{action}", target=version,
                  before={"status": current.status},
                  after={"status": to, "decision": decision.pk, "rationale": rationale, "evidence": evidence or {},

@@ -29,11 +29,16 @@ from governance.policy import (
     refusal,
 )
 from governance.roles import Role
-from riskmodels.jobs.kinds import job_execute
-from riskmodels.models import DatasetVersion, Job, ModelVersion, ReasonText
+from riskmodels.models import DatasetVersion, Finding, Job, ModelVersion, ReasonText, VersionStatus
 from riskmodels.services.reasons import reason_text_set
 from riskmodels.services.training import training_job_create
-from tests.conftest import client_for, media_settings, register_demo_dataset, register_model
+from tests.conftest import (
+    client_for,
+    media_settings,
+    register_demo_dataset,
+    register_model,
+    train_submittable_version,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -77,14 +82,12 @@ def world(django_db_setup, django_db_blocker, shared_media):  # noqa: ANN001,ANN
         owner, _ = user_upsert(username="owen-owner", role=Role.DEVELOPER)
         dataset_version = register_demo_dataset(owner)
         model = register_model(owner)
-        job = training_job_create(actor=owner, registered_model=model, dataset_version=dataset_version,
-                                  request={"algorithm": "logistic_regression"})
-        job_execute(job_id=job.pk)
+        # With its test-split evaluation and SHAP report, so that the submit probe can succeed.
+        model_version = train_submittable_version(owner, model, dataset_version)
         others_job = Job.objects.create(kind="train", params={}, registered_model=model,
                                         dataset_version=dataset_version, requested_by=owner,
                                         requested_by_username=owner.username)
-        yield World(dataset_version=dataset_version, model_version=ModelVersion.objects.get(training_job=job),
-                    others_job=others_job)
+        yield World(dataset_version=dataset_version, model_version=model_version, others_job=others_job)
     with django_db_blocker.unblock():
         call_command("flush", interactive=False, verbosity=0)
 
@@ -175,6 +178,28 @@ def _read_audit_log(user: Any, world: World) -> Answer:
     return _answer(client_for(user).get("/api/v1/audit-events/"))
 
 
+def _edit_inventory(user: Any, world: World) -> Answer:
+    return _answer(client_for(user).patch(f"/api/v1/models/{world.model_version.registered_model.name}/inventory/",
+                                          {"limitations": "Not for small-business loans."}, format="json"))
+
+
+def _move_version(path: str, status: VersionStatus, **body: Any) -> Callable[[Any, World], Answer]:
+    """A probe that puts the world's version in ``status`` (rolled back with the test) and moves it."""
+    def probe(user: Any, world: World) -> Answer:
+        ModelVersion.objects.filter(pk=world.model_version.pk).update(status=status)
+        return _answer(client_for(user).post(f"/api/v1/model-versions/{world.model_version.pk}/{path}/",
+                                             {"rationale": "probe", **body}, format="json"))
+    return probe
+
+
+def _remediate_finding(user: Any, world: World) -> Answer:
+    finding = Finding.objects.create(model_version=world.model_version, title="probe", description="probe",
+                                     category="data", severity="low", due_date="2030-01-01",
+                                     raised_by_username="someone")
+    return _answer(client_for(user).post(f"/api/v1/findings/{finding.pk}/remediate/",
+                                         {"remediation": "fixed"}, format="json"))
+
+
 PROBES: dict[Capability, Probe] = {
     Capability.DOMAIN_READ: Probe(_read_dataset_version, ok=200, gates=()),
     Capability.DATASET_UPLOAD: Probe(_upload_dataset, ok=201),
@@ -188,6 +213,13 @@ PROBES: dict[Capability, Probe] = {
                                      gates=(Capability.DOMAIN_READ, Capability.JOB_CANCEL)),
     Capability.REASON_TEXT_EDIT: Probe(_edit_reason_text, ok=200, gates=()),
     Capability.AUDIT_READ: Probe(_read_audit_log, ok=200),
+    Capability.MODEL_INVENTORY_EDIT: Probe(_edit_inventory, ok=200),
+    Capability.VERSION_SUBMIT: Probe(_move_version("submit", VersionStatus.TRAINED), ok=200),
+    Capability.VERSION_VALIDATE: Probe(_move_version("take", VersionStatus.SUBMITTED), ok=200),
+    Capability.VERSION_APPROVE: Probe(_move_version("approve", VersionStatus.VALIDATED), ok=200),
+    Capability.VERSION_PROMOTE: Probe(_move_version("promote", VersionStatus.APPROVED), ok=200),
+    Capability.VERSION_RETIRE: Probe(_move_version("retire", VersionStatus.TRAINED), ok=200),
+    Capability.FINDING_REMEDIATE: Probe(_remediate_finding, ok=200),
 }
 
 
