@@ -195,7 +195,7 @@ def _move_version(path: str, status: VersionStatus, **body: Any) -> Callable[[An
 def _remediate_finding(user: Any, world: World) -> Answer:
     finding = Finding.objects.create(model_version=world.model_version, title="probe", description="probe",
                                      category="data", severity="low", due_date="2030-01-01",
-                                     raised_by_username="someone")
+                                     raised_by_username="someone", owner=user)  # the object rule admits its owner
     return _answer(client_for(user).post(f"/api/v1/findings/{finding.pk}/remediate/",
                                          {"remediation": "fixed"}, format="json"))
 
