@@ -1,6 +1,12 @@
 """ML-domain tables: datasets, registered models and their versions, jobs and evaluations."""
 
-from riskmodels.models.datasets import DATASET_NAME_VALIDATOR, ColumnRole, Dataset, DatasetVersion
+from riskmodels.models.datasets import (
+    DATASET_NAME_VALIDATOR,
+    ColumnRole,
+    Dataset,
+    DatasetVersion,
+    ProtectedCharacteristic,
+)
 from riskmodels.models.explanations import ExplanationPlot, ExplanationReport, ReasonText
 from riskmodels.models.jobs import Job, JobChunk, JobKind, JobStatus
 from riskmodels.models.lifecycle import Decision, Finding, PeriodicReview, ValidationRun
@@ -16,5 +22,5 @@ from riskmodels.models.registry import (
 __all__ = [
     "DATASET_NAME_VALIDATOR", "ColumnRole", "Dataset", "DatasetVersion", "Evaluation", "ExplanationPlot",
     "ExplanationReport", "Job", "JobChunk", "JobKind", "ReasonText", "Decision", "Finding", "PeriodicReview",
-    "JobStatus", "ModelType", "ModelVersion", "RegisteredModel", "RiskTier", "ValidationRun", "VersionStatus",
+    "JobStatus", "ModelType", "ProtectedCharacteristic", "ModelVersion", "RegisteredModel", "RiskTier", "ValidationRun", "VersionStatus",
 ]

@@ -75,3 +75,24 @@ class DatasetVersion(ImmutableModel):
         for column in self.schema:
             grouped.setdefault(column["role"], []).append(column["name"])
         return grouped
+
+
+class ProtectedCharacteristic(models.Model):
+    """One entry of the catalogue of protected characteristics that uploads are checked against.
+
+    Compliance officers edit it; ``name_words`` and ``value_words`` are comma-separated words
+    (a trailing ``*`` matches a word's start). See riskmodels/ml/protected.py.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    name_words = models.CharField(max_length=500, help_text="Words of a column name, comma-separated; 'relig*' "
+                                                            "matches words starting with 'relig'.")
+    value_words = models.CharField(max_length=500, blank=True,
+                                   help_text="Words of a column's values, comma-separated (two values must match).")
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

@@ -21,7 +21,8 @@ from governance.exceptions import PayloadTooLarge, ValidationFailed
 from governance.policy import Capability, require
 from riskmodels.exceptions import DatasetRejected
 from riskmodels.ml.ingest import ROLES, IngestError, IngestResult, ingest
-from riskmodels.models import DATASET_NAME_VALIDATOR, Dataset, DatasetVersion
+from riskmodels.ml.protected import DEFAULT_CATALOGUE, Characteristic, protected_suspects
+from riskmodels.models import DATASET_NAME_VALIDATOR, Dataset, DatasetVersion, ProtectedCharacteristic
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +80,28 @@ def _ingest_to_temp(source: str | Path | IO[bytes], *, filename: str, target: st
     return result, Path(tmp)
 
 
+def protected_catalogue() -> list[Characteristic]:
+    """Return the active catalogue of protected characteristics (the defaults while none is configured)."""
+    rows = list(ProtectedCharacteristic.objects.all())
+    if not rows:
+        return list(DEFAULT_CATALOGUE)
+
+    def split(text: str) -> tuple[str, ...]:
+        return tuple(w.strip().lower() for w in text.split(",") if w.strip())
+
+    return [Characteristic(r.name, split(r.name_words), split(r.value_words)) for r in rows if r.active]
+
+
+def _flag_protected_suspects(profile: dict[str, Any]) -> None:
+    """Record in the profile the feature columns that look like a protected characteristic, with a warning each."""
+    suspects = protected_suspects(profile.get("columns") or {}, protected_catalogue())
+    profile["protected_suspects"] = suspects
+    for suspect in suspects:
+        profile.setdefault("warnings", []).append(
+            f"Column {suspect['column']!r} looks like a protected characteristic ({suspect['characteristic']}, by its "
+            f"{suspect['matched_by']}) and has no role: it cannot be a feature until its role is decided.")
+
+
 def dataset_version_create(
     *,
     actor: Any,
@@ -106,6 +129,7 @@ def dataset_version_create(
                               code="file_too_large")
 
     result, tmp_path = _ingest_to_temp(source, filename=filename, target=target, roles=roles)
+    _flag_protected_suspects(result.profile)
     try:
         schema = [column.to_dict() for column in result.columns]
         existing = DatasetVersion.objects.filter(dataset__name=name, sha256=result.sha256).select_related("dataset")

@@ -89,7 +89,16 @@ def build_spec(*, dataset_version: DatasetVersion, request: Mapping[str, Any]) -
                                 allow_excluded=allow_excluded)
     except SpecError as exc:
         raise _spec_error(exc) from None
-    exceptions = [f for f in spec.features if roles.get(f) in ("protected", "excluded")]
+    suspects = {s["column"]: s for s in dataset_version.profile.get("protected_suspects", [])}
+    flagged = [f for f in spec.features if f in suspects]
+    if flagged and not allow_protected:
+        named = ", ".join(f"{c!r} ({suspects[c]['characteristic']})" for c in flagged)
+        raise ValidationFailed(
+            f"columns that look like protected characteristics have no role: {named}; register the dataset again "
+            "with their roles (protected, identifier or excluded), or set allow_protected_features to use them as "
+            "features, recorded as an exception",
+            code="protected_suspect", details={"field": "features", "columns": flagged})
+    exceptions = [f for f in spec.features if roles.get(f) in ("protected", "excluded") or f in suspects]
     return spec, exceptions
 
 

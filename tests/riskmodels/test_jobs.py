@@ -25,6 +25,7 @@ from riskmodels.ml.persistence import load_artifact
 from riskmodels.ml.pipelines import TrainingSpec, describe_pipeline, prepare_features
 from riskmodels.ml.training import binary_target, split
 from riskmodels.models import Evaluation, Job, JobStatus, ModelVersion
+from riskmodels.services.datasets import dataset_version_create
 from riskmodels.services.evaluation import model_versions_compare
 from riskmodels.services.reproduce import reproduction_job_create
 from riskmodels.services.training import training_job_create
@@ -276,3 +277,25 @@ def test_a_numeric_0_0_1_0_target_trains_without_naming_the_positive_class(devel
     job.refresh_from_db()
     assert job.status == JobStatus.SUCCEEDED, job.error
     assert ModelVersion.objects.get().spec["positive_class"] == 1
+
+
+def test_a_column_that_looks_protected_is_flagged_at_upload_and_refused_as_a_feature_until_decided(  # noqa: ANN201
+        developer, retail_model):
+    from governance.exceptions import ValidationFailed
+    from tests.conftest import GERMAN_CREDIT
+
+    with GERMAN_CREDIT.open("rb") as handle:  # uploaded without roles
+        version, _ = dataset_version_create(actor=developer, name="german-no-roles", source=handle,
+                                            filename="german.csv", target="creditability")
+    suspects = {s["column"]: s["characteristic"] for s in version.profile["protected_suspects"]}
+    assert suspects == {"age_in_years": "age", "personal_status_and_sex": "sex and gender",
+                        "foreign_worker": "national origin and citizenship"}
+    assert any("age_in_years" in w for w in version.profile["warnings"])
+    with pytest.raises(ValidationFailed) as refused:
+        training_job_create(actor=developer, registered_model=retail_model, dataset_version=version,
+                            request={"algorithm": "logistic_regression"})
+    assert refused.value.code == "protected_suspect" and "age_in_years" in refused.value.message
+    assert not Job.objects.exists()
+    job = training_job_create(actor=developer, registered_model=retail_model, dataset_version=version,
+                              request={"algorithm": "logistic_regression", "allow_protected_features": True})
+    assert set(job.params["allowed_exceptions"]) == set(suspects)  # recorded with the version
