@@ -65,12 +65,14 @@ def protected_suspects(columns: Mapping[str, Mapping[str, Any]],
             continue
         name_words = words(name)
         top_words = [set(words(item["value"])) for item in info.get("top") or [] if item.get("value") is not None]
-        for characteristic in catalogue:
-            if any(_matches(w, p) for w in name_words for p in characteristic.name_words):
-                found.append({"column": name, "characteristic": characteristic.name, "matched_by": "name"})
-                break
-            hits = [v for v in top_words if v & set(characteristic.value_words)]
-            if len(hits) >= 2:
-                found.append({"column": name, "characteristic": characteristic.name, "matched_by": "values"})
-                break
+        # A name says more than values: look for a name match in the whole catalogue first.
+        by_name = next((c for c in catalogue
+                        if any(_matches(w, p) for w in name_words for p in c.name_words)), None)
+        if by_name is not None:
+            found.append({"column": name, "characteristic": by_name.name, "matched_by": "name"})
+            continue
+        by_values = next((c for c in catalogue
+                          if sum(1 for v in top_words if v & set(c.value_words)) >= 2), None)
+        if by_values is not None:
+            found.append({"column": name, "characteristic": by_values.name, "matched_by": "values"})
     return found
