@@ -172,3 +172,19 @@ def reviews_due_list_for_user(*, user: Any, within_days: int, today: dt.date | N
                       champion=m.champion_version_id, next_review_date=m.next_review_date,
                       days_overdue=(today - m.next_review_date).days, overdue=m.next_review_date < today)
             for m in models]
+
+
+def validation_run_list_for_user(*, user: Any) -> QuerySet:
+    """Return the validation battery runs the user may see (every run, for any role), newest first."""
+    from riskmodels.models import ValidationRun
+
+    require(user, Capability.DOMAIN_READ)
+    return ValidationRun.objects.select_related("model_version__registered_model").order_by("-created_at")
+
+
+def validation_run_get_for_user(*, user: Any, id: int):  # noqa: ANN201
+    """Return one validation battery run, or raise NotFound / PermissionDenied."""
+    try:
+        return validation_run_list_for_user(user=user).get(pk=id)
+    except (ObjectDoesNotExist, ValueError, TypeError):
+        raise NotFound(f"validation run {id} does not exist") from None

@@ -50,6 +50,11 @@ urlpatterns = [
     path("findings/<int:id>/", findings.FindingDetailApi.as_view(), name="finding-detail"),
     path("findings/<int:id>/remediate/", findings.FindingRemediateApi.as_view(), name="finding-remediate"),
     path("findings/<int:id>/close/", findings.FindingCloseApi.as_view(), name="finding-close"),
+    path("findings/<int:id>/accept/", findings.FindingAcceptApi.as_view(), name="finding-accept"),
+    path("findings/<int:id>/dismiss/", findings.FindingDismissApi.as_view(), name="finding-dismiss"),
+    path("model-versions/<int:id>/validation-runs/", lifecycle.ModelVersionValidationRunListApi.as_view(),
+         name="model-version-validation-runs"),
+    path("validation-runs/<int:id>/", lifecycle.ValidationRunDetailApi.as_view(), name="validation-run-detail"),
     path("model-versions/<int:id>/reviews/", reviews.PeriodicReviewCreateApi.as_view(), name="periodic-review-create"),
     path("reviews/due/", reviews.ReviewsDueApi.as_view(), name="reviews-due"),
 ]

@@ -17,7 +17,7 @@ from governance.api.permissions import CanReadDomain
 from governance.api.views import SelectorListApi
 from riskmodels.models import Finding
 from riskmodels.selectors import finding_get_for_user, finding_list_for_user, model_version_get_for_user
-from riskmodels.services.findings import finding_close, finding_raise, finding_remediate
+from riskmodels.services.findings import finding_accept, finding_close, finding_dismiss, finding_raise, finding_remediate
 
 
 class FindingOutputSerializer(serializers.ModelSerializer):
@@ -29,10 +29,11 @@ class FindingOutputSerializer(serializers.ModelSerializer):
         model = Finding
         fields = ["id", "model_version", "registered_model", "title", "description", "category", "severity",
                   "status", "owner", "due_date", "overdue", "raised_by_username", "remediation",
-                  "remediated_by_username", "closing_evidence", "closed_by_username", "created_at", "closed_at"]
+                  "remediated_by_username", "closing_evidence", "closed_by_username", "created_at", "closed_at",
+                  "validation_run", "test_name", "dismissal_reason"]
 
     def get_overdue(self, obj: Finding) -> bool:
-        return obj.status != Finding.Status.CLOSED and obj.due_date < timezone.localdate()
+        return obj.status in (Finding.Status.OPEN, Finding.Status.REMEDIATED) and obj.due_date < timezone.localdate()
 
 
 class FindingRaiseApi(APIView):
@@ -71,7 +72,7 @@ class FindingFilter(django_filters.FilterSet):
         fields = ["model_version", "status", "severity", "overdue"]
 
     def filter_overdue(self, queryset: QuerySet, name: str, value: bool | None) -> QuerySet:
-        late = Q(due_date__lt=timezone.localdate()) & ~Q(status=Finding.Status.CLOSED)
+        late = Q(due_date__lt=timezone.localdate()) & Q(status__in=(Finding.Status.OPEN, Finding.Status.REMEDIATED))
         return queryset.filter(late) if value else queryset.exclude(late)
 
 
@@ -125,4 +126,42 @@ class FindingCloseApi(APIView):
         serializer.is_valid(raise_exception=True)
         finding = finding_get_for_user(user=request.user, id=id)
         finding = finding_close(actor=request.user, finding=finding, **serializer.validated_data)
+        return Response(FindingOutputSerializer(finding).data)
+
+
+class FindingAcceptApi(APIView):
+    """Accept a finding the validation battery proposed, edited or not (a validator independent of the version)."""
+
+    permission_classes = [CanReadDomain]
+
+    class InputSerializer(serializers.Serializer):
+        title = serializers.CharField(max_length=200, required=False)
+        severity = serializers.ChoiceField(choices=Finding.Severity.choices, required=False)
+        due_date = serializers.DateField(required=False, help_text="YYYY-MM-DD")
+        owner = serializers.SlugRelatedField(slug_field="username", queryset=get_user_model().objects.all(),
+                                             required=False, allow_null=True, default=None)
+
+    @extend_schema(summary="Accept a proposed finding", request=InputSerializer, responses=FindingOutputSerializer)
+    def post(self, request: Request, id: int) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        finding = finding_get_for_user(user=request.user, id=id)
+        finding = finding_accept(actor=request.user, finding=finding, **serializer.validated_data)
+        return Response(FindingOutputSerializer(finding).data)
+
+
+class FindingDismissApi(APIView):
+    """Dismiss a finding the validation battery proposed, with the reason (recorded)."""
+
+    permission_classes = [CanReadDomain]
+
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField()
+
+    @extend_schema(summary="Dismiss a proposed finding", request=InputSerializer, responses=FindingOutputSerializer)
+    def post(self, request: Request, id: int) -> Response:
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        finding = finding_get_for_user(user=request.user, id=id)
+        finding = finding_dismiss(actor=request.user, finding=finding, **serializer.validated_data)
         return Response(FindingOutputSerializer(finding).data)

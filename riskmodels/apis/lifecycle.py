@@ -12,8 +12,13 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance.api.permissions import CanReadDomain
-from riskmodels.models import Decision, ModelVersion
-from riskmodels.selectors import decision_list_for_user, model_version_get_for_user
+from riskmodels.models import Decision, ModelVersion, ValidationRun
+from riskmodels.selectors import (
+    decision_list_for_user,
+    model_version_get_for_user,
+    validation_run_get_for_user,
+    validation_run_list_for_user,
+)
 from riskmodels.services.lifecycle import (
     CONCLUSIONS,
     version_approve,
@@ -64,7 +69,11 @@ class ModelVersionSubmitApi(APIView):
     """Submit a trained or returned version for validation (developers); its evidence is recorded."""
 
     permission_classes = [CanReadDomain]
-    InputSerializer = RationaleInputSerializer
+
+    class InputSerializer(RationaleInputSerializer):
+        justification = serializers.CharField(required=False, allow_blank=True, default="",
+                                              help_text="Required when the version's validation battery failed: "
+                                                        "why it should be validated anyway (recorded).")
 
     @extend_schema(summary="Submit a version for validation", request=InputSerializer,
                    responses=TransitionOutputSerializer)
@@ -187,3 +196,35 @@ class ModelVersionDecisionListApi(APIView):
         version = model_version_get_for_user(user=request.user, id=id)
         decisions = decision_list_for_user(user=request.user, model_version_id=version.pk)
         return Response(DecisionOutputSerializer(decisions, many=True).data)
+
+
+class ValidationRunOutputSerializer(serializers.ModelSerializer):
+    results = serializers.JSONField()
+    thresholds = serializers.JSONField()
+
+    class Meta:
+        model = ValidationRun
+        fields = ["id", "model_version", "evaluation", "job", "outcome", "results", "thresholds", "n_rows", "seconds",
+                  "created_at"]
+
+
+class ModelVersionValidationRunListApi(APIView):
+    """The validation battery's runs on a version, newest first: each test's outcome, figures and proposed finding."""
+
+    permission_classes = [CanReadDomain]
+
+    @extend_schema(summary="List a version's validation battery runs", responses=ValidationRunOutputSerializer(many=True))
+    def get(self, request: Request, id: int) -> Response:
+        version = model_version_get_for_user(user=request.user, id=id)
+        runs = validation_run_list_for_user(user=request.user).filter(model_version=version)
+        return Response(ValidationRunOutputSerializer(runs, many=True).data)
+
+
+class ValidationRunDetailApi(APIView):
+    """One run of the validation battery."""
+
+    permission_classes = [CanReadDomain]
+
+    @extend_schema(summary="Get a validation battery run", responses=ValidationRunOutputSerializer)
+    def get(self, request: Request, id: int) -> Response:
+        return Response(ValidationRunOutputSerializer(validation_run_get_for_user(user=request.user, id=id)).data)

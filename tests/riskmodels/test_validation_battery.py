@@ -95,3 +95,27 @@ def test_a_validator_accepts_or_dismisses_proposed_findings_and_only_accepted_on
         version_approve(actor=compliance_officer, version=leaky_version, rationale="approve")
     assert refused.value.code == "open_high_findings" and refused.value.details["findings"] == [leak.pk]
     assert audit_verify().ok
+
+
+def test_the_battery_through_the_api_runs_a_failed_submission_and_proposed_findings(  # noqa: ANN201
+        leaky_version, developer, validator):
+    from tests.conftest import client_for
+
+    dev, val = client_for(developer), client_for(validator)
+    runs = dev.get(f"/api/v1/model-versions/{leaky_version.pk}/validation-runs/").json()
+    assert len(runs) == 1 and runs[0]["outcome"] == "fail"
+    assert dev.get(f"/api/v1/validation-runs/{runs[0]['id']}/").json()["results"][0]["name"] == "leakage"
+    refused = dev.post(f"/api/v1/model-versions/{leaky_version.pk}/submit/", {"rationale": "ready"}, format="json")
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "battery_failed"
+    submitted = dev.post(f"/api/v1/model-versions/{leaky_version.pk}/submit/",
+                         {"rationale": "ready", "justification": "known at application"}, format="json")
+    assert submitted.status_code == 200 and submitted.json()["decision"]["policy_exception"] == "known at application"
+    val.post(f"/api/v1/model-versions/{leaky_version.pk}/take/", {"rationale": "mine"}, format="json")
+    proposed = val.get(f"/api/v1/findings/?model_version={leaky_version.pk}&status=proposed").json()["results"]
+    leak = next(f for f in proposed if f["test_name"] == "leakage")
+    accepted = val.post(f"/api/v1/findings/{leak['id']}/accept/", {"severity": "medium"}, format="json")
+    assert accepted.status_code == 200 and (accepted.json()["status"], accepted.json()["severity"]) == ("open", "medium")
+    assert val.post(f"/api/v1/findings/{leak['id']}/dismiss/", {"reason": "x"}, format="json").status_code == 409
+    missing = val.post(f"/api/v1/findings/{proposed[-1]['id']}/dismiss/", {}, format="json")
+    assert missing.status_code == 400 and "reason" in missing.json()["error"]["message"]
+    assert dev.post(f"/api/v1/findings/{leak['id']}/accept/", {}, format="json").status_code == 403
