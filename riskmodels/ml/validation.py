@@ -39,6 +39,7 @@ class Thresholds:
     drop_auc_drop_warn: float = 0.15  # one feature carrying this much of the AUC is a single point of failure
     stability_rank_corr_warn: float = 0.9
     stability_rank_corr_fail: float = 0.7
+    proxy_association_warn: float = 0.5  # Cramér's V between a feature and a protected column
     calibration_p_fail: float = 0.01
     # Hosmer-Lemeshow rejects tiny miscalibration on large samples: a fail also needs a band this far off.
     calibration_gap_fail: float = 0.05
@@ -258,6 +259,37 @@ def calibration(y: np.ndarray, p: np.ndarray, *, n_bands: int = 10, thresholds: 
                           f"default rate (binomial test); the largest gap is {gap:.3f}", figures)
     return TestResult("calibration", PASS, f"predicted PDs match observed defaults (Hosmer-Lemeshow p = {hl_p:.3f})",
                       figures)
+
+
+def _bins(values: pd.Series, bins: int = 5) -> pd.Series:
+    """Return categories for a contingency table: quantile bins of a number, the values of anything else."""
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values) and values.nunique() > bins:
+        return pd.qcut(values.astype(float), q=bins, duplicates="drop").astype(str).where(values.notna(), "(missing)")
+    return values.astype(object).where(values.notna(), "(missing)").astype(str)
+
+
+def cramers_v(a: pd.Series, b: pd.Series) -> float:
+    """Return Cramér's V between two columns (numbers in quantile bins): 0 is independence, 1 determination."""
+    table = pd.crosstab(_bins(a), _bins(b)).to_numpy()
+    if min(table.shape) < 2:
+        return 0.0
+    return float(stats.contingency.association(table, method="cramer"))
+
+
+def proxies(features: pd.DataFrame, protected: pd.DataFrame, *, thresholds: Thresholds) -> TestResult:
+    """List the features strongly associated with a protected column (Cramér's V): they can stand in for it."""
+    table = {f: {g: cramers_v(features[f], protected[g]) for g in protected.columns} for f in features.columns}
+    strong = sorted(((f, g, v) for f, row in table.items() for g, v in row.items()
+                     if v >= thresholds.proxy_association_warn), key=lambda t: -t[2])
+    figures = {"cramers_v": table, "protected": list(protected.columns)}
+    if not len(protected.columns):
+        return TestResult("proxies", PASS, "no protected column is recorded for this dataset", figures, "fairness")
+    if strong:
+        named = "; ".join(f"{f} ~ {g} (V = {v:.2f})" for f, g, v in strong[:5])
+        return TestResult("proxies", WARN, f"features that may stand in for a protected characteristic: {named}",
+                          figures, "fairness")
+    return TestResult("proxies", PASS, "no feature is strongly associated with a protected column", figures,
+                      "fairness")
 
 
 def worst_outcome(results: list[TestResult]) -> str:

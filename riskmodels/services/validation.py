@@ -25,6 +25,7 @@ from riskmodels.ml.validation import (
     explanation_stability,
     leakage,
     overfitting,
+    proxies,
     robustness,
     weak_segments,
     worst_outcome,
@@ -68,7 +69,13 @@ def validation_work(job: Job, progress: Progress, stored: list[str]) -> Finished
     spec = TrainingSpec.from_dict(version.spec)
     progress("loading", 5)
     pipeline = pipeline_load(version)
-    needed = [*spec.features, spec.target, *([spec.date_column] if spec.date_column else [])]
+    # The columns recorded as protected (or suspected at upload) that are not features: proxies are checked
+    # against them; they are read for this test only.
+    dataset = version.dataset_version
+    protected = [c["name"] for c in dataset.schema if c["role"] == "protected"]
+    protected += [s["column"] for s in dataset.profile.get("protected_suspects", []) if s["column"] not in protected]
+    protected = [c for c in protected if c not in spec.features]
+    needed = [*spec.features, spec.target, *([spec.date_column] if spec.date_column else []), *protected]
     frame = dataset_frame(version.dataset_version, columns=list(dict.fromkeys(needed)))
     _, test_idx = split(frame, spec)
     rows = _sample(np.asarray(test_idx), MAX_ROWS, spec.seed)
@@ -98,6 +105,7 @@ def validation_work(job: Job, progress: Progress, stored: list[str]) -> Finished
         robustness(predict, raw, y, numeric=list(spec.numeric), seed=spec.seed, thresholds=thresholds),
         explanation_stability(report.values, list(report.features), seed=spec.seed, thresholds=thresholds),
         calibration(y, p, thresholds=thresholds),
+        proxies(raw, test[protected], thresholds=thresholds),
     ]
     outcome = worst_outcome(results)
     seconds = time.perf_counter() - started

@@ -52,7 +52,7 @@ def test_every_version_gets_a_battery_run_with_each_test_after_its_evaluation(de
     version = _version(developer, german_credit_version, retail_model)
     run = ValidationRun.objects.get(model_version=version)
     assert [r["name"] for r in run.results] == ["leakage", "overfitting", "weak_segments", "robustness",
-                                                "explanation_stability", "calibration"]
+                                                "explanation_stability", "calibration", "proxies"]
     assert run.outcome in {"pass", "warn", "fail"} and run.n_rows == version.split_summary["n_test"]
     drafts = Finding.objects.filter(validation_run=run)
     assert {f.test_name for f in drafts} == {r["name"] for r in run.results if r["outcome"] != "pass"}

@@ -155,3 +155,20 @@ def test_the_battery_outcome_is_its_worst_test():
     ok = weak_segments(frame[["income"]], y, 1 / (1 + np.exp(-frame["debt"].to_numpy())), thresholds=T)
     bad = overfitting({"auc": 0.99, "ks": 0.9, "brier": 0.05}, {"auc": 0.7, "ks": 0.3, "brier": 0.2}, thresholds=T)
     assert worst_outcome([ok]) == PASS and worst_outcome([ok, bad]) == FAIL
+
+
+def test_a_feature_that_stands_in_for_a_protected_column_is_listed_as_a_proxy():
+    from scipy.stats.contingency import association
+
+    from riskmodels.ml.validation import cramers_v, proxies
+
+    rng = np.random.default_rng(5)
+    n = 3000
+    sex = pd.Series(rng.choice(["f", "m"], size=n))
+    features = pd.DataFrame({"title": sex.map({"f": "ms", "m": "mr"}).where(rng.random(n) > 0.05, "dr"),
+                             "income": rng.normal(size=n), "region": rng.choice(["n", "s"], size=n)})
+    result = proxies(features, pd.DataFrame({"sex": sex}), thresholds=T)
+    assert result.outcome == WARN and "title ~ sex" in result.message and "income" not in result.message
+    direct = association(pd.crosstab(features["region"], sex).to_numpy(), method="cramer")
+    assert cramers_v(features["region"], sex) == pytest.approx(direct)
+    assert proxies(features, pd.DataFrame(index=features.index), thresholds=T).outcome == PASS
