@@ -237,6 +237,13 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # How long a running job may go without a heartbeat before it is reaped.
 JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 120, minimum=2)
 
+# The validation battery's thresholds by risk tier, over riskmodels.ml.validation.Thresholds' defaults
+# (a model may override any of them): a high-tier model tolerates less overfitting and weaker segments.
+BATTERY_THRESHOLDS_BY_TIER: dict[str, dict[str, float]] = {
+    "high": {"overfit_auc_gap_warn": 0.03, "overfit_auc_gap_fail": 0.07, "segment_auc_drop_warn": 0.07},
+    "medium": {},
+    "low": {"overfit_auc_gap_warn": 0.07, "overfit_auc_gap_fail": 0.15, "segment_auc_drop_warn": 0.15},
+}
 # Months between periodic reviews of a champion, by risk tier (a model may set its own).
 REVIEW_CADENCE_MONTHS = {
     "high": env_int("REVIEW_CADENCE_HIGH_MONTHS", 12, minimum=1),

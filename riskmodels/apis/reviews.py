@@ -45,6 +45,10 @@ class RegisteredModelInventoryUpdateApi(APIView):
         min_ks = _floor("Lowest acceptable KS, or null.")
         max_brier = _floor("Highest acceptable Brier score, or null.")
         max_calibration_gap = _floor("Highest acceptable calibration gap, or null.")
+        battery_thresholds = serializers.DictField(
+            child=serializers.FloatField(min_value=0), required=False,
+            help_text="Overrides of the validation battery's thresholds for this model, e.g. "
+                      '{"overfit_auc_gap_fail": 0.08}; {} for the tier\'s defaults.')
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
             unknown = sorted(set(self.initial_data) - set(self.fields))

@@ -52,6 +52,9 @@ class RegisteredModel(models.Model):
     min_ks = models.FloatField(null=True, blank=True)
     max_brier = models.FloatField(null=True, blank=True)
     max_calibration_gap = models.FloatField(null=True, blank=True)
+    # Overrides of the validation battery's thresholds for this model (riskmodels.ml.validation.Thresholds
+    # field -> number), on top of its tier's defaults (settings.BATTERY_THRESHOLDS_BY_TIER).
+    battery_thresholds = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from django.db import transaction
@@ -11,6 +12,7 @@ from django.utils import timezone
 from governance.audit import audit_record
 from governance.exceptions import Conflict, ValidationFailed
 from governance.policy import Capability, require
+from riskmodels.ml.validation import Thresholds
 from riskmodels.models import (
     Decision,
     Evaluation,
@@ -31,7 +33,21 @@ def _inventory(model: RegisteredModel) -> dict[str, Any]:
     return {"risk_tier": model.risk_tier, "model_type": model.model_type, "business_use": model.business_use,
             "limitations": model.limitations, "owner": model.owner.username if model.owner_id else None,
             "review_cadence_months": model.review_cadence_months, "next_review_date": model.next_review_date,
-            **{name: getattr(model, name) for name in INVENTORY_FLOORS}}
+            **{name: getattr(model, name) for name in INVENTORY_FLOORS}, "battery_thresholds": model.battery_thresholds}
+
+
+def _check_thresholds(value: Any) -> None:
+    known = {f.name for f in dataclasses.fields(Thresholds)}
+    if not isinstance(value, dict):
+        raise ValidationFailed("battery_thresholds must be an object of threshold names and numbers", code="invalid",
+                               details={"field": "battery_thresholds"})
+    for key, number in value.items():
+        if key not in known:
+            raise ValidationFailed(f"battery_thresholds: {key!r} is not a threshold; known: {', '.join(sorted(known))}",
+                                   code="invalid", details={"field": "battery_thresholds"})
+        if isinstance(number, bool) or not isinstance(number, int | float) or number < 0:
+            raise ValidationFailed(f"battery_thresholds: {key} must be a non-negative number", code="invalid",
+                                   details={"field": "battery_thresholds"})
 
 
 def _last_reviewed(model: RegisteredModel) -> Any:
@@ -48,7 +64,7 @@ def registered_model_inventory_update(*, actor: Any, model: RegisteredModel, cha
     """Set a model's inventory fields (tier, type, use, limitations, owner, cadence, floors); audited before/after."""
     require(actor, Capability.MODEL_INVENTORY_EDIT)
     unknown = sorted(set(changes) - {"risk_tier", "model_type", "owner", "review_cadence_months", *INVENTORY_TEXT,
-                                     *INVENTORY_FLOORS})
+                                     *INVENTORY_FLOORS, "battery_thresholds"})
     if unknown:
         raise ValidationFailed(f"unknown inventory fields: {', '.join(unknown)}", code="invalid",
                                details={"fields": unknown})
@@ -70,6 +86,8 @@ def registered_model_inventory_update(*, actor: Any, model: RegisteredModel, cha
                 isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 1):
             raise ValidationFailed(f"{name} must be a number between 0 and 1 (or null for none)", code="invalid",
                                    details={"field": name})
+        if name == "battery_thresholds":
+            _check_thresholds(value)
         clean[name] = value
     with transaction.atomic():
         current = RegisteredModel.objects.select_for_update().get(pk=model.pk)

@@ -11,6 +11,7 @@ import time
 from typing import Any
 
 import numpy as np
+from django.conf import settings
 from django.utils import timezone
 
 from governance.audit import audit_record
@@ -30,7 +31,7 @@ from riskmodels.ml.validation import (
     weak_segments,
     worst_outcome,
 )
-from riskmodels.models import Evaluation, Finding, Job, JobKind, ModelVersion, ValidationRun
+from riskmodels.models import Evaluation, Finding, Job, JobKind, ModelVersion, RegisteredModel, ValidationRun
 from riskmodels.services.explanations.cache import pipeline_load, training_background
 from riskmodels.storage import dataset_frame
 
@@ -53,6 +54,11 @@ def validation_job_queue(*, version: ModelVersion, evaluation: Evaluation, reque
                  after={"model_version": version.pk, "evaluation": evaluation.pk})
     job_dispatch(job=job)
     return job
+
+
+def battery_thresholds(model: RegisteredModel) -> Thresholds:
+    """Return the battery's thresholds for a model: the defaults, its tier's, then its own overrides."""
+    return Thresholds(**{**settings.BATTERY_THRESHOLDS_BY_TIER.get(model.risk_tier, {}), **model.battery_thresholds})
 
 
 def _sample(rows: np.ndarray, limit: int, seed: int) -> np.ndarray:
@@ -95,7 +101,7 @@ def validation_work(job: Job, progress: Progress, stored: list[str]) -> Finished
     report = explain_global(pipeline, spec, explained, options=options, background=background)
     importance = dict(zip(report.features, np.abs(report.values).mean(axis=0).tolist(), strict=True))
     top = sorted(importance, key=importance.get, reverse=True)[:TOP_FEATURES]
-    thresholds = Thresholds()
+    thresholds = battery_thresholds(version.registered_model)
     model_type = version.registered_model.model_type
     progress("testing", 50)
     results = [

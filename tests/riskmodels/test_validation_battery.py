@@ -9,7 +9,7 @@ import pytest
 from governance.audit import audit_verify
 from governance.exceptions import Conflict
 from riskmodels.jobs.kinds import chunk_execute, job_execute
-from riskmodels.models import Finding, Job, JobChunk, JobStatus, ModelVersion, ValidationRun
+from riskmodels.models import Finding, Job, JobChunk, JobStatus, ModelVersion, RegisteredModel, ValidationRun
 from riskmodels.services.explanations import explanation_job_create
 from riskmodels.services.findings import finding_accept, finding_dismiss
 from riskmodels.services.lifecycle import version_approve, version_submit, version_take, version_validate
@@ -119,3 +119,23 @@ def test_the_battery_through_the_api_runs_a_failed_submission_and_proposed_findi
     missing = val.post(f"/api/v1/findings/{proposed[-1]['id']}/dismiss/", {}, format="json")
     assert missing.status_code == 400 and "reason" in missing.json()["error"]["message"]
     assert dev.post(f"/api/v1/findings/{leak['id']}/accept/", {}, format="json").status_code == 403
+
+
+def test_the_battery_thresholds_come_from_the_tier_then_the_model(developer, retail_model, compliance_officer):  # noqa: ANN001
+    from governance.exceptions import ValidationFailed
+    from riskmodels.services.reviews import registered_model_inventory_update
+    from riskmodels.services.validation import battery_thresholds
+    from tests.conftest import client_for
+
+    assert battery_thresholds(retail_model).overfit_auc_gap_fail == 0.10  # medium: the defaults
+    model = registered_model_inventory_update(actor=compliance_officer, model=retail_model,
+                                              changes={"risk_tier": "high"})
+    assert battery_thresholds(model).overfit_auc_gap_fail == 0.07
+    response = client_for(compliance_officer).patch(f"/api/v1/models/{model.name}/inventory/",
+                                                    {"battery_thresholds": {"overfit_auc_gap_fail": 0.05}},
+                                                    format="json")
+    assert response.status_code == 200 and response.json()["battery_thresholds"] == {"overfit_auc_gap_fail": 0.05}
+    assert battery_thresholds(RegisteredModel.objects.get(pk=model.pk)).overfit_auc_gap_fail == 0.05
+    with pytest.raises(ValidationFailed, match="'overfit' is not a threshold"):
+        registered_model_inventory_update(actor=compliance_officer, model=model,
+                                          changes={"battery_thresholds": {"overfit": 0.1}})
