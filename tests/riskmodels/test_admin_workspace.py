@@ -247,3 +247,29 @@ def test_compliance_officers_edit_the_inventory_through_the_service(retail_model
     refused = signed_in(developer).post(url, {"risk_tier": "low"})
     assert refused.status_code == 403
     assert RegisteredModel.objects.get(pk=retail_model.pk).risk_tier == "high"
+
+
+def test_opening_the_form_of_a_decision_not_open_to_the_user_goes_back_with_the_reason(submitted, developer):  # noqa: ANN001
+    response = signed_in(developer).get(decide_url(submitted, "take"), follow=True)
+    assert response.redirect_chain[-1][0] == reverse("admin:riskmodels_workspace_version", args=[submitted.pk])
+    assert "is not open to you" in response.content.decode()
+
+
+def test_an_unknown_decision_or_version_is_not_found(submitted, validator):  # noqa: ANN001
+    client = signed_in(validator)
+    assert client.get(decide_url(submitted, "bless")).status_code == 404
+    assert client.get(reverse("admin:riskmodels_workspace_version", args=[submitted.pk + 99])).status_code == 404
+
+
+def test_the_audit_trail_on_the_page_includes_the_events_of_its_findings(submitted, validator, auditor):  # noqa: ANN001
+    finding_raise(actor=validator, version=submitted, title="Leaky feature", description="d", category="data",
+                  severity="medium", due_date=timezone.localdate())
+    audit = section(version_page(signed_in(auditor), submitted), "audit")
+    assert "finding.raised" in audit and "model_version.submit" in audit
+    assert 'id="action-' not in section(version_page(signed_in(auditor), submitted), "actions")
+
+
+def test_only_compliance_officers_get_an_editable_inventory_form(retail_model, validator, compliance_officer):  # noqa: ANN001
+    url = reverse("admin:riskmodels_registeredmodel_change", args=[retail_model.pk])
+    assert 'name="risk_tier"' not in signed_in(validator).get(url).content.decode()
+    assert 'name="risk_tier"' in signed_in(compliance_officer).get(url).content.decode()
