@@ -69,9 +69,10 @@ def start_page(client: Client) -> str:
 
 
 def section(html: str, section_id: str) -> str:
+    """Return the HTML of the element with ``section_id`` (a workspace block: a div or section, not nested)."""
     start = html.index(f'id="{section_id}"')
-    end = html.find("</div>", start) if "<section" not in html[start - 20:start] else html.find("</section>", start)
-    return html[start:end]
+    tag = html[html.rindex("<", 0, start) + 1:start].split()[0]
+    return html[start:html.index(f"</{tag}>", start)]
 
 
 def decide_url(version: ModelVersion, action: str) -> str:
