@@ -25,9 +25,11 @@ from riskmodels.models import (
     ReasonText,
     RegisteredModel,
 )
+from riskmodels.admin_workspace import Workspace
 from riskmodels.apis.files import stored_png
 from riskmodels.services.datasets import dataset_roles_parse, dataset_version_create
 from riskmodels.services.reasons import reason_text_delete, reason_text_set
+from riskmodels.services.reviews import registered_model_inventory_update
 
 
 class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
@@ -168,12 +170,53 @@ class ModelVersionInline(RecordInline):
     fields = ["version", "algorithm", "dataset_version", "artifact_sha256", "created_at", "created_by_username"]
 
 
+INVENTORY_FIELDS = ["risk_tier", "model_type", "business_use", "limitations", "owner", "review_cadence_months",
+                    "min_auc", "min_ks", "max_brier", "max_calibration_gap"]
+RECORD_FIELDS = ["name", "owner_team", "purpose", "description", "next_review_date", "created_at", "created_by"]
+
+
+class RegisteredModelInventoryForm(forms.ModelForm):
+    """The inventory fields a compliance officer sets; the ranges are the service's, so a bad value is a form error."""
+
+    review_cadence_months = forms.IntegerField(required=False, min_value=1, max_value=120,
+                                               help_text="Months between periodic reviews; empty: the tier's default.")
+    min_auc = forms.FloatField(required=False, min_value=0, max_value=1)
+    min_ks = forms.FloatField(required=False, min_value=0, max_value=1)
+    max_brier = forms.FloatField(required=False, min_value=0, max_value=1)
+    max_calibration_gap = forms.FloatField(required=False, min_value=0, max_value=1)
+
+    class Meta:
+        model = RegisteredModel
+        fields = INVENTORY_FIELDS
+
+
 @admin.register(RegisteredModel)
-class RegisteredModelAdmin(ReadOnlyAdmin):
-    list_display = ["name", "owner_team", "purpose", "created_at", "created_by"]
+class RegisteredModelAdmin(admin.ModelAdmin):
+    """The model inventory: compliance officers set tier, owner, cadence and floors (through the service, audited)."""
+
+    form = RegisteredModelInventoryForm
+    list_display = ["name", "risk_tier", "model_type", "owner", "next_review_date", "owner_team", "created_at"]
+    list_filter = ["risk_tier", "model_type"]
     search_fields = ["name", "owner_team", "purpose"]
-    readonly_fields = ["name", "owner_team", "purpose", "description", "created_at", "created_by"]
+    fields = [*RECORD_FIELDS[:4], *INVENTORY_FIELDS, *RECORD_FIELDS[4:]]
     inlines = [ModelVersionInline]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # models are registered by developers, through the API
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return allowed(request.user, Capability.MODEL_INVENTORY_EDIT)
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return RECORD_FIELDS if self.has_change_permission(request, obj) else self.fields
+
+    def save_model(self, request: HttpRequest, obj: RegisteredModel, form: Any, change: bool) -> None:
+        changes = {name: form.cleaned_data[name] for name in form.changed_data if name in INVENTORY_FIELDS}
+        if changes:
+            registered_model_inventory_update(actor=request.user, model=obj, changes=changes)
 
 
 @admin.register(Job)
@@ -200,15 +243,24 @@ def _metric(value: Any) -> str:
 class ModelVersionAdmin(ReadOnlyAdmin):
     """A model version's full record, its evaluations with metrics and plots."""
 
-    list_display = ["__str__", "algorithm", "dataset_version", "test_auc", "short_sha", "created_at",
+    list_display = ["__str__", "status", "algorithm", "dataset_version", "test_auc", "short_sha", "created_at",
                     "created_by_username"]
-    list_filter = ["algorithm", "registered_model"]
+    list_filter = ["status", "algorithm", "registered_model"]
     search_fields = ["registered_model__name", "artifact_sha256"]
     fields = ["registered_model", "version", "algorithm", "dataset_version", "dataset_sha256", "spec",
               "allowed_exceptions", "preprocessing", "environment", "artifact_path", "artifact_sha256",
               "artifact_size", "split_summary", "timings", "search_results", "training_job", "created_at",
               "created_by_username", "evaluation_summary", "shap_summary"]
+    fields = ["workspace_link", "status", *fields]
     readonly_fields = fields
+
+    def get_urls(self) -> list[Any]:
+        return [*Workspace(self.admin_site).urls(), *super().get_urls()]
+
+    @admin.display(description="decide")
+    def workspace_link(self, obj: ModelVersion) -> str:
+        return format_html('<a href="{}">Open the decision page of {}</a>',
+                           reverse("admin:riskmodels_workspace_version", args=[obj.pk]), obj)
 
     def get_queryset(self, request: HttpRequest) -> Any:
         return super().get_queryset(request).select_related("registered_model").prefetch_related("evaluations",

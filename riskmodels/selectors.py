@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from dataclasses import dataclass
 from typing import Any
 
 import datetime as dt
@@ -12,7 +14,7 @@ from django.db.models import OuterRef, QuerySet, Subquery
 from django.utils import timezone
 
 from governance.exceptions import NotFound
-from governance.policy import Capability, require
+from governance.policy import Capability, allowed, require
 from riskmodels.models import Dataset, DatasetVersion
 
 
@@ -188,3 +190,216 @@ def validation_run_get_for_user(*, user: Any, id: int):  # noqa: ANN201
         return validation_run_list_for_user(user=user).get(pk=id)
     except (ObjectDoesNotExist, ValueError, TypeError):
         raise NotFound(f"validation run {id} does not exist") from None
+
+# The compliance workspace (riskmodels/admin_workspace.py): what a person who decides needs
+# on one screen. Which buttons a user sees is the policy's answer, given the version's state.
+
+WORKSPACE_REVIEW_HORIZON_DAYS = 30
+
+
+@dataclass(frozen=True)
+class WorkspaceAction:
+    """A lifecycle decision as the workspace offers it: the capability it needs and the states it starts from."""
+
+    name: str
+    label: str
+    capability: Capability
+    from_states: tuple[str, ...]
+    on_actors: bool  # whether the policy's separation-of-duties rules apply (the version's actors are passed)
+
+
+def _workspace_actions() -> tuple[WorkspaceAction, ...]:
+    from riskmodels.models import VersionStatus as S
+
+    # Mirrors the state machine in riskmodels/services/lifecycle.py; the service stays the
+    # judge (a forced POST is refused there), this only decides which buttons to draw.
+    return (
+        WorkspaceAction("submit", "Submit for validation", Capability.VERSION_SUBMIT, (S.TRAINED, S.RETURNED), False),
+        WorkspaceAction("take", "Take for validation", Capability.VERSION_VALIDATE, (S.SUBMITTED,), True),
+        WorkspaceAction("validate", "Conclude: validated", Capability.VERSION_VALIDATE, (S.IN_VALIDATION,), True),
+        WorkspaceAction("return", "Return to the developer", Capability.VERSION_VALIDATE, (S.IN_VALIDATION,), True),
+        WorkspaceAction("reject", "Reject", Capability.VERSION_VALIDATE, (S.SUBMITTED, S.IN_VALIDATION), True),
+        WorkspaceAction("reject", "Reject", Capability.VERSION_APPROVE, (S.VALIDATED,), True),
+        WorkspaceAction("approve", "Approve", Capability.VERSION_APPROVE, (S.VALIDATED,), True),
+        WorkspaceAction("promote", "Promote to champion", Capability.VERSION_PROMOTE, (S.APPROVED,), False),
+        WorkspaceAction("retire", "Retire", Capability.VERSION_RETIRE,
+                        (S.TRAINED, S.RETURNED, S.VALIDATED, S.APPROVED, S.CHAMPION), False),
+    )
+
+
+def workspace_version_actions(*, user: Any, version: Any, actors: Any = None) -> list[WorkspaceAction]:
+    """Return the decisions ``user`` may take on ``version`` now (by the policy and the version's state)."""
+    from riskmodels.services.lifecycle import version_actors
+
+    actors = actors if actors is not None else version_actors(version=version)
+    offered: dict[str, WorkspaceAction] = {}
+    for action in _workspace_actions():
+        if version.status in action.from_states and action.name not in offered and allowed(
+                user, action.capability, actors if action.on_actors else None):
+            offered[action.name] = action
+    return list(offered.values())
+
+
+@dataclass(frozen=True)
+class WorkspaceFindingRow:
+    finding: Any
+    overdue: bool
+    may_remediate: bool
+    may_close: bool
+
+
+@dataclass(frozen=True)
+class WorkspaceReviewRow:
+    model: Any
+    champion: Any
+    overdue: bool
+
+
+@dataclass(frozen=True)
+class WorkspaceQueues:
+    """What waits for a user: versions to validate, to approve, to promote; findings; reviews falling due."""
+
+    awaiting_validation: list[Any]
+    awaiting_approval: list[Any]
+    awaiting_promotion: list[Any]
+    findings_by_severity: list[tuple[str, list[WorkspaceFindingRow]]]
+    reviews_due: list[WorkspaceReviewRow]
+    today: dt.date
+
+
+def workspace_queues_for_user(*, user: Any) -> WorkspaceQueues:
+    """Return the user's start page: what awaits their decision, open findings and reviews falling due."""
+    from django.utils import timezone
+
+    from riskmodels.models import Decision, Finding, ModelVersion, RegisteredModel, VersionStatus as S
+    from riskmodels.services.lifecycle import version_actors
+
+    require(user, Capability.DOMAIN_READ)
+    today = timezone.localdate()
+    versions = ModelVersion.objects.select_related("registered_model", "training_job").order_by(
+        "registered_model__name", "version")
+
+    def allowed_on(capability: Capability, version: Any) -> bool:
+        return allowed(user, capability, version_actors(version=version))
+
+    # In validation: the validator who took it is the one it waits for (the latest take decides).
+    taken_by = {version_id: actor_id for version_id, actor_id in Decision.objects.filter(
+        action=Decision.Action.TAKE).order_by("created_at", "id").values_list("model_version_id", "actor_id")}
+    awaiting_validation = [
+        v for v in versions.filter(status__in=(S.SUBMITTED, S.IN_VALIDATION))
+        if (v.status == S.SUBMITTED or taken_by.get(v.pk) == user.pk) and allowed_on(Capability.VERSION_VALIDATE, v)]
+    awaiting_approval = [v for v in versions.filter(status=S.VALIDATED) if allowed_on(Capability.VERSION_APPROVE, v)]
+    awaiting_promotion = [v for v in versions.filter(status=S.APPROVED) if allowed(user, Capability.VERSION_PROMOTE)]
+
+    may_remediate = allowed(user, Capability.FINDING_REMEDIATE)
+    open_findings = Finding.objects.exclude(status=Finding.Status.CLOSED).select_related(
+        "model_version__registered_model", "model_version__training_job").order_by("due_date", "id")
+    actors_cache: dict[int, Any] = {}
+    by_severity: dict[str, list[WorkspaceFindingRow]] = {s: [] for s in Finding.Severity.values}
+    for finding in open_findings:
+        version = finding.model_version
+        if version.pk not in actors_cache:
+            actors_cache[version.pk] = version_actors(version=version)
+        by_severity[finding.severity].append(WorkspaceFindingRow(
+            finding=finding, overdue=finding.due_date < today,
+            may_remediate=may_remediate and finding.status == Finding.Status.OPEN,
+            may_close=allowed(user, Capability.VERSION_VALIDATE, actors_cache[version.pk])))
+
+    horizon = today + dt.timedelta(days=WORKSPACE_REVIEW_HORIZON_DAYS)
+    reviews = []
+    for model in RegisteredModel.objects.filter(next_review_date__lte=horizon,
+                                                versions__status=S.CHAMPION).distinct().order_by("next_review_date"):
+        reviews.append(WorkspaceReviewRow(model=model, champion=registered_model_champion(registered_model=model),
+                                          overdue=model.next_review_date < today))
+    return WorkspaceQueues(
+        awaiting_validation=awaiting_validation, awaiting_approval=awaiting_approval,
+        awaiting_promotion=awaiting_promotion,
+        findings_by_severity=[(Finding.Severity(s).label, rows) for s, rows in by_severity.items()],
+        reviews_due=reviews, today=today)
+
+
+@dataclass(frozen=True)
+class WorkspaceEvaluation:
+    evaluation: Any
+    rows: list[tuple[str, Any, Any, Any]]  # (metric, value, CI lower, CI upper)
+    plots: list[str]  # plot names, served by the evaluation admin's plot view
+
+
+@dataclass(frozen=True)
+class WorkspaceDossier:
+    """Everything needed to decide on one version, and the decisions the user may take."""
+
+    version: Any
+    evaluations: list[WorkspaceEvaluation]
+    report: Any  # the latest passing SHAP report, or None
+    report_plots: list[Any]
+    dataset_profile: list[dict[str, Any]]
+    quality_warnings: list[str]
+    findings: list[WorkspaceFindingRow]
+    decisions: list[Any]
+    audit_events: list[Any] | None  # None: the user may not read the audit log
+    actions: list[WorkspaceAction]
+    may_raise_finding: bool
+
+
+WORKSPACE_METRICS = ("auc", "gini", "ks", "brier", "log_loss", "accuracy", "precision", "recall", "f1")
+
+
+def workspace_version_dossier_for_user(*, user: Any, id: int) -> WorkspaceDossier:
+    """Return one version's dossier for the workspace page, or raise NotFound / PermissionDenied."""
+    from django.db.models import Q
+    from django.utils import timezone
+
+    from governance.models import AuditEvent
+    from riskmodels.models import ExplanationReport, Finding
+    from riskmodels.services.findings import RAISABLE
+    from riskmodels.services.lifecycle import version_actors
+
+    version = model_version_get_for_user(user=user, id=id)
+    actors = version_actors(version=version)
+    today = timezone.localdate()
+
+    evaluations = []
+    for evaluation in sorted(version.evaluations.all(), key=lambda e: (e.scope != "test_split", -e.pk)):
+        bootstrap = evaluation.metrics.get("bootstrap") or {}
+        rows = [(name, evaluation.metrics.get(name), (bootstrap.get(name) or {}).get("lower"),
+                 (bootstrap.get(name) or {}).get("upper")) for name in WORKSPACE_METRICS if name in evaluation.metrics]
+        evaluations.append(WorkspaceEvaluation(evaluation=evaluation, rows=rows, plots=sorted(evaluation.plots)))
+
+    report = next((r for r in version.explanations.all() if r.status == ExplanationReport.Status.OK), None)
+    profile = version.dataset_version.profile or {}
+    columns = [{"name": name, **stats} for name, stats in (profile.get("columns") or {}).items()]
+
+    may_validate = allowed(user, Capability.VERSION_VALIDATE, actors)
+    may_remediate = allowed(user, Capability.FINDING_REMEDIATE)
+    findings = [WorkspaceFindingRow(finding=f, overdue=f.status != Finding.Status.CLOSED and f.due_date < today,
+                                    may_remediate=may_remediate and f.status == Finding.Status.OPEN,
+                                    may_close=may_validate and f.status != Finding.Status.CLOSED)
+                for f in version.findings.order_by("id")]
+
+    audit_events = None
+    if allowed(user, Capability.AUDIT_READ):
+        # The version's own events and those of its findings: the trail of every decision about it.
+        audit_events = list(AuditEvent.objects.filter(
+            Q(target_type="riskmodels.modelversion", target_id=str(version.pk))
+            | Q(target_type="riskmodels.finding", target_id__in=[str(row.finding.pk) for row in findings])
+        ).order_by("seq"))
+
+    return WorkspaceDossier(
+        version=version, evaluations=evaluations, report=report,
+        report_plots=list(report.plot_files.all()) if report else [], dataset_profile=columns,
+        quality_warnings=list(profile.get("warnings") or []), findings=findings,
+        decisions=list(version.decisions.order_by("created_at", "id")), audit_events=audit_events,
+        actions=workspace_version_actions(user=user, version=version, actors=actors),
+        may_raise_finding=may_validate and version.status in RAISABLE)
+
+
+def workspace_finding_get_for_user(*, user: Any, id: int):  # noqa: ANN201
+    """Return one finding (with its version), or raise NotFound / PermissionDenied."""
+    from riskmodels.models import Finding
+
+    require(user, Capability.DOMAIN_READ)
+    try:
+        return Finding.objects.select_related("model_version__registered_model").get(pk=id)
+    except (Finding.DoesNotExist, ValueError, TypeError):
+        raise NotFound(f"finding {id} does not exist") from None

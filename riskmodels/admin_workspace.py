@@ -1,0 +1,241 @@
+"""The compliance workspace in the admin: a start page per role, one page per version, decisions as buttons.
+
+Built for the people who decide, not for database rows. Every page reads through one
+selector (riskmodels/selectors.py, ``workspace_*``) and every button posts to a view that
+makes one call into a lifecycle or findings service. The buttons drawn are the policy's
+answer; a forced POST of a hidden one is refused by the service itself, with the same
+403 and message as the API.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.admin import AdminSite
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+
+from governance.exceptions import Conflict, NotFound, PermissionDenied, ValidationFailed
+from riskmodels.models import Finding
+from riskmodels.selectors import (
+    model_version_get_for_user,
+    workspace_finding_get_for_user,
+    workspace_queues_for_user,
+    workspace_version_actions,
+    workspace_version_dossier_for_user,
+)
+from riskmodels.services.findings import finding_close, finding_raise, finding_remediate
+from riskmodels.services.lifecycle import (
+    CONCLUSIONS,
+    version_approve,
+    version_promote,
+    version_reject,
+    version_retire,
+    version_return,
+    version_submit,
+    version_take,
+    version_validate,
+)
+
+TEXTAREA = forms.Textarea(attrs={"rows": 4, "cols": 80})
+
+
+class DecisionForm(forms.Form):
+    rationale = forms.CharField(widget=TEXTAREA, help_text="Why: recorded with the decision and in the audit log.")
+
+
+class ValidateForm(DecisionForm):
+    conclusion = forms.ChoiceField(choices=[(c, c.replace("_", " ")) for c in CONCLUSIONS])
+    conditions = forms.CharField(required=False, widget=TEXTAREA,
+                                 help_text="Required when the version is fit for purpose with conditions.")
+
+
+class ApproveForm(DecisionForm):
+    policy_exception = forms.CharField(required=False, widget=TEXTAREA,
+                                       help_text="Only when a metric is below the model's performance floors: "
+                                                 "why the breach is accepted.")
+
+
+class FindingRaiseForm(forms.Form):
+    title = forms.CharField(max_length=200)
+    description = forms.CharField(widget=TEXTAREA)
+    category = forms.ChoiceField(choices=Finding.Category.choices)
+    severity = forms.ChoiceField(choices=Finding.Severity.choices)
+    due_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}), help_text="YYYY-MM-DD")
+
+
+class RemediateForm(forms.Form):
+    remediation = forms.CharField(widget=TEXTAREA, help_text="What was changed, or why no change is needed.")
+
+
+class CloseForm(forms.Form):
+    evidence = forms.CharField(widget=TEXTAREA, help_text="The evidence that the finding is resolved.")
+
+
+@dataclass(frozen=True)
+class Move:
+    """One button of the version page: its form and the service it calls."""
+
+    label: str
+    form: type[forms.Form]
+    service: Callable[..., Any]
+
+
+DECISIONS: dict[str, Move] = {
+    "submit": Move("Submit for validation", DecisionForm, version_submit),
+    "take": Move("Take for validation", DecisionForm, version_take),
+    "validate": Move("Conclude: validated", ValidateForm, version_validate),
+    "return": Move("Return to the developer", DecisionForm, version_return),
+    "reject": Move("Reject", DecisionForm, version_reject),
+    "approve": Move("Approve", ApproveForm, version_approve),
+    "promote": Move("Promote to champion", DecisionForm, version_promote),
+    "retire": Move("Retire", DecisionForm, version_retire),
+}
+
+# Finding moves: the form, the service, and the keyword the service takes the finding by.
+FINDING_MOVES: dict[str, Move] = {
+    "remediate": Move("Answer with a remediation", RemediateForm, finding_remediate),
+    "close": Move("Close with evidence", CloseForm, finding_close),
+}
+
+
+class Workspace:
+    """The workspace's views, bound to the admin site whose chrome (and login) they use."""
+
+    def __init__(self, admin_site: AdminSite) -> None:
+        self.admin_site = admin_site
+
+    def urls(self) -> list[Any]:
+        view = self.admin_site.admin_view
+        return [
+            path("workspace/", view(self.start_view), name="riskmodels_workspace"),
+            path("<int:pk>/workspace/", view(self.version_view), name="riskmodels_workspace_version"),
+            path("<int:pk>/workspace/decide/<str:action>/", view(self.decide_view),
+                 name="riskmodels_workspace_decide"),
+            path("<int:pk>/workspace/findings/raise/", view(self.finding_raise_view),
+                 name="riskmodels_workspace_finding_raise"),
+            path("workspace/findings/<int:finding_id>/<str:move>/", view(self.finding_move_view),
+                 name="riskmodels_workspace_finding_move"),
+        ]
+
+    def _render(self, request: HttpRequest, template: str, title: str, status: int = 200,
+                **context: Any) -> TemplateResponse:
+        context = {**self.admin_site.each_context(request), "title": title, **context}
+        return TemplateResponse(request, f"admin/riskmodels/workspace/{template}", context, status=status)
+
+    def _refused(self, request: HttpRequest, exc: PermissionDenied) -> TemplateResponse:
+        # The service's refusal, as the API gives it: 403 with its reason and code.
+        return self._render(request, "refused.html", "Not allowed", status=403, message=exc.message, code=exc.code)
+
+    @staticmethod
+    def _version_url(pk: int) -> str:
+        return reverse("admin:riskmodels_workspace_version", args=[pk])
+
+    def start_view(self, request: HttpRequest) -> HttpResponse:
+        try:
+            queues = workspace_queues_for_user(user=request.user)
+        except PermissionDenied as exc:
+            return self._refused(request, exc)
+        return self._render(request, "start.html", "My workspace", queues=queues)
+
+    def version_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        try:
+            dossier = workspace_version_dossier_for_user(user=request.user, id=pk)
+        except NotFound:
+            raise Http404 from None
+        except PermissionDenied as exc:
+            return self._refused(request, exc)
+        return self._render(request, "version.html", str(dossier.version), dossier=dossier)
+
+    def _form_page(self, request: HttpRequest, *, title: str, form: forms.Form, back: str, subject: Any,
+                   status: int = 200) -> TemplateResponse:
+        return self._render(request, "decide.html", title, status=status, form=form, back=back, subject=subject)
+
+    def _run(self, request: HttpRequest, form: forms.Form, call: Callable[[], Any], done: str,
+             back: str) -> HttpResponse | None:
+        """Call the service; return the response for its outcome, or None to show the form again with its error."""
+        try:
+            call()
+        except PermissionDenied as exc:
+            return self._refused(request, exc)
+        except Conflict as exc:
+            # Nothing changed (the service's conditional update did not apply): say why, back on the page.
+            messages.error(request, exc.message)
+            return HttpResponseRedirect(back)
+        except ValidationFailed as exc:
+            field = exc.details.get("field")
+            form.add_error(field if field in form.fields else None, exc.message)
+            return None
+        messages.success(request, done)
+        return HttpResponseRedirect(back)
+
+    def decide_view(self, request: HttpRequest, pk: int, action: str) -> HttpResponse:
+        decision = DECISIONS.get(action)
+        if decision is None:
+            raise Http404
+        try:
+            version = model_version_get_for_user(user=request.user, id=pk)
+        except NotFound:
+            raise Http404 from None
+        except PermissionDenied as exc:
+            return self._refused(request, exc)
+        back = self._version_url(version.pk)
+        title = f"{decision.label}: {version}"
+        if request.method != "POST":
+            if action not in {a.name for a in workspace_version_actions(user=request.user, version=version)}:
+                messages.error(request, f"“{decision.label}” is not open to you on {version} now.")
+                return HttpResponseRedirect(back)
+            return self._form_page(request, title=title, form=decision.form(), back=back, subject=version)
+        form = decision.form(request.POST)
+        if form.is_valid():
+            response = self._run(request, form, lambda: decision.service(
+                actor=request.user, version=version, **form.cleaned_data), f"{decision.label}: recorded.", back)
+            if response is not None:
+                return response
+        return self._form_page(request, title=title, form=form, back=back, subject=version, status=400)
+
+    def finding_raise_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        try:
+            version = model_version_get_for_user(user=request.user, id=pk)
+        except NotFound:
+            raise Http404 from None
+        except PermissionDenied as exc:
+            return self._refused(request, exc)
+        back = self._version_url(version.pk)
+        title = f"Raise a finding on {version}"
+        if request.method != "POST":
+            return self._form_page(request, title=title, form=FindingRaiseForm(), back=back, subject=version)
+        form = FindingRaiseForm(request.POST)
+        if form.is_valid():
+            response = self._run(request, form, lambda: finding_raise(
+                actor=request.user, version=version, **form.cleaned_data), "Finding raised.", back)
+            if response is not None:
+                return response
+        return self._form_page(request, title=title, form=form, back=back, subject=version, status=400)
+
+    def finding_move_view(self, request: HttpRequest, finding_id: int, move: str) -> HttpResponse:
+        step = FINDING_MOVES.get(move)
+        if step is None:
+            raise Http404
+        try:
+            finding = workspace_finding_get_for_user(user=request.user, id=finding_id)
+        except NotFound:
+            raise Http404 from None
+        except PermissionDenied as exc:
+            return self._refused(request, exc)
+        back = self._version_url(finding.model_version_id)
+        title = f"{step.label}: finding #{finding.pk}"
+        if request.method != "POST":
+            return self._form_page(request, title=title, form=step.form(), back=back, subject=finding)
+        form = step.form(request.POST)
+        if form.is_valid():
+            response = self._run(request, form, lambda: step.service(
+                actor=request.user, finding=finding, **form.cleaned_data), f"{step.label}: recorded.", back)
+            if response is not None:
+                return response
+        return self._form_page(request, title=title, form=form, back=back, subject=finding, status=400)
