@@ -29,7 +29,13 @@ from riskmodels.selectors import (
     workspace_version_actions,
     workspace_version_dossier_for_user,
 )
-from riskmodels.services.findings import finding_close, finding_raise, finding_remediate
+from riskmodels.services.findings import (
+    finding_accept,
+    finding_close,
+    finding_dismiss,
+    finding_raise,
+    finding_remediate,
+)
 from riskmodels.services.lifecycle import (
     CONCLUSIONS,
     version_approve,
@@ -77,6 +83,20 @@ class CloseForm(forms.Form):
     evidence = forms.CharField(widget=TEXTAREA, help_text="The evidence that the finding is resolved.")
 
 
+class AcceptForm(forms.Form):
+    title = forms.CharField(max_length=200, required=False, help_text="Leave empty to keep the proposed title.")
+    severity = forms.ChoiceField(choices=[("", "keep the proposed severity"), *Finding.Severity.choices],
+                                 required=False)
+
+    def clean(self) -> dict[str, Any]:
+        # Only what the validator changed goes to the service.
+        return {k: v for k, v in super().clean().items() if v}
+
+
+class DismissForm(forms.Form):
+    reason = forms.CharField(widget=TEXTAREA, help_text="Why this is not an issue: recorded with the finding.")
+
+
 @dataclass(frozen=True)
 class Move:
     """One button of the version page: its form and the service it calls."""
@@ -101,6 +121,8 @@ DECISIONS: dict[str, Move] = {
 FINDING_MOVES: dict[str, Move] = {
     "remediate": Move("Answer with a remediation", RemediateForm, finding_remediate),
     "close": Move("Close with evidence", CloseForm, finding_close),
+    "accept": Move("Accept the proposed finding", AcceptForm, finding_accept),
+    "dismiss": Move("Dismiss the proposed finding", DismissForm, finding_dismiss),
 }
 
 

@@ -246,6 +246,15 @@ class WorkspaceFindingRow:
     overdue: bool
     may_remediate: bool
     may_close: bool
+    may_triage: bool = False  # accept or dismiss a finding the validation battery proposed
+
+
+def _may_remediate(user: Any, finding: Any, actors: Any) -> bool:
+    from riskmodels.models import Finding
+    from riskmodels.services.findings import RemediationSubject
+
+    subject = RemediationSubject(actors.built_by | actors.submitted_by, finding.owner_id)
+    return finding.status == Finding.Status.OPEN and allowed(user, Capability.FINDING_REMEDIATE, subject)
 
 
 @dataclass(frozen=True)
@@ -291,8 +300,7 @@ def workspace_queues_for_user(*, user: Any) -> WorkspaceQueues:
     awaiting_approval = [v for v in versions.filter(status=S.VALIDATED) if allowed_on(Capability.VERSION_APPROVE, v)]
     awaiting_promotion = [v for v in versions.filter(status=S.APPROVED) if allowed(user, Capability.VERSION_PROMOTE)]
 
-    may_remediate = allowed(user, Capability.FINDING_REMEDIATE)
-    open_findings = Finding.objects.exclude(status=Finding.Status.CLOSED).select_related(
+    open_findings = Finding.objects.filter(status__in=(Finding.Status.OPEN, Finding.Status.REMEDIATED)).select_related(
         "model_version__registered_model", "model_version__training_job").order_by("due_date", "id")
     actors_cache: dict[int, Any] = {}
     by_severity: dict[str, list[WorkspaceFindingRow]] = {s: [] for s in Finding.Severity.values}
@@ -302,7 +310,7 @@ def workspace_queues_for_user(*, user: Any) -> WorkspaceQueues:
             actors_cache[version.pk] = version_actors(version=version)
         by_severity[finding.severity].append(WorkspaceFindingRow(
             finding=finding, overdue=finding.due_date < today,
-            may_remediate=may_remediate and finding.status == Finding.Status.OPEN,
+            may_remediate=_may_remediate(user, finding, actors_cache[version.pk]),
             may_close=allowed(user, Capability.VERSION_VALIDATE, actors_cache[version.pk])))
 
     horizon = today + dt.timedelta(days=WORKSPACE_REVIEW_HORIZON_DAYS)
@@ -336,6 +344,7 @@ class WorkspaceDossier:
     dataset_profile: list[dict[str, Any]]
     quality_warnings: list[str]
     findings: list[WorkspaceFindingRow]
+    battery: Any  # the latest validation battery run, or None
     decisions: list[Any]
     audit_events: list[Any] | None  # None: the user may not read the audit log
     actions: list[WorkspaceAction]
@@ -371,10 +380,11 @@ def workspace_version_dossier_for_user(*, user: Any, id: int) -> WorkspaceDossie
     columns = [{"name": name, **stats} for name, stats in (profile.get("columns") or {}).items()]
 
     may_validate = allowed(user, Capability.VERSION_VALIDATE, actors)
-    may_remediate = allowed(user, Capability.FINDING_REMEDIATE)
-    findings = [WorkspaceFindingRow(finding=f, overdue=f.status != Finding.Status.CLOSED and f.due_date < today,
-                                    may_remediate=may_remediate and f.status == Finding.Status.OPEN,
-                                    may_close=may_validate and f.status != Finding.Status.CLOSED)
+    live = (Finding.Status.OPEN, Finding.Status.REMEDIATED)
+    findings = [WorkspaceFindingRow(finding=f, overdue=f.status in live and f.due_date < today,
+                                    may_remediate=_may_remediate(user, f, actors),
+                                    may_close=may_validate and f.status in live,
+                                    may_triage=may_validate and f.status == Finding.Status.PROPOSED)
                 for f in version.findings.order_by("id")]
 
     audit_events = None
@@ -389,6 +399,7 @@ def workspace_version_dossier_for_user(*, user: Any, id: int) -> WorkspaceDossie
         version=version, evaluations=evaluations, report=report,
         report_plots=list(report.plot_files.all()) if report else [], dataset_profile=columns,
         quality_warnings=list(profile.get("warnings") or []), findings=findings,
+        battery=version.validation_runs.order_by("-created_at").first(),
         decisions=list(version.decisions.order_by("created_at", "id")), audit_events=audit_events,
         actions=workspace_version_actions(user=user, version=version, actors=actors),
         may_raise_finding=may_validate and version.status in RAISABLE)

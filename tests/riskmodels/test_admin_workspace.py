@@ -274,3 +274,36 @@ def test_only_compliance_officers_get_an_editable_inventory_form(retail_model, v
     url = reverse("admin:riskmodels_registeredmodel_change", args=[retail_model.pk])
     assert 'name="risk_tier"' not in signed_in(validator).get(url).content.decode()
     assert 'name="risk_tier"' in signed_in(compliance_officer).get(url).content.decode()
+
+
+def test_the_version_page_shows_the_battery_and_a_validator_triages_its_proposed_findings(  # noqa: ANN201
+        submitted, validator, developer):
+    from riskmodels.models import Finding, ValidationRun
+
+    battery = Job.objects.get(kind=JobKind.VALIDATE, model_version=submitted)
+    job_execute(job_id=battery.pk)
+    run = ValidationRun.objects.get(model_version=submitted)
+    html = version_page(signed_in(validator), submitted)
+    table = section(html, "battery")
+    assert f'data-outcome="{run.outcome}"' in table
+    assert all(f'id="battery-{r["name"]}"' in table for r in run.results)
+    # This model passes every test; two drafts as the battery writes them when one does not.
+    for name in ("calibration", "weak_segments"):
+        Finding.objects.create(model_version=submitted, title=f"{name}: off", description="as the battery found",
+                               category="performance", severity="medium", status="proposed",
+                               due_date="2030-01-01", raised_by_username="system:validation-battery",
+                               validation_run=run, test_name=name)
+    proposed = list(Finding.objects.filter(model_version=submitted, status="proposed").order_by("id"))
+    html = version_page(signed_in(validator), submitted)
+    first = proposed[0]
+    assert f'id="accept-{first.pk}"' in html and f'id="dismiss-{first.pk}"' not in version_page(
+        signed_in(developer), submitted)
+    url = reverse("admin:riskmodels_workspace_finding_move", args=[first.pk, "dismiss"])
+    assert signed_in(validator).post(url, {"reason": ""}).status_code == 400  # a reason is required
+    response = signed_in(validator).post(url, {"reason": "within tolerance for a 1,000-row portfolio"})
+    assert response.status_code == 302
+    first.refresh_from_db()
+    assert first.status == "dismissed" and first.dismissal_reason.startswith("within tolerance")
+    forced = signed_in(developer).post(reverse("admin:riskmodels_workspace_finding_move", args=[proposed[-1].pk,
+                                                                                             "accept"]), {})
+    assert forced.status_code == 403
