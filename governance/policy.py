@@ -35,6 +35,7 @@ class Capability(StrEnum):
     JOB_CANCEL = "job.cancel"  # one's own jobs (object rule below)
     JOB_CANCEL_ANY = "job.cancel_any"
     REASON_TEXT_EDIT = "reason_text.edit"
+    PROTECTED_CATALOGUE_EDIT = "protected_catalogue.edit"  # the characteristics uploads are checked against
     AUDIT_READ = "audit.read"  # read and verify the chain, request a checkpoint
     MODEL_INVENTORY_EDIT = "model.inventory_edit"  # risk tier, owner, review cadence, performance floors
     VERSION_SUBMIT = "version.submit"
@@ -58,6 +59,7 @@ GRANTS: dict[Capability, frozenset[Role]] = {
     Capability.JOB_CANCEL: frozenset({D, V, C}),
     Capability.JOB_CANCEL_ANY: frozenset({C}),
     Capability.REASON_TEXT_EDIT: frozenset({C}),
+    Capability.PROTECTED_CATALOGUE_EDIT: frozenset({C}),
     Capability.AUDIT_READ: frozenset({V, C, A}),
     Capability.MODEL_INVENTORY_EDIT: frozenset({C}),
     Capability.VERSION_SUBMIT: frozenset({D}),
@@ -80,6 +82,7 @@ REFUSALS: dict[Capability, str] = {
     Capability.JOB_CANCEL: "only the person who requested a job (or a compliance officer) can cancel it",
     Capability.JOB_CANCEL_ANY: "only compliance officers can cancel other people's jobs",
     Capability.REASON_TEXT_EDIT: "only compliance officers edit reason texts",
+    Capability.PROTECTED_CATALOGUE_EDIT: "only compliance officers edit the catalogue of protected characteristics",
     Capability.AUDIT_READ: "only validators, compliance officers and auditors can read the audit log",
     Capability.MODEL_INVENTORY_EDIT: "only compliance officers set a model's risk tier, owner, review cadence and floors",
     Capability.VERSION_SUBMIT: "only model developers submit versions for validation",
@@ -159,6 +162,8 @@ ADMIN_PERMISSIONS: dict[Capability, tuple[str, ...]] = {
     Capability.DATASET_UPLOAD: ("riskmodels.add_datasetversion",),
     Capability.REASON_TEXT_EDIT: tuple(f"riskmodels.{verb}_reasontext" for verb in ("view", "add", "change", "delete")),
     Capability.AUDIT_READ: ("governance.view_auditevent",),
+    Capability.PROTECTED_CATALOGUE_EDIT: tuple(f"riskmodels.{verb}_protectedcharacteristic"
+                                               for verb in ("view", "add", "change", "delete")),
 }
 
 

@@ -16,6 +16,7 @@ from governance.exceptions import ServiceError, ValidationFailed
 from governance.policy import Capability, allowed
 from riskmodels.models import (
     Dataset,
+    ProtectedCharacteristic,
     DatasetVersion,
     Evaluation,
     ExplanationPlot,
@@ -27,7 +28,12 @@ from riskmodels.models import (
 )
 from riskmodels.admin_workspace import Workspace
 from riskmodels.apis.files import stored_png
-from riskmodels.services.datasets import dataset_roles_parse, dataset_version_create
+from riskmodels.services.datasets import (
+    dataset_roles_parse,
+    dataset_version_create,
+    protected_characteristic_delete,
+    protected_characteristic_save,
+)
 from riskmodels.services.reasons import reason_text_delete, reason_text_set
 from riskmodels.services.reviews import registered_model_inventory_update
 
@@ -376,6 +382,39 @@ class ReasonTextAdmin(admin.ModelAdmin):
     def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
         for reason in queryset:
             reason_text_delete(actor=request.user, reason=reason)
+
+
+@admin.register(ProtectedCharacteristic)
+class ProtectedCharacteristicAdmin(admin.ModelAdmin):
+    """The catalogue uploads are checked against: compliance officers edit it here; every change is audited."""
+
+    list_display = ["name", "name_words", "value_words", "active"]
+    fields = ["name", "name_words", "value_words", "active"]
+
+    def _may_edit(self, request: HttpRequest) -> bool:
+        return allowed(request.user, Capability.PROTECTED_CATALOGUE_EDIT)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return self._may_edit(request) and super().has_add_permission(request)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_edit(request) and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._may_edit(request) and super().has_delete_permission(request, obj)
+
+    def save_model(self, request: HttpRequest, obj: ProtectedCharacteristic, form: Any, change: bool) -> None:
+        saved = protected_characteristic_save(
+            actor=request.user, name=obj.name, name_words=obj.name_words, value_words=obj.value_words,
+            active=obj.active, characteristic=ProtectedCharacteristic.objects.get(pk=obj.pk) if change else None)
+        obj.pk = saved.pk
+
+    def delete_model(self, request: HttpRequest, obj: ProtectedCharacteristic) -> None:
+        protected_characteristic_delete(actor=request.user, characteristic=obj)
+
+    def delete_queryset(self, request: HttpRequest, queryset: Any) -> None:
+        for characteristic in queryset:
+            protected_characteristic_delete(actor=request.user, characteristic=characteristic)
 
 
 @admin.register(Evaluation)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
@@ -78,6 +79,60 @@ def _ingest_to_temp(source: str | Path | IO[bytes], *, filename: str, target: st
     except IngestError as exc:
         raise DatasetRejected(str(exc), code=exc.code, details={"column": exc.column} if exc.column else {}) from None
     return result, Path(tmp)
+
+
+def _catalogue_words(text: Any, field: str, *, required: bool) -> str:
+    if not isinstance(text, str):
+        raise ValidationFailed(f"{field} must be comma-separated words", code="invalid", details={"field": field})
+    found = [w.strip().lower() for w in text.split(",") if w.strip()]
+    bad = [w for w in found if not re.fullmatch(r"[a-z0-9]+\*?", w)]
+    if bad or (required and not found):
+        raise ValidationFailed(f"{field} must be comma-separated words of letters and digits (a trailing * matches a "
+                               f"word's start); got {', '.join(bad) or 'none'}", code="invalid",
+                               details={"field": field})
+    return ",".join(found)
+
+
+def protected_characteristic_save(*, actor: Any, name: str, name_words: str, value_words: str = "",
+                                  active: bool = True, characteristic: ProtectedCharacteristic | None = None,
+                                  ) -> ProtectedCharacteristic:
+    """Add or change an entry of the protected-characteristics catalogue (compliance officers); audited."""
+    require(actor, Capability.PROTECTED_CATALOGUE_EDIT)
+    if not isinstance(name, str) or not name.strip():
+        raise ValidationFailed("a characteristic needs a name", code="invalid", details={"field": "name"})
+    fields = {"name": name.strip(), "name_words": _catalogue_words(name_words, "name_words", required=True),
+              "value_words": _catalogue_words(value_words, "value_words", required=False), "active": bool(active)}
+    with transaction.atomic():
+        before = None
+        if characteristic is None:
+            if not ProtectedCharacteristic.objects.exists():
+                # The first edit makes the catalogue explicit: start from the defaults the service used.
+                for item in DEFAULT_CATALOGUE:
+                    ProtectedCharacteristic.objects.create(name=item.name, name_words=",".join(item.name_words),
+                                                           value_words=",".join(item.value_words))
+            characteristic, _ = ProtectedCharacteristic.objects.get_or_create(name=fields["name"], defaults=fields)
+        else:
+            before = {k: getattr(characteristic, k) for k in fields}
+        for key, value in fields.items():
+            setattr(characteristic, key, value)
+        try:
+            characteristic.save()
+        except IntegrityError:
+            raise ValidationFailed(f"a characteristic named {fields['name']!r} exists already", code="duplicate_name",
+                                   details={"field": "name"}) from None
+        audit_record(actor=actor, action="protected_characteristic.saved", target=characteristic, before=before,
+                     after=fields)
+    return characteristic
+
+
+def protected_characteristic_delete(*, actor: Any, characteristic: ProtectedCharacteristic) -> None:
+    """Remove an entry of the catalogue (compliance officers); audited. Deactivating keeps its history clearer."""
+    require(actor, Capability.PROTECTED_CATALOGUE_EDIT)
+    with transaction.atomic():
+        audit_record(actor=actor, action="protected_characteristic.deleted", target=characteristic,
+                     before={"name": characteristic.name, "name_words": characteristic.name_words,
+                             "value_words": characteristic.value_words, "active": characteristic.active})
+        characteristic.delete()
 
 
 def protected_catalogue() -> list[Characteristic]:

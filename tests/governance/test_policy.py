@@ -174,6 +174,23 @@ def _edit_reason_text(user: Any, world: World) -> Answer:
     return 200, None
 
 
+def _edit_protected_catalogue(user: Any, world: World) -> Answer:
+    # Like reason texts: edited in the admin, through the service; both must agree.
+    from riskmodels.models import ProtectedCharacteristic
+    from riskmodels.services.datasets import protected_characteristic_save
+
+    request = RequestFactory().get("/admin/riskmodels/protectedcharacteristic/add/")
+    request.user = user
+    offered = admin.site._registry[ProtectedCharacteristic].has_add_permission(request)
+    try:
+        protected_characteristic_save(actor=user, name="tenure as a proxy", name_words="tenure")
+    except PermissionDenied as exc:
+        assert not offered, "the admin offers what the service refuses"
+        return 403, exc.message
+    assert offered, "the service allows what the admin hides"
+    return 200, None
+
+
 def _read_audit_log(user: Any, world: World) -> Answer:
     return _answer(client_for(user).get("/api/v1/audit-events/"))
 
@@ -212,6 +229,7 @@ PROBES: dict[Capability, Probe] = {
     Capability.JOB_CANCEL_ANY: Probe(_cancel_others_job, ok=200,
                                      gates=(Capability.DOMAIN_READ, Capability.JOB_CANCEL)),
     Capability.REASON_TEXT_EDIT: Probe(_edit_reason_text, ok=200, gates=()),
+    Capability.PROTECTED_CATALOGUE_EDIT: Probe(_edit_protected_catalogue, ok=200, gates=()),
     Capability.AUDIT_READ: Probe(_read_audit_log, ok=200),
     Capability.MODEL_INVENTORY_EDIT: Probe(_edit_inventory, ok=200),
     Capability.VERSION_SUBMIT: Probe(_move_version("submit", VersionStatus.TRAINED), ok=200),
@@ -312,7 +330,10 @@ def test_only_compliance_officers_groups_may_change_anything_in_the_admin():
     for role in Role:
         changes = [p for p in admin_permissions_of(role) if not p.split(".")[1].startswith("view_")]
         expected = {Role.DEVELOPER: ["riskmodels.add_datasetversion"],
-                    Role.COMPLIANCE_OFFICER: ["riskmodels.add_reasontext", "riskmodels.change_reasontext",
+                    Role.COMPLIANCE_OFFICER: ["riskmodels.add_protectedcharacteristic", "riskmodels.add_reasontext",
+                                              "riskmodels.change_protectedcharacteristic",
+                                              "riskmodels.change_reasontext",
+                                              "riskmodels.delete_protectedcharacteristic",
                                               "riskmodels.delete_reasontext"]}.get(role, [])
         assert changes == expected, role
 

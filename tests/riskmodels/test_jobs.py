@@ -299,3 +299,21 @@ def test_a_column_that_looks_protected_is_flagged_at_upload_and_refused_as_a_fea
     job = training_job_create(actor=developer, registered_model=retail_model, dataset_version=version,
                               request={"algorithm": "logistic_regression", "allow_protected_features": True})
     assert set(job.params["allowed_exceptions"]) == set(suspects)  # recorded with the version
+
+
+def test_the_catalogue_is_edited_by_compliance_and_a_new_entry_flags_the_next_upload(developer, compliance_officer):  # noqa: ANN001
+    from governance.exceptions import PermissionDenied, ValidationFailed
+    from riskmodels.models import ProtectedCharacteristic
+    from riskmodels.services.datasets import protected_characteristic_save
+    from tests.conftest import GERMAN_CREDIT, GERMAN_CREDIT_ROLES
+
+    with pytest.raises(PermissionDenied):
+        protected_characteristic_save(actor=developer, name="tenure", name_words="present_residence*")
+    with pytest.raises(ValidationFailed, match="comma-separated words"):
+        protected_characteristic_save(actor=compliance_officer, name="bad", name_words="not a word!")
+    protected_characteristic_save(actor=compliance_officer, name="residence as a proxy", name_words="residence")
+    assert ProtectedCharacteristic.objects.filter(name="age").exists()  # the defaults were made explicit
+    with GERMAN_CREDIT.open("rb") as handle:
+        version, _ = dataset_version_create(actor=developer, name="german", source=handle, filename="german.csv",
+                                            target="creditability", roles=GERMAN_CREDIT_ROLES)
+    assert {s["column"] for s in version.profile["protected_suspects"]} == {"present_residence_since"}
