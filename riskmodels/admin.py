@@ -38,6 +38,23 @@ from riskmodels.services.reasons import reason_text_delete, reason_text_set
 from riskmodels.services.reviews import registered_model_inventory_update
 
 
+class EditedWithCapability:
+    """An admin page whose add, change and delete follow one capability of the policy (and Django's permissions)."""
+
+    edit_capability: Capability
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return allowed(request.user, self.edit_capability) and super().has_add_permission(request)  # type: ignore[misc]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return allowed(request.user, self.edit_capability) and super().has_change_permission(  # type: ignore[misc]
+            request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return allowed(request.user, self.edit_capability) and super().has_delete_permission(  # type: ignore[misc]
+            request, obj)
+
+
 class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     """Records of what happened: visible, never edited or deleted through the admin."""
 
@@ -348,7 +365,7 @@ class ReasonTextForm(forms.ModelForm):
 
 
 @admin.register(ReasonText)
-class ReasonTextAdmin(admin.ModelAdmin):
+class ReasonTextAdmin(EditedWithCapability, admin.ModelAdmin):
     """The reason-code catalogue: compliance officers edit it here; every change is audited."""
 
     form = ReasonTextForm
@@ -356,17 +373,7 @@ class ReasonTextAdmin(admin.ModelAdmin):
     list_filter = ["registered_model"]
     search_fields = ["feature", "text"]
 
-    def _may_edit(self, request: HttpRequest) -> bool:
-        return allowed(request.user, Capability.REASON_TEXT_EDIT)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return self._may_edit(request) and super().has_add_permission(request)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._may_edit(request) and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._may_edit(request) and super().has_delete_permission(request, obj)
+    edit_capability = Capability.REASON_TEXT_EDIT
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return ["registered_model", "feature"] if obj is not None else []
@@ -385,23 +392,13 @@ class ReasonTextAdmin(admin.ModelAdmin):
 
 
 @admin.register(ProtectedCharacteristic)
-class ProtectedCharacteristicAdmin(admin.ModelAdmin):
+class ProtectedCharacteristicAdmin(EditedWithCapability, admin.ModelAdmin):
     """The catalogue uploads are checked against: compliance officers edit it here; every change is audited."""
 
     list_display = ["name", "name_words", "value_words", "active"]
     fields = ["name", "name_words", "value_words", "active"]
 
-    def _may_edit(self, request: HttpRequest) -> bool:
-        return allowed(request.user, Capability.PROTECTED_CATALOGUE_EDIT)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return self._may_edit(request) and super().has_add_permission(request)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._may_edit(request) and super().has_change_permission(request, obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self._may_edit(request) and super().has_delete_permission(request, obj)
+    edit_capability = Capability.PROTECTED_CATALOGUE_EDIT
 
     def save_model(self, request: HttpRequest, obj: ProtectedCharacteristic, form: Any, change: bool) -> None:
         saved = protected_characteristic_save(

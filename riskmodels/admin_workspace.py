@@ -166,12 +166,9 @@ class Workspace:
         return self._render(request, "start.html", "My workspace", queues=queues)
 
     def version_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        try:
-            dossier = workspace_version_dossier_for_user(user=request.user, id=pk)
-        except NotFound:
-            raise Http404 from None
-        except PermissionDenied as exc:
-            return self._refused(request, exc)
+        dossier, refused = self._fetch(request, workspace_version_dossier_for_user, pk)
+        if refused is not None:
+            return refused
         return self._render(request, "version.html", str(dossier.version), dossier=dossier)
 
     def _form_page(self, request: HttpRequest, *, title: str, form: forms.Form, back: str, subject: Any,
@@ -196,68 +193,59 @@ class Workspace:
         messages.success(request, done)
         return HttpResponseRedirect(back)
 
+    def _fetch(self, request: HttpRequest, getter: Callable[..., Any], id: int) -> tuple[Any, HttpResponse | None]:
+        """Return (the object the user may see, None), or (None, the refusal page); 404 when it does not exist."""
+        try:
+            return getter(user=request.user, id=id), None
+        except NotFound:
+            raise Http404 from None
+        except PermissionDenied as exc:
+            return None, self._refused(request, exc)
+
+    def _form_flow(self, request: HttpRequest, *, form_class: type[forms.Form], title: str, back: str, subject: Any,
+                   call: Callable[..., Any], done: str) -> HttpResponse:
+        """Show the form; on POST make the one service call with its cleaned data, or show the form again (400)."""
+        if request.method != "POST":
+            return self._form_page(request, title=title, form=form_class(), back=back, subject=subject)
+        form = form_class(request.POST)
+        if form.is_valid():
+            response = self._run(request, form, lambda: call(actor=request.user, **form.cleaned_data), done, back)
+            if response is not None:
+                return response
+        return self._form_page(request, title=title, form=form, back=back, subject=subject, status=400)
+
     def decide_view(self, request: HttpRequest, pk: int, action: str) -> HttpResponse:
         decision = DECISIONS.get(action)
         if decision is None:
             raise Http404
-        try:
-            version = model_version_get_for_user(user=request.user, id=pk)
-        except NotFound:
-            raise Http404 from None
-        except PermissionDenied as exc:
-            return self._refused(request, exc)
+        version, refused = self._fetch(request, model_version_get_for_user, pk)
+        if refused is not None:
+            return refused
         back = self._version_url(version.pk)
-        title = f"{decision.label}: {version}"
-        if request.method != "POST":
-            if action not in {a.name for a in workspace_version_actions(user=request.user, version=version)}:
-                messages.error(request, f"“{decision.label}” is not open to you on {version} now.")
-                return HttpResponseRedirect(back)
-            return self._form_page(request, title=title, form=decision.form(), back=back, subject=version)
-        form = decision.form(request.POST)
-        if form.is_valid():
-            response = self._run(request, form, lambda: decision.service(
-                actor=request.user, version=version, **form.cleaned_data), f"{decision.label}: recorded.", back)
-            if response is not None:
-                return response
-        return self._form_page(request, title=title, form=form, back=back, subject=version, status=400)
+        if request.method != "POST" and action not in {
+                a.name for a in workspace_version_actions(user=request.user, version=version)}:
+            messages.error(request, f"“{decision.label}” is not open to you on {version} now.")
+            return HttpResponseRedirect(back)
+        return self._form_flow(request, form_class=decision.form, title=f"{decision.label}: {version}", back=back,
+                               subject=version, call=lambda **data: decision.service(version=version, **data),
+                               done=f"{decision.label}: recorded.")
 
     def finding_raise_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        try:
-            version = model_version_get_for_user(user=request.user, id=pk)
-        except NotFound:
-            raise Http404 from None
-        except PermissionDenied as exc:
-            return self._refused(request, exc)
-        back = self._version_url(version.pk)
-        title = f"Raise a finding on {version}"
-        if request.method != "POST":
-            return self._form_page(request, title=title, form=FindingRaiseForm(), back=back, subject=version)
-        form = FindingRaiseForm(request.POST)
-        if form.is_valid():
-            response = self._run(request, form, lambda: finding_raise(
-                actor=request.user, version=version, **form.cleaned_data), "Finding raised.", back)
-            if response is not None:
-                return response
-        return self._form_page(request, title=title, form=form, back=back, subject=version, status=400)
+        version, refused = self._fetch(request, model_version_get_for_user, pk)
+        if refused is not None:
+            return refused
+        return self._form_flow(request, form_class=FindingRaiseForm, title=f"Raise a finding on {version}",
+                               back=self._version_url(version.pk), subject=version,
+                               call=lambda **data: finding_raise(version=version, **data), done="Finding raised.")
 
     def finding_move_view(self, request: HttpRequest, finding_id: int, move: str) -> HttpResponse:
         step = FINDING_MOVES.get(move)
         if step is None:
             raise Http404
-        try:
-            finding = workspace_finding_get_for_user(user=request.user, id=finding_id)
-        except NotFound:
-            raise Http404 from None
-        except PermissionDenied as exc:
-            return self._refused(request, exc)
-        back = self._version_url(finding.model_version_id)
-        title = f"{step.label}: finding #{finding.pk}"
-        if request.method != "POST":
-            return self._form_page(request, title=title, form=step.form(), back=back, subject=finding)
-        form = step.form(request.POST)
-        if form.is_valid():
-            response = self._run(request, form, lambda: step.service(
-                actor=request.user, finding=finding, **form.cleaned_data), f"{step.label}: recorded.", back)
-            if response is not None:
-                return response
-        return self._form_page(request, title=title, form=form, back=back, subject=finding, status=400)
+        finding, refused = self._fetch(request, workspace_finding_get_for_user, finding_id)
+        if refused is not None:
+            return refused
+        return self._form_flow(request, form_class=step.form, title=f"{step.label}: finding #{finding.pk}",
+                               back=self._version_url(finding.model_version_id), subject=finding,
+                               call=lambda **data: step.service(finding=finding, **data),
+                               done=f"{step.label}: recorded.")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import django_filters
 import django_filters.widgets
 from django.contrib.auth import get_user_model
@@ -95,6 +97,16 @@ class FindingDetailApi(APIView):
         return Response(FindingOutputSerializer(finding_get_for_user(user=request.user, id=id)).data)
 
 
+def _move_finding(request: Request, id: int, input_class: type[serializers.Serializer],
+                  service: Callable[..., Finding]) -> Response:
+    """Validate the input, read the finding the user may see, and make the one service call that moves it."""
+    serializer = input_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    finding = finding_get_for_user(user=request.user, id=id)
+    return Response(FindingOutputSerializer(service(actor=request.user, finding=finding,
+                                                    **serializer.validated_data)).data)
+
+
 class FindingRemediateApi(APIView):
     """Answer an open finding with a remediation (developers); a validator then closes it."""
 
@@ -105,11 +117,7 @@ class FindingRemediateApi(APIView):
 
     @extend_schema(summary="Remediate a finding", request=InputSerializer, responses=FindingOutputSerializer)
     def post(self, request: Request, id: int) -> Response:
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        finding = finding_get_for_user(user=request.user, id=id)
-        finding = finding_remediate(actor=request.user, finding=finding, **serializer.validated_data)
-        return Response(FindingOutputSerializer(finding).data)
+        return _move_finding(request, id, self.InputSerializer, finding_remediate)
 
 
 class FindingCloseApi(APIView):
@@ -122,11 +130,7 @@ class FindingCloseApi(APIView):
 
     @extend_schema(summary="Close a finding", request=InputSerializer, responses=FindingOutputSerializer)
     def post(self, request: Request, id: int) -> Response:
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        finding = finding_get_for_user(user=request.user, id=id)
-        finding = finding_close(actor=request.user, finding=finding, **serializer.validated_data)
-        return Response(FindingOutputSerializer(finding).data)
+        return _move_finding(request, id, self.InputSerializer, finding_close)
 
 
 class FindingAcceptApi(APIView):
@@ -143,11 +147,7 @@ class FindingAcceptApi(APIView):
 
     @extend_schema(summary="Accept a proposed finding", request=InputSerializer, responses=FindingOutputSerializer)
     def post(self, request: Request, id: int) -> Response:
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        finding = finding_get_for_user(user=request.user, id=id)
-        finding = finding_accept(actor=request.user, finding=finding, **serializer.validated_data)
-        return Response(FindingOutputSerializer(finding).data)
+        return _move_finding(request, id, self.InputSerializer, finding_accept)
 
 
 class FindingDismissApi(APIView):
@@ -160,8 +160,4 @@ class FindingDismissApi(APIView):
 
     @extend_schema(summary="Dismiss a proposed finding", request=InputSerializer, responses=FindingOutputSerializer)
     def post(self, request: Request, id: int) -> Response:
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        finding = finding_get_for_user(user=request.user, id=id)
-        finding = finding_dismiss(actor=request.user, finding=finding, **serializer.validated_data)
-        return Response(FindingOutputSerializer(finding).data)
+        return _move_finding(request, id, self.InputSerializer, finding_dismiss)
