@@ -25,6 +25,25 @@ def media_settings(media: Path) -> dict:
                                                           "OPTIONS": {"location": str(media)}}}}
 
 
+def module_media(prefix: str):  # noqa: ANN201
+    """Return the (shared_media, _isolated_media) fixtures of a module whose tests read files made once for all.
+
+    Assign them in the module (``shared_media, _isolated_media = module_media("x")``): the second
+    overrides the per-test folder below for that module's tests.
+    """
+    @pytest.fixture(scope="module")
+    def shared_media(tmp_path_factory):  # noqa: ANN001,ANN202
+        return tmp_path_factory.mktemp(prefix)
+
+    @pytest.fixture(autouse=True)
+    def _isolated_media(shared_media, settings):  # noqa: ANN001,ANN202
+        for name, value in media_settings(shared_media).items():
+            setattr(settings, name, value)
+        yield shared_media
+
+    return shared_media, _isolated_media
+
+
 @pytest.fixture(autouse=True)
 def _isolated_media(tmp_path_factory, settings):  # noqa: ANN001
     """Give every test its own storage folder, so file assertions see only its own files."""

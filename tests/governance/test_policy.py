@@ -35,6 +35,7 @@ from riskmodels.services.training import training_job_create
 from tests.conftest import (
     client_for,
     media_settings,
+    module_media,
     register_demo_dataset,
     register_model,
     train_submittable_version,
@@ -63,17 +64,8 @@ class World:
     others_job: Job  # queued, requested by a developer who is none of the personas
 
 
-@pytest.fixture(scope="module")
-def shared_media(tmp_path_factory):  # noqa: ANN001,ANN201
-    return tmp_path_factory.mktemp("policy-media")
-
-
-@pytest.fixture(autouse=True)
-def _isolated_media(shared_media, settings):  # noqa: ANN001
-    """Overrides the conftest's folder per test: every test here reads the world's files."""
-    for name, value in media_settings(shared_media).items():
-        setattr(settings, name, value)
-    yield shared_media
+# Every test here reads the world's files, made once for the module.
+shared_media, _isolated_media = module_media("policy-media")
 
 
 @pytest.fixture(scope="module")
