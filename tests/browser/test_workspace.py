@@ -88,7 +88,9 @@ def test_a_version_goes_from_submitted_to_champion_through_the_workspace(browser
     assert vera.page.locator("#metrics tr.metric-auc td").nth(1).inner_text().startswith("[")
     assert vera.page.locator("#metrics img.plot").count() >= 3
     assert vera.page.locator("#shap img[alt*=beeswarm]").count() == 1
-    assert all(vera.page.locator("img.plot").evaluate_all("imgs => imgs.map(i => i.complete && i.naturalWidth > 0)"))
+    # Every plot arrives and decodes (waited for: the page's load event does not wait for all of them on a busy machine).
+    vera.page.wait_for_function("[...document.querySelectorAll('img.plot')].every(i => i.complete && i.naturalWidth > 0)",
+                                timeout=30_000)
     assert "model_version.submit" in vera.page.locator("#audit").inner_text()
     vera.shot("version-submitted")
     assert vera.page.locator("#action-approve").count() == 0
