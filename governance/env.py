@@ -6,6 +6,7 @@ silently fall back to a default that an operator did not choose.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from pathlib import Path
@@ -63,10 +64,8 @@ def secret_in_file(path: Path) -> str:
     once: the new secret is written to a private temporary file and hard-linked into
     place, which fails if another process got there first, so all of them read its secret.
     """
-    try:
+    with contextlib.suppress(FileNotFoundError):
         return _read_secret(path)
-    except FileNotFoundError:
-        pass
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

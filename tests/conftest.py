@@ -164,3 +164,21 @@ def train_submittable_version(user, registered_model, dataset_version):  # noqa:
     for chunk_id in JobChunk.objects.filter(job=report_job).order_by("index").values_list("pk", flat=True):
         chunk_execute(chunk_id=chunk_id)
     return version
+
+
+def run_queued_jobs(*, drain: bool = False) -> None:
+    """Run the queued jobs (and their chunks) in this process, as the workers would.
+
+    Without ``drain``, only the jobs queued now; with it, also those they queue, until none is left.
+    """
+    from riskmodels.jobs.kinds import chunk_execute, job_execute
+    from riskmodels.models import Job, JobChunk, JobStatus
+
+    while True:
+        queued = list(Job.objects.filter(status=JobStatus.QUEUED).order_by("id").values_list("pk", flat=True))
+        for job_id in queued:
+            job_execute(job_id=job_id)
+            for chunk_id in JobChunk.objects.filter(job_id=job_id).order_by("index").values_list("pk", flat=True):
+                chunk_execute(chunk_id=chunk_id)
+        if not drain or not queued:
+            return

@@ -285,15 +285,15 @@ def evaluate(
         "bootstrap": _bootstrap(y, scores, n_bootstrap, seed),
         "n_bins": n_bins,
     }
-    return _json_safe(result)
+    return json_safe(result)
 
 
-def _json_safe(value: Any) -> Any:
+def json_safe(value: Any) -> Any:
     """Return ``value`` with numpy scalars made Python and NaN/inf replaced by None."""
     if isinstance(value, Mapping):
-        return {str(k): _json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):

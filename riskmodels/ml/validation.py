@@ -17,6 +17,8 @@ import pandas as pd
 from scipy import stats
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
+from riskmodels.ml.metrics import json_safe
+
 PASS, WARN, FAIL = "pass", "warn", "fail"
 SEVERITY = {FAIL: "high", WARN: "medium"}
 # The test AUC above which a credit model of each type is more likely leaking than that good.
@@ -67,8 +69,9 @@ class TestResult:
                 "severity": SEVERITY[self.outcome]}
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "outcome": self.outcome, "message": self.message, "figures": self.figures,
-                "category": self.category, "proposed_finding": self.proposed_finding}
+        return json_safe({"name": self.name, "outcome": self.outcome, "message": self.message,
+                          "figures": self.figures, "category": self.category,
+                          "proposed_finding": self.proposed_finding})
 
 
 def _auc(y: np.ndarray, score: np.ndarray) -> float | None:

@@ -119,7 +119,7 @@ def validation_work(job: Job, progress: Progress, stored: list[str]) -> Finished
 
     def write(finished: Job) -> None:
         run = ValidationRun.objects.create(model_version=version, evaluation=evaluation, job=finished, outcome=outcome,
-                                           results=_json_safe(body), thresholds=thresholds.to_dict(),
+                                           results=body, thresholds=thresholds.to_dict(),
                                            n_rows=len(raw), seconds=seconds)
         due = timezone.localdate() + dt.timedelta(days=FINDING_DUE_DAYS)
         for result in results:
@@ -135,17 +135,4 @@ def validation_work(job: Job, progress: Progress, stored: list[str]) -> Finished
                             "tests": {r.name: r.outcome for r in results}, "n_rows": len(raw)})
 
     return Finished({"outcome": outcome, "tests": {r.name: r.outcome for r in results}, "seconds": seconds}, write)
-
-
-def _json_safe(value: Any) -> Any:
-    """Turn numpy numbers and non-finite floats into what JSON and the audit log can hold."""
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not np.isfinite(value):
-        return None
-    return value
 

@@ -13,14 +13,10 @@ from governance.audit import audit_verify
 from governance.exceptions import Conflict, PermissionDenied, ValidationFailed
 from governance.models import AuditEvent
 from governance.roles import Role
-from riskmodels.jobs.kinds import chunk_execute, job_execute
 from riskmodels.models import (
     Decision,
     Evaluation,
     Finding,
-    Job,
-    JobChunk,
-    JobStatus,
     ModelVersion,
     RegisteredModel,
     VersionStatus,
@@ -40,30 +36,23 @@ from riskmodels.services.lifecycle import (
 )
 from riskmodels.services.reviews import periodic_review_record, registered_model_inventory_update, reviews_flag_overdue
 from riskmodels.services.training import training_job_create
-from tests.conftest import _persona
+from tests.conftest import _persona, run_queued_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 S = VersionStatus
-
-
-def _run_queued_jobs() -> None:
-    for job_id in Job.objects.filter(status=JobStatus.QUEUED).order_by("id").values_list("pk", flat=True):
-        job_execute(job_id=job_id)
-        for chunk_id in JobChunk.objects.filter(job_id=job_id).values_list("pk", flat=True):
-            chunk_execute(chunk_id=chunk_id)
 
 
 def _trained(developer, dataset_version, model) -> ModelVersion:  # noqa: ANN001
     before = set(ModelVersion.objects.values_list("pk", flat=True))
     training_job_create(actor=developer, registered_model=model, dataset_version=dataset_version,
                         request={"algorithm": "gradient_boosting", "hyperparameters": {"max_depth": 2, "max_iter": 20}})
-    _run_queued_jobs()  # training, then its test-split evaluation
+    run_queued_jobs()  # training, then its test-split evaluation
     return ModelVersion.objects.exclude(pk__in=before).get()
 
 
 def _explained(developer, version: ModelVersion) -> ModelVersion:  # noqa: ANN001
     explanation_job_create(actor=developer, model_version=version)
-    _run_queued_jobs()
+    run_queued_jobs()
     return version
 
 
@@ -347,7 +336,7 @@ def test_an_overdue_review_is_audited_once_and_a_review_moves_the_next_date(vers
     recent.write_text(GERMAN_CREDIT.read_text())
     newer = register_demo_dataset(developer, recent, name="german-credit-2027")
     evaluation_job_create(actor=validator, model_version=version, dataset_version=newer)
-    _run_queued_jobs()
+    run_queued_jobs()
     evaluation = Evaluation.objects.get(model_version=version, dataset_version=newer)
     with pytest.raises(ValidationFailed):
         periodic_review_record(actor=validator, version=version, evaluation=version.evaluations.get(scope="test_split"),

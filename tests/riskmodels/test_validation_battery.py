@@ -8,32 +8,23 @@ import pytest
 
 from governance.audit import audit_verify
 from governance.exceptions import Conflict
-from riskmodels.jobs.kinds import chunk_execute, job_execute
-from riskmodels.models import Finding, Job, JobChunk, JobStatus, ModelVersion, RegisteredModel, ValidationRun
+from riskmodels.models import Finding, ModelVersion, RegisteredModel, ValidationRun
 from riskmodels.services.explanations import explanation_job_create
 from riskmodels.services.findings import finding_accept, finding_dismiss
 from riskmodels.services.lifecycle import version_approve, version_submit, version_take, version_validate
 from riskmodels.services.training import training_job_create
-from tests.conftest import GERMAN_CREDIT, register_demo_dataset
+from tests.conftest import GERMAN_CREDIT, register_demo_dataset, run_queued_jobs
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def _drain() -> None:
-    """Run every queued job, and the jobs they queue, as the workers would."""
-    while job_id := Job.objects.filter(status=JobStatus.QUEUED).order_by("id").values_list("pk", flat=True).first():
-        job_execute(job_id=job_id)
-        for chunk_id in JobChunk.objects.filter(job_id=job_id).values_list("pk", flat=True):
-            chunk_execute(chunk_id=chunk_id)
 
 
 def _version(developer, dataset_version, model) -> ModelVersion:  # noqa: ANN001
     training_job_create(actor=developer, registered_model=model, dataset_version=dataset_version,
                         request={"algorithm": "gradient_boosting", "hyperparameters": {"max_depth": 3}})
-    _drain()
+    run_queued_jobs(drain=True)
     version = ModelVersion.objects.order_by("-pk").first()
     explanation_job_create(actor=developer, model_version=version)
-    _drain()
+    run_queued_jobs(drain=True)
     return version
 
 
