@@ -44,9 +44,12 @@ class Capability(StrEnum):
     VERSION_PROMOTE = "version.promote"
     VERSION_RETIRE = "version.retire"
     FINDING_REMEDIATE = "finding.remediate"
+    MODEL_SCORE = "model.score"  # score applicants with a model's champion, one by one or a dataset in batch
+    DECISION_READ = "decision.read"  # the decision ledger, notices, override rates
+    DECISION_OVERRIDE = "decision.override"
 
 
-D, V, C, A = Role.DEVELOPER, Role.VALIDATOR, Role.COMPLIANCE_OFFICER, Role.AUDITOR
+D, V, C, A, U = Role.DEVELOPER, Role.VALIDATOR, Role.COMPLIANCE_OFFICER, Role.AUDITOR, Role.UNDERWRITER
 
 GRANTS: dict[Capability, frozenset[Role]] = {
     Capability.DOMAIN_READ: frozenset({D, V, C, A}),
@@ -68,11 +71,15 @@ GRANTS: dict[Capability, frozenset[Role]] = {
     Capability.VERSION_PROMOTE: frozenset({C}),
     Capability.VERSION_RETIRE: frozenset({C}),
     Capability.FINDING_REMEDIATE: frozenset({D}),
+    Capability.MODEL_SCORE: frozenset({D, U}),
+    Capability.DECISION_READ: frozenset({D, U, V, C, A}),
+    Capability.DECISION_OVERRIDE: frozenset({U}),
 }
 
 # What a refusal says, by capability: it names who may, so the user knows whom to ask.
 REFUSALS: dict[Capability, str] = {
-    Capability.DOMAIN_READ: "your account has no role in this service; ask an administrator for one",
+    Capability.DOMAIN_READ: "only developers, validators, compliance officers and auditors read datasets, models and "
+                            "jobs; an account with no role must ask an administrator for one",
     Capability.DATASET_UPLOAD: "only model developers can register datasets",
     Capability.MODEL_REGISTER: "only model developers can register models",
     Capability.MODEL_TRAIN: "only model developers can train models",
@@ -91,6 +98,9 @@ REFUSALS: dict[Capability, str] = {
     Capability.VERSION_PROMOTE: "only compliance officers promote a version to champion",
     Capability.VERSION_RETIRE: "only compliance officers retire versions",
     Capability.FINDING_REMEDIATE: "only model developers answer findings with a remediation",
+    Capability.MODEL_SCORE: "only underwriters and model developers score applicants",
+    Capability.DECISION_READ: "your account has no role that may read the decision ledger",
+    Capability.DECISION_OVERRIDE: "only underwriters override decisions",
 }
 SEPARATION_OF_DUTIES = "separation_of_duties"
 
@@ -164,6 +174,7 @@ ADMIN_PERMISSIONS: dict[Capability, tuple[str, ...]] = {
     Capability.AUDIT_READ: ("governance.view_auditevent",),
     Capability.PROTECTED_CATALOGUE_EDIT: tuple(f"riskmodels.{verb}_protectedcharacteristic"
                                                for verb in ("view", "add", "change", "delete")),
+    Capability.DECISION_READ: ("riskmodels.view_creditdecision", "riskmodels.view_decisionoverride"),
 }
 
 

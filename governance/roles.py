@@ -1,4 +1,4 @@
-"""The four roles of the service, and which of them a user holds.
+"""The five roles of the service, and which of them a user holds.
 
 Roles are Django groups, so the admin's permission system and the API agree. What each
 role may do is in ``governance/policy.py``. A user with no role (an "outsider") can
@@ -17,6 +17,7 @@ class Role(models.TextChoices):
     VALIDATOR = "validator", "Model validator"
     COMPLIANCE_OFFICER = "compliance_officer", "Compliance officer"
     AUDITOR = "auditor", "Auditor"
+    UNDERWRITER = "underwriter", "Underwriter"
 
 
 def user_roles(user: Any) -> frozenset[Role]:

@@ -16,7 +16,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from governance.env import env_bool, env_int, env_list, env_str, secret_in_file
+from governance.env import env_bool, env_float, env_int, env_list, env_str, secret_in_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -266,6 +266,16 @@ EXPLAIN_PARALLELISM = env_int("EXPLAIN_PARALLELISM", CELERY_WORKER_CONCURRENCY, 
 EXPLAIN_MIN_CHUNK_ROWS = env_int("EXPLAIN_MIN_CHUNK_ROWS", 2_000, minimum=1)
 EXPLAIN_BUDGET_SECONDS = env_int("EXPLAIN_BUDGET_SECONDS", 1800, minimum=1)
 EXPLAIN_LOCAL_MAX_ROWS = env_int("EXPLAIN_LOCAL_MAX_ROWS", 100, minimum=1)
+# Scoring: applications per request; the estimated explainer time one request may cost (a
+# model-agnostic explainer over it is refused and pointed at batch scoring, never left to hang).
+SCORING_MAX_APPLICATIONS = env_int("SCORING_MAX_APPLICATIONS", 100, minimum=1)
+SCORING_REQUEST_BUDGET_SECONDS = env_float("SCORING_REQUEST_BUDGET_SECONDS", 2.0, minimum=0.01)
+SCORING_BATCH_CHUNK_ROWS = env_int("SCORING_BATCH_CHUNK_ROWS", 50_000, minimum=1)
+# Features no counterfactual may suggest changing (besides protected ones), unless a model lists
+# its actionable features itself.
+COUNTERFACTUAL_IMMUTABLE_FEATURES = env_list("COUNTERFACTUAL_IMMUTABLE_FEATURES", [
+    "age", "age_in_years", "personal_status_and_sex", "foreign_worker", "sex", "gender", "marital_status",
+    "nationality", "race", "religion", "number_of_dependents", "people_liable"])
 CELERY_BEAT_SCHEDULE = {
     "reap-jobs": {"task": "riskmodels.reap_jobs", "schedule": float(env_int("JOB_REAP_INTERVAL_SECONDS", 30, minimum=1))},
     "flag-overdue-reviews": {"task": "riskmodels.flag_overdue_reviews", "schedule": 3600.0},

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from riskmodels.apis import datasets, explanations, findings, jobs, lifecycle, models, reviews
+from riskmodels.apis import datasets, explanations, findings, jobs, lifecycle, models, reviews, scoring
 
 urlpatterns = [
     path("datasets/", datasets.DatasetsApi.as_view(), name="datasets"),
@@ -57,4 +57,13 @@ urlpatterns = [
     path("validation-runs/<int:id>/", lifecycle.ValidationRunDetailApi.as_view(), name="validation-run-detail"),
     path("model-versions/<int:id>/reviews/", reviews.PeriodicReviewCreateApi.as_view(), name="periodic-review-create"),
     path("reviews/due/", reviews.ReviewsDueApi.as_view(), name="reviews-due"),
+    path("models/<str:name>/score/", scoring.ModelScoreApi.as_view(), name="model-score"),
+    path("models/<str:name>/decision-stats/", scoring.DecisionStatsApi.as_view(), name="decision-stats"),
+    path("models/<str:name>/batch-scoring/", scoring.BatchScoringJobCreateApi.as_view(), name="batch-scoring-create"),
+    path("batch-scoring/<int:id>/decisions.parquet", scoring.BatchScoringOutputApi.as_view(),
+         name="batch-scoring-output"),
+    path("decisions/", scoring.DecisionListApi.as_view(), name="decision-list"),
+    path("decisions/<int:id>/", scoring.DecisionDetailApi.as_view(), name="decision-detail"),
+    path("decisions/<int:id>/reproduce/", scoring.DecisionReproduceApi.as_view(), name="decision-reproduce"),
+    path("decisions/<int:id>/override/", scoring.DecisionOverrideApi.as_view(), name="decision-override"),
 ]

@@ -93,6 +93,11 @@ def auditor(db):  # noqa: ANN001
 
 
 @pytest.fixture
+def underwriter(db):  # noqa: ANN001
+    return _persona("uma-underwriter", Role.UNDERWRITER)
+
+
+@pytest.fixture
 def outsider(db):  # noqa: ANN001
     return _persona("oscar-outsider", None)
 

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from governance.api.permissions import CanReadDomain
 from riskmodels.apis.models import RegisteredModelOutputSerializer
-from riskmodels.models import ModelType, PeriodicReview, RiskTier
+from riskmodels.models import LedgerInputs, ModelType, PeriodicReview, RiskTier
 from riskmodels.selectors import (
     evaluation_get_for_user,
     model_version_get_for_user,
@@ -49,6 +49,17 @@ class RegisteredModelInventoryUpdateApi(APIView):
             child=serializers.FloatField(min_value=0), required=False,
             help_text="Overrides of the validation battery's thresholds for this model, e.g. "
                       '{"overfit_auc_gap_fail": 0.08}; {} for the tier\'s defaults.')
+        scoring_policy = serializers.JSONField(
+            required=False, help_text='How a PD becomes a decision: {"cutoff": 0.3, "refer_from": 0.2, "bands": '
+                                      '[{"name": "A", "upper": 0.05}, ..., {"name": "E", "upper": 1.0}], '
+                                      '"materiality_share": 0.1, "materiality_min_log_odds": 0.05, "max_reasons": 4}; '
+                                      'only cutoff is required. Nothing scores until a cutoff is set.')
+        ledger_inputs = serializers.ChoiceField(choices=LedgerInputs.choices, required=False,
+                                                help_text="Keep each decision's input features, or only their hash.")
+        actionable_features = serializers.ListField(
+            child=serializers.CharField(), required=False,
+            help_text="Features a counterfactual may change; [] for every feature that is neither protected nor "
+                      "in COUNTERFACTUAL_IMMUTABLE_FEATURES.")
 
         def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
             unknown = sorted(set(self.initial_data) - set(self.fields))

@@ -894,3 +894,20 @@ def feature_names_map(fitted_pipeline: Pipeline) -> list[str]:
             f"feature map has {len(names)} entries but the preprocess step outputs {expected} columns"
         )
     return names
+
+
+def known_categories(fitted_pipeline: Pipeline) -> dict[str, list[Any]]:
+    """Return, per categorical feature, the categories the fitted encoder saw in training.
+
+    A value outside them is scored as the encoder handles unknowns (all-zero one-hot columns,
+    or the trees' unknown code), which the caller may want to flag.
+    """
+    preprocess: ColumnTransformer = fitted_pipeline.named_steps["preprocess"]
+    out: dict[str, list[Any]] = {}
+    for name, transformer, columns in preprocess.transformers_:
+        if name != "cat" or isinstance(transformer, str):
+            continue
+        encoder = transformer[-1] if isinstance(transformer, Pipeline) else transformer
+        for column, categories in zip(columns, encoder.categories_, strict=True):
+            out[column] = [c for c in categories.tolist() if not (isinstance(c, float) and math.isnan(c))]
+    return out

@@ -9,9 +9,11 @@ from riskmodels.models.datasets import (
 )
 from riskmodels.models.explanations import ExplanationPlot, ExplanationReport, ReasonText
 from riskmodels.models.jobs import Job, JobChunk, JobKind, JobStatus
+from riskmodels.models.scoring import CreditDecision, DecisionOverride, ExplainerRecord, Outcome, OverrideReason
 from riskmodels.models.lifecycle import Decision, Finding, PeriodicReview, ValidationRun
 from riskmodels.models.registry import (
     Evaluation,
+    LedgerInputs,
     ModelType,
     ModelVersion,
     RegisteredModel,
@@ -20,6 +22,7 @@ from riskmodels.models.registry import (
 )
 
 __all__ = [
+    "CreditDecision", "DecisionOverride", "ExplainerRecord", "LedgerInputs", "Outcome", "OverrideReason",
     "DATASET_NAME_VALIDATOR", "ColumnRole", "Dataset", "DatasetVersion", "Evaluation", "ExplanationPlot",
     "ExplanationReport", "Job", "JobChunk", "JobKind", "ReasonText", "Decision", "Finding", "PeriodicReview",
     "JobStatus", "ModelType", "ProtectedCharacteristic", "ModelVersion", "RegisteredModel", "RiskTier", "ValidationRun", "VersionStatus",

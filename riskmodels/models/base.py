@@ -12,6 +12,7 @@ class ImmutableModel(models.Model):
         abstract = True
 
     def save(self, *args: object, **kwargs: object) -> None:
-        if self.pk is not None:
+        # _state.adding, not pk: a record keyed by its content hash has its key before the first save.
+        if not self._state.adding:
             raise ValueError(f"{self._meta.verbose_name_plural} are immutable")
         super().save(*args, **kwargs)  # type: ignore[arg-type]

@@ -12,6 +12,7 @@ class JobKind(models.TextChoices):
     REPRODUCE = "reproduce", "Re-train and compare predictions"
     EXPLAIN = "explain", "Explain a model version (SHAP)"
     VALIDATE = "validate", "Run the validation battery"
+    BATCH_SCORE = "batch_score", "Score a dataset version with the champion"
 
 
 class JobStatus(models.TextChoices):

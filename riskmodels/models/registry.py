@@ -27,6 +27,11 @@ class ModelType(models.TextChoices):
     OTHER = "other", "Other"
 
 
+class LedgerInputs(models.TextChoices):
+    FULL = "full", "The input features"
+    HASH = "hash", "Only the SHA-256 of the input features"
+
+
 class RegisteredModel(models.Model):
     """Name a model in the inventory (e.g. ``retail-pd``): owner, purpose, risk tier, review schedule and floors.
 
@@ -55,6 +60,13 @@ class RegisteredModel(models.Model):
     # Overrides of the validation battery's thresholds for this model (riskmodels.ml.validation.Thresholds
     # field -> number), on top of its tier's defaults (settings.BATTERY_THRESHOLDS_BY_TIER).
     battery_thresholds = models.JSONField(default=dict, blank=True)
+    # How a PD becomes a decision (riskmodels.ml.scoring.ScoringPolicy: cutoff, refer band, bands,
+    # materiality); empty until a compliance officer sets the cutoff, and nothing scores before.
+    scoring_policy = models.JSONField(default=dict, blank=True)
+    ledger_inputs = models.CharField(max_length=10, choices=LedgerInputs.choices, default=LedgerInputs.FULL)
+    # Features an applicant could change, offered in counterfactuals; empty means every feature that is
+    # neither protected nor in settings.COUNTERFACTUAL_IMMUTABLE_FEATURES.
+    actionable_features = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
 

@@ -12,10 +12,12 @@ from django.utils import timezone
 from governance.audit import audit_record
 from governance.exceptions import Conflict, ValidationFailed
 from governance.policy import Capability, require
+from riskmodels.ml.scoring import ScoringError, ScoringPolicy
 from riskmodels.ml.validation import Thresholds
 from riskmodels.models import (
     Decision,
     Evaluation,
+    LedgerInputs,
     ModelType,
     ModelVersion,
     PeriodicReview,
@@ -27,13 +29,38 @@ from riskmodels.services.lifecycle import add_months, review_cadence_months, ver
 
 INVENTORY_TEXT = ("business_use", "limitations")
 INVENTORY_FLOORS = ("min_auc", "min_ks", "max_brier", "max_calibration_gap")
+INVENTORY_SCORING = ("scoring_policy", "ledger_inputs", "actionable_features")
 
 
 def _inventory(model: RegisteredModel) -> dict[str, Any]:
     return {"risk_tier": model.risk_tier, "model_type": model.model_type, "business_use": model.business_use,
             "limitations": model.limitations, "owner": model.owner.username if model.owner_id else None,
             "review_cadence_months": model.review_cadence_months, "next_review_date": model.next_review_date,
-            **{name: getattr(model, name) for name in INVENTORY_FLOORS}, "battery_thresholds": model.battery_thresholds}
+            **{name: getattr(model, name) for name in INVENTORY_FLOORS}, "battery_thresholds": model.battery_thresholds,
+            "scoring_policy": model.scoring_policy, "ledger_inputs": model.ledger_inputs,
+            "actionable_features": model.actionable_features}
+
+
+def _check_scoring(name: str, value: Any) -> Any:
+    """Return a scoring setting in its stored form, or refuse it naming the problem."""
+    if name == "scoring_policy":
+        if not isinstance(value, dict):
+            raise ValidationFailed("scoring_policy must be an object with at least a cutoff", code="invalid",
+                                   details={"field": name})
+        try:
+            return ScoringPolicy.from_dict(value).to_dict() if value else {}
+        except (ScoringError, TypeError) as exc:
+            raise ValidationFailed(f"scoring_policy: {exc}", code="invalid_scoring_policy",
+                                   details={"field": name}) from None
+    if name == "ledger_inputs":
+        if value not in LedgerInputs.values:
+            raise ValidationFailed(f"ledger_inputs must be one of {', '.join(LedgerInputs.values)}", code="invalid",
+                                   details={"field": name})
+        return value
+    if not isinstance(value, list) or not all(isinstance(f, str) and f for f in value) or len(set(value)) != len(value):
+        raise ValidationFailed("actionable_features must be a list of distinct feature names", code="invalid",
+                               details={"field": name})
+    return value
 
 
 def _check_thresholds(value: Any) -> None:
@@ -61,10 +88,11 @@ def _last_reviewed(model: RegisteredModel) -> Any:
 
 
 def registered_model_inventory_update(*, actor: Any, model: RegisteredModel, changes: dict[str, Any]) -> RegisteredModel:
-    """Set a model's inventory fields (tier, type, use, limitations, owner, cadence, floors); audited before/after."""
+    """Set a model's inventory fields (tier, type, use, limitations, owner, cadence, floors, scoring policy);
+    audited before/after."""
     require(actor, Capability.MODEL_INVENTORY_EDIT)
     unknown = sorted(set(changes) - {"risk_tier", "model_type", "owner", "review_cadence_months", *INVENTORY_TEXT,
-                                     *INVENTORY_FLOORS, "battery_thresholds"})
+                                     *INVENTORY_FLOORS, "battery_thresholds", *INVENTORY_SCORING})
     if unknown:
         raise ValidationFailed(f"unknown inventory fields: {', '.join(unknown)}", code="invalid",
                                details={"fields": unknown})
@@ -88,6 +116,8 @@ def registered_model_inventory_update(*, actor: Any, model: RegisteredModel, cha
                                    details={"field": name})
         if name == "battery_thresholds":
             _check_thresholds(value)
+        if name in INVENTORY_SCORING:
+            value = _check_scoring(name, value)
         clean[name] = value
     with transaction.atomic():
         current = RegisteredModel.objects.select_for_update().get(pk=model.pk)

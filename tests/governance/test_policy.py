@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.contrib import admin
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
@@ -29,7 +30,7 @@ from governance.policy import (
     refusal,
 )
 from governance.roles import Role
-from riskmodels.models import DatasetVersion, Finding, Job, ModelVersion, ReasonText, VersionStatus
+from riskmodels.models import DatasetVersion, Finding, Job, ModelVersion, ReasonText, RegisteredModel, VersionStatus
 from riskmodels.services.reasons import reason_text_set
 from riskmodels.services.training import training_job_create
 from tests.conftest import (
@@ -49,6 +50,7 @@ PERSONAS = {
     "validator": Role.VALIDATOR,
     "compliance_officer": Role.COMPLIANCE_OFFICER,
     "auditor": Role.AUDITOR,
+    "underwriter": Role.UNDERWRITER,
     "outsider": None,
 }
 
@@ -76,6 +78,7 @@ def world(django_db_setup, django_db_blocker, shared_media):  # noqa: ANN001,ANN
         model = register_model(owner)
         # With its test-split evaluation and SHAP report, so that the submit probe can succeed.
         model_version = train_submittable_version(owner, model, dataset_version)
+        RegisteredModel.objects.filter(pk=model.pk).update(scoring_policy={"cutoff": 0.3})
         others_job = Job.objects.create(kind="train", params={}, registered_model=model,
                                         dataset_version=dataset_version, requested_by=owner,
                                         requested_by_username=owner.username)
@@ -209,6 +212,46 @@ def _remediate_finding(user: Any, world: World) -> Answer:
                                          {"remediation": "fixed"}, format="json"))
 
 
+def _applications(world: World) -> list[dict[str, Any]]:
+    from riskmodels.ml.pipelines import TrainingSpec
+    from riskmodels.storage import dataset_rows
+
+    spec = TrainingSpec.from_dict(world.model_version.spec)
+    row = dataset_rows(world.dataset_version, [0], list(spec.features)).iloc[0]
+    return [{"reference": "probe", "features": {f: (v.item() if hasattr(v, "item") else v) for f, v in row.items()}}]
+
+
+def _as_champion(world: World) -> None:
+    ModelVersion.objects.filter(pk=world.model_version.pk).update(status=VersionStatus.CHAMPION)
+
+
+def _score(user: Any, world: World) -> Answer:
+    _as_champion(world)
+    return _answer(client_for(user).post(f"/api/v1/models/{world.model_version.registered_model.name}/score/",
+                                         {"applications": _applications(world)}, format="json"))
+
+
+def _a_decision(world: World) -> Any:
+    from riskmodels.services.scoring import applications_score
+
+    _as_champion(world)
+    owner = get_user_model().objects.get(username="owen-owner")
+    return applications_score(actor=owner, model=RegisteredModel.objects.get(pk=world.model_version.registered_model_id),
+                              applications=_applications(world)).decisions[0]
+
+
+def _read_decision(user: Any, world: World) -> Answer:
+    return _answer(client_for(user).get(f"/api/v1/decisions/{_a_decision(world).pk}/"))
+
+
+def _override(user: Any, world: World) -> Answer:
+    decision = _a_decision(world)
+    outcome = "approve" if decision.outcome != "approve" else "decline"
+    response = client_for(user).post(f"/api/v1/decisions/{decision.pk}/override/",
+                                     {"outcome": outcome, "reason": "other", "text": "probe"}, format="json")
+    return _answer(response)
+
+
 PROBES: dict[Capability, Probe] = {
     Capability.DOMAIN_READ: Probe(_read_dataset_version, ok=200, gates=()),
     Capability.DATASET_UPLOAD: Probe(_upload_dataset, ok=201),
@@ -230,6 +273,9 @@ PROBES: dict[Capability, Probe] = {
     Capability.VERSION_PROMOTE: Probe(_move_version("promote", VersionStatus.APPROVED), ok=200),
     Capability.VERSION_RETIRE: Probe(_move_version("retire", VersionStatus.TRAINED), ok=200),
     Capability.FINDING_REMEDIATE: Probe(_remediate_finding, ok=200),
+    Capability.MODEL_SCORE: Probe(_score, ok=200, gates=()),
+    Capability.DECISION_READ: Probe(_read_decision, ok=200, gates=()),
+    Capability.DECISION_OVERRIDE: Probe(_override, ok=201, gates=()),
 }
 
 
