@@ -275,7 +275,8 @@ SCORING_BATCH_CHUNK_ROWS = env_int("SCORING_BATCH_CHUNK_ROWS", 50_000, minimum=1
 # its actionable features itself.
 COUNTERFACTUAL_IMMUTABLE_FEATURES = env_list("COUNTERFACTUAL_IMMUTABLE_FEATURES", [
     "age", "age_in_years", "personal_status_and_sex", "foreign_worker", "sex", "gender", "marital_status",
-    "nationality", "race", "religion", "number_of_dependents", "people_liable"])
+    "nationality", "race", "religion", "number_of_dependents",
+    "number_of_people_being_liable_to_provide_maintenance_for"])
 CELERY_BEAT_SCHEDULE = {
     "reap-jobs": {"task": "riskmodels.reap_jobs", "schedule": float(env_int("JOB_REAP_INTERVAL_SECONDS", 30, minimum=1))},
     "flag-overdue-reviews": {"task": "riskmodels.flag_overdue_reviews", "schedule": 3600.0},

@@ -65,5 +65,6 @@ urlpatterns = [
     path("decisions/", scoring.DecisionListApi.as_view(), name="decision-list"),
     path("decisions/<int:id>/", scoring.DecisionDetailApi.as_view(), name="decision-detail"),
     path("decisions/<int:id>/reproduce/", scoring.DecisionReproduceApi.as_view(), name="decision-reproduce"),
+    path("decisions/<int:id>/notice/", scoring.DecisionNoticeApi.as_view(), name="decision-notice"),
     path("decisions/<int:id>/override/", scoring.DecisionOverrideApi.as_view(), name="decision-override"),
 ]

@@ -26,6 +26,7 @@ from riskmodels.apis.jobs import JobOutputSerializer
 from riskmodels.selectors import dataset_version_get_for_user
 from riskmodels.selectors.decisions import batch_scoring_job_get_for_user
 from riskmodels.services.batch_scoring import batch_scoring_job_create
+from riskmodels.services.notices import decision_notice
 from riskmodels.services.overrides import decision_override
 from riskmodels.services.scoring import applications_score, decision_rescore
 
@@ -58,7 +59,7 @@ class CreditDecisionOutputSerializer(serializers.ModelSerializer):
                   "override"]
 
     def get_override(self, obj: CreditDecision) -> dict[str, Any] | None:
-        override = getattr(obj, "override", None) if hasattr(obj, "override") else None
+        override = getattr(obj, "override", None)  # a missing reverse one-to-one raises an AttributeError
         return OverrideOutputSerializer(override).data if override is not None else None
 
 
@@ -156,6 +157,28 @@ class DecisionReproduceApi(APIView):
         serializer.is_valid(raise_exception=True)
         decision = credit_decision_get_for_user(user=request.user, id=id)
         return Response(decision_rescore(actor=request.user, decision=decision, **serializer.validated_data))
+
+
+class DecisionNoticeApi(APIView):
+    """The adverse-action notice of a decline or refer: principal reasons in plain words and a counterfactual.
+
+    POST the application's features when the model's ledger keeps only their hash.
+    """
+
+    permission_classes = [CanReadDecisions]
+
+    @extend_schema(summary="Get a decision's adverse-action notice", responses=dict)
+    def get(self, request: Request, id: int) -> Response:
+        decision = credit_decision_get_for_user(user=request.user, id=id)
+        return Response(decision_notice(actor=request.user, decision=decision))
+
+    @extend_schema(summary="Get a notice, giving the features of a hash-only ledger entry",
+                   request=DecisionReproduceApi.InputSerializer, responses=dict)
+    def post(self, request: Request, id: int) -> Response:
+        serializer = DecisionReproduceApi.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        decision = credit_decision_get_for_user(user=request.user, id=id)
+        return Response(decision_notice(actor=request.user, decision=decision, **serializer.validated_data))
 
 
 class DecisionOverrideApi(APIView):

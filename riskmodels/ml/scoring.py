@@ -30,7 +30,7 @@ import pandas as pd
 from scipy.special import expit, logit
 
 from riskmodels.ml.explain import ADDITIVITY_TOLERANCE, OUTPUT_LOG_ODDS, Attributions, ModelExplainer
-from riskmodels.ml.explain.reasons import MAX_REASONS, default_reason_text
+from riskmodels.ml.explain.reasons import MAX_REASONS, LocalExplanation, default_reason_text
 
 __all__ = [
     "APPROVE",
@@ -44,6 +44,7 @@ __all__ = [
     "ScoredBatch",
     "ScoringError",
     "ScoringPolicy",
+    "in_log_odds",
     "material_reasons",
     "score_matrix",
     "score_rows",
@@ -196,6 +197,15 @@ def to_log_odds(attributions: Attributions, output_space: str) -> tuple[npt.NDAr
     safe = np.abs(move) > 1e-12
     scale = np.where(safe, (logit(p) - logit(b)) / np.where(safe, move, 1.0), 1.0 / (b * (1 - b)))
     return attributions.values * scale[:, None], float(logit(b)), np.asarray(attributions.output, dtype=np.float64)
+
+
+def in_log_odds(explanation: LocalExplanation) -> dict[str, Any]:
+    """Return a local explanation's PD and its contributions and base value in log-odds of default."""
+    attributions = Attributions(values=np.array([list(explanation.contributions.values())], dtype=np.float64),
+                                base_value=explanation.base_value, output=np.array([explanation.output]))
+    values, base, pds = to_log_odds(attributions, explanation.output_space)
+    return {"pd": float(pds[0]), "base_log_odds": base,
+            "contributions_log_odds": dict(zip(explanation.contributions, values[0].tolist(), strict=True))}
 
 
 def material_reasons(contributions: Mapping[str, float], *, protected: Collection[str],

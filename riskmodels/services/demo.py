@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+import pandas as pd
 from django.utils import timezone
 
 from governance.exceptions import Conflict
@@ -29,6 +31,8 @@ from riskmodels.models import (
     JobStatus,
     ModelType,
     ModelVersion,
+    Outcome,
+    OverrideReason,
     RegisteredModel,
     RiskTier,
     VersionStatus,
@@ -42,9 +46,12 @@ from riskmodels.services.lifecycle import (
     version_take,
     version_validate,
 )
+from riskmodels.services.overrides import decision_override
 from riskmodels.services.registry import registered_model_create
 from riskmodels.services.reviews import registered_model_inventory_update
+from riskmodels.services.scoring import applications_score
 from riskmodels.services.training import training_job_create
+from riskmodels.storage import dataset_rows
 
 DEMO_MODEL = "retail-pd"
 
@@ -113,8 +120,23 @@ def _version_with_evidence(*, developer: Any, model: RegisteredModel, dataset_ve
     return version
 
 
+def _demo_decisions(underwriter: Any, model: RegisteredModel, dataset_version: DatasetVersion,
+                    champion: ModelVersion) -> None:
+    """Score the first 25 applications of the demo data as the underwriter, and override one decline."""
+    features = list(champion.spec["features"])
+    rows = dataset_rows(dataset_version, np.arange(25, dtype=np.int64), features)
+    applications = [{"reference": f"DEMO-{i + 1:04d}",
+                     "features": {f: (None if pd.isna(v) else v.item() if hasattr(v, "item") else v)
+                                  for f, v in row.items()}} for i, (_, row) in enumerate(rows.iterrows())]
+    scored = applications_score(actor=underwriter, model=model, applications=applications)
+    declined = next((d for d in scored.decisions if d.outcome == Outcome.DECLINE), None)
+    if declined is not None:
+        decision_override(actor=underwriter, decision=declined, outcome=Outcome.REFER, reason=OverrideReason.COLLATERAL,
+                          text="Applicant offered a guarantor; referred for a manual credit review.")
+
+
 def demo_lifecycle_create(*, developer: Any, validator: Any, approvers: Sequence[Any],
-                          dataset_version: DatasetVersion) -> DemoLifecycle:
+                          dataset_version: DatasetVersion, underwriter: Any = None) -> DemoLifecycle:
     """Build the demo model's lifecycle through the services, as these users; skip it if the model exists.
 
     ``retail-pd`` is a high-tier application PD model, so its champion needs two distinct
@@ -132,6 +154,7 @@ def demo_lifecycle_create(*, developer: Any, validator: Any, approvers: Sequence
         "limitations": "Trained on 1,000 historical German applications (1973-1975); not for business lending or "
                        "for applicants outside the training population; protected attributes are excluded.",
         "owner": officer, "min_auc": 0.65, "max_brier": 0.25,
+        "scoring_policy": {"cutoff": 0.5, "refer_from": 0.35},
     })
 
     champion = _version_with_evidence(developer=developer, model=model, dataset_version=dataset_version,
@@ -159,6 +182,8 @@ def demo_lifecycle_create(*, developer: Any, validator: Any, approvers: Sequence
         version_approve(actor=officer, version=champion,
                         rationale="Validated independently; performance floors met; no open findings.")
     version_promote(actor=approvers[0], version=champion, rationale="First champion of retail-pd.")
+    if underwriter is not None:
+        _demo_decisions(underwriter, model, dataset_version, champion)
 
     challenger = _version_with_evidence(developer=developer, model=model, dataset_version=dataset_version,
                                         request={"algorithm": "logistic_regression"})

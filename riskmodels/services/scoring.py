@@ -22,7 +22,7 @@ from django.db import transaction
 from governance.audit import audit_record, current_correlation_id
 from governance.exceptions import Conflict, ValidationFailed
 from governance.policy import Capability, require
-from riskmodels.ml.explain import ExplainOptions, ExplanationError, estimate_cost, needs_background
+from riskmodels.ml.explain import ExplainOptions, ExplanationError
 from riskmodels.ml.pipelines import TrainingSpec, known_categories
 from riskmodels.ml.scoring import ScoredApplicant, ScoringError, ScoringPolicy, score_rows
 from riskmodels.models import (
@@ -35,6 +35,7 @@ from riskmodels.models import (
     VersionStatus,
 )
 from riskmodels.selectors import registered_model_champion
+from riskmodels.services.explanations.budget import request_budget_check
 from riskmodels.services.explanations.cache import ProcessCache, explainer_for, pipeline_load, training_background
 
 NOT_APPROVED = "not_approved"
@@ -169,19 +170,6 @@ def _frame(rows: Sequence[dict[str, Any]], spec: TrainingSpec) -> pd.DataFrame:
     return pd.DataFrame([{f: row[f] for f in spec.features} for row in rows], columns=list(spec.features))
 
 
-def _check_budget(version: ModelVersion, spec: TrainingSpec, n_rows: int) -> None:
-    if not needs_background(spec.algorithm) or spec.algorithm == "logistic_regression":
-        return
-    seconds = estimate_cost(pipeline_load(version), n_rows)["seconds"]
-    budget = settings.SCORING_REQUEST_BUDGET_SECONDS
-    if seconds > budget:
-        raise ValidationFailed(
-            f"explaining {n_rows} application(s) with {spec.algorithm}'s model-agnostic explainer is estimated at "
-            f"{seconds:.1f} s, over the request budget of {budget:g} s (SCORING_REQUEST_BUDGET_SECONDS): send fewer "
-            "applications per request, or score them as a batch scoring job", code="over_request_budget",
-            details={"estimated_seconds": round(seconds, 3), "budget_seconds": budget})
-
-
 def _shadow_version(model: RegisteredModel, shadow: int | None) -> ModelVersion | None:
     if shadow is None:
         return None
@@ -237,7 +225,7 @@ def applications_score(*, actor: Any, model: RegisteredModel, applications: Any,
     policy = scoring_policy_of(model)
     scorer = scorer_for(champion, policy=policy)
     references, rows = applications_check(applications, scorer.spec)
-    _check_budget(champion, scorer.spec, len(rows))
+    request_budget_check(champion, scorer.spec, len(rows))
     results = scorer.score(_frame(rows, scorer.spec))
     entries = ledger_rows(scorer, references=references, rows=rows, results=results, decisive=True, actor=actor,
                           source=CreditDecision.Source.API)
@@ -250,7 +238,7 @@ def applications_score(*, actor: Any, model: RegisteredModel, applications: Any,
             raise ValidationFailed(f"the challenger (version {shadow.pk}) uses other features than the champion; "
                                    "it cannot be scored in shadow on the same applications",
                                    code="shadow_features_differ", details={"field": "shadow_version"})
-        _check_budget(shadow, shadow_scorer.spec, len(rows))
+        request_budget_check(shadow, shadow_scorer.spec, len(rows))
         shadow_results = shadow_scorer.score(_frame(rows, shadow_scorer.spec))
         shadow_entries = ledger_rows(shadow_scorer, references=references, rows=rows, results=shadow_results,
                                      decisive=False, actor=actor, source=CreditDecision.Source.API)

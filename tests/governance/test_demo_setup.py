@@ -52,6 +52,14 @@ def test_the_demo_shows_a_champion_through_every_step_and_a_version_awaiting_val
     assert awaiting.version == 2 and awaiting.evaluations.filter(scope="test_split").exists()
     assert awaiting.explanations.filter(status="ok").exists()
 
+    # The underwriter scored the first 25 applications with the champion and overrode one decline.
+    from riskmodels.models import CreditDecision
+
+    ledger = CreditDecision.objects.filter(model_version=champion)
+    assert ledger.count() == 25 and set(ledger.values_list("actor_username", flat=True)) == {"underwriter"}
+    overridden = ledger.get(override__isnull=False)
+    assert (overridden.outcome, overridden.override.outcome) == ("decline", "refer")
+
     assert "token=" in first and "compliance2" in first
     assert "Demo lifecycle created: retail-pd" in first and "Demo lifecycle already set up" in second
     assert "v1 champion" in second and "approved by compliance and compliance2" in second and "v2 submitted, awaiting validation" in second

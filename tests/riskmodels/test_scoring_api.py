@@ -465,3 +465,77 @@ def test_batch_scoring_is_refused_up_front_without_a_champion_or_with_a_bad_requ
     response = _batch(developer, world)
     assert response.status_code == 409 and response.json()["error"]["code"] == "not_approved"
     assert not Job.objects.filter(kind="batch_score").exists()
+
+
+# --- Adverse-action notices ------------------------------------------------------------------------------
+
+def test_a_decline_gets_a_notice_with_plain_reasons_and_a_counterfactual_that_really_crosses_the_cutoff(  # noqa: ANN001
+        world, underwriter):
+    answers = _score(underwriter, world, _apps(world, 40)).json()["decisions"]
+    declined = [d for d in answers if d["decision"] == "decline"]
+    spec = TrainingSpec.from_dict(world.champion.spec)
+    found = 0
+    for answer in declined:
+        response = client_for(underwriter).get(f"/api/v1/decisions/{answer['id']}/notice/")
+        assert response.status_code == 200, response.json()
+        notice = response.json()
+        assert notice["principal_reasons"] == [r["text"] for r in answer["reasons"]]
+        assert answer["reference"] in notice["statement"] and "declined" in notice["statement"]
+        assert not set(notice["actionable_features"]) & PROTECTED
+        counterfactual = notice["counterfactual"]
+        changes = counterfactual["changes"]
+        assert len(changes) <= 2
+        assert {c["feature"] for c in changes} <= set(notice["actionable_features"])
+        if counterfactual["found"]:
+            found += 1
+            row = dict(world.rows[int(answer["reference"].split("-")[1])])
+            for change in changes:
+                assert row[change["feature"]] == change["original"]
+                row[change["feature"]] = change["proposed"]
+            # The same version really moves the applicant below the cutoff with those changes.
+            assert _model_pd(world.champion, [row])[0] < 0.5 <= answer["pd"]
+        else:
+            assert "No change" in counterfactual["message"]
+        assert spec  # the notice is of this version
+        assert notice["model_version"] == world.champion.pk
+    assert found >= 1
+    assert AuditEvent.objects.filter(action="decision.notice_issued").count() == len(declined)
+
+
+def test_an_approval_or_a_shadow_decision_has_no_notice(world, underwriter):  # noqa: ANN001
+    body = _score(underwriter, world, _apps(world, 12), shadow_version=world.challenger.pk).json()
+    approved = next(d for d in body["decisions"] if d["decision"] == "approve")
+    client = client_for(underwriter)
+    response = client.get(f"/api/v1/decisions/{approved['id']}/notice/")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "not_adverse"
+    response = client.get(f"/api/v1/decisions/{body['shadow'][0]['id']}/notice/")
+    assert response.status_code == 409 and response.json()["error"]["code"] == "not_decisive"
+    assert not AuditEvent.objects.filter(action="decision.notice_issued").exists()
+
+
+def test_a_counterfactual_never_changes_a_feature_the_model_does_not_list_as_actionable(world, underwriter,  # noqa: ANN001
+                                                                                      compliance_officer):
+    client_for(compliance_officer).patch(f"/api/v1/models/{world.model.name}/inventory/",
+                                         {"actionable_features": ["credit_amount", "age_in_years"]}, format="json")
+    answers = _score(underwriter, world, _apps(world, 40)).json()["decisions"]
+    declined = next(d for d in answers if d["decision"] == "decline")
+    notice = client_for(underwriter).get(f"/api/v1/decisions/{declined['id']}/notice/").json()
+    assert notice["actionable_features"] == ["credit_amount"]  # the protected one is dropped even when listed
+    assert {c["feature"] for c in notice["counterfactual"]["changes"]} <= {"credit_amount"}
+
+
+def test_local_explanations_and_scoring_speak_one_language(world, developer, settings):  # noqa: ANN001
+    answer = _score(developer, world, _apps(world, 1, start=7)).json()["decisions"][0]
+    entry = CreditDecision.objects.get(pk=answer["id"])
+    body = client_for(developer).post(f"/api/v1/model-versions/{world.champion.pk}/explain-rows/",
+                                      {"rows": [world.rows[7]]}, format="json").json()
+    explained = body["explanations"][0]
+    assert explained["pd"] == answer["pd"]
+    assert explained["contributions_log_odds"] == pytest.approx(entry.contributions, abs=1e-12)
+    assert explained["base_log_odds"] == pytest.approx(entry.base_log_odds, abs=1e-12)
+    # A model-agnostic explainer over the request budget is refused, not left to hang.
+    settings.SCORING_REQUEST_BUDGET_SECONDS = 0.01
+    mlp = _train(world.champion.created_by, world.model, world.champion.dataset_version, "mlp")
+    response = client_for(developer).post(f"/api/v1/model-versions/{mlp.pk}/explain-rows/",
+                                          {"rows": [world.rows[7]]}, format="json")
+    assert response.status_code == 400 and response.json()["error"]["code"] == "over_request_budget"

@@ -26,6 +26,7 @@ DEMO_USERS = {
     "compliance": Role.COMPLIANCE_OFFICER,
     "compliance2": Role.COMPLIANCE_OFFICER,  # a high-tier model needs two distinct approvers
     "auditor": Role.AUDITOR,
+    "underwriter": Role.UNDERWRITER,
 }
 
 
@@ -51,5 +52,6 @@ class Command(BaseCommand):
         state = "registered" if created else "already registered"
         self.stdout.write(f"Demo dataset {version} {state} (sha256 {version.sha256[:16]}…, {version.n_rows} rows)")
         demo = demo_lifecycle_create(developer=users["dev"], validator=users["validator"],
-                                     approvers=[users["compliance"], users["compliance2"]], dataset_version=version)
+                                     approvers=[users["compliance"], users["compliance2"]], dataset_version=version,
+                                     underwriter=users["underwriter"])
         self.stdout.write(demo.summary)

@@ -16,8 +16,10 @@ from governance.policy import Capability, require
 from riskmodels.ml.explain import ExplainOptions, ExplanationError, explain_local
 from riskmodels.ml.explain_plots import render_waterfall
 from riskmodels.ml.pipelines import TrainingSpec
+from riskmodels.ml.scoring import in_log_odds
 from riskmodels.models import DatasetVersion, ModelVersion, ReasonText
 from riskmodels.services.explanations.cache import explainer_for, training_background
+from riskmodels.services.explanations.budget import request_budget_check
 from riskmodels.storage import dataset_rows
 
 
@@ -86,6 +88,7 @@ def explanation_local(*, actor: Any, model_version: ModelVersion, rows: list[dic
         frame = _stored_rows(dataset_version or model_version.dataset_version, row_ids, spec)
     else:
         frame = _posted_rows(rows, spec)
+    request_budget_check(model_version, spec, len(frame))
     options = ExplainOptions()
     explainer = explainer_for(model_version, spec, options, lambda: training_background(model_version, options))
     protected = {c["name"] for c in model_version.dataset_version.schema if c["role"] == "protected"}
@@ -96,6 +99,9 @@ def explanation_local(*, actor: Any, model_version: ModelVersion, rows: list[dic
     except ExplanationError as exc:
         raise ValidationFailed(str(exc), code="unexplainable") from None
     body = report.to_dict()
+    for item, explanation in zip(body["explanations"], report.explanations, strict=True):
+        # One language with scoring: the PD, and contributions in log-odds whatever the algorithm.
+        item.update(in_log_odds(explanation))
     if with_plots:
         for item, explanation in zip(body["explanations"], report.explanations, strict=True):
             item["waterfall_png_base64"] = base64.b64encode(render_waterfall(explanation)).decode()
