@@ -63,6 +63,7 @@ urlpatterns = [
     path("batch-scoring/<int:id>/decisions.parquet", scoring.BatchScoringOutputApi.as_view(),
          name="batch-scoring-output"),
     path("decisions/", scoring.DecisionListApi.as_view(), name="decision-list"),
+    path("decisions/export/", scoring.DecisionExportApi.as_view(), name="decision-export"),
     path("decisions/<int:id>/", scoring.DecisionDetailApi.as_view(), name="decision-detail"),
     path("decisions/<int:id>/reproduce/", scoring.DecisionReproduceApi.as_view(), name="decision-reproduce"),
     path("decisions/<int:id>/notice/", scoring.DecisionNoticeApi.as_view(), name="decision-notice"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.http import StreamingHttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
@@ -26,6 +27,7 @@ from riskmodels.apis.jobs import JobOutputSerializer
 from riskmodels.selectors import dataset_version_get_for_user
 from riskmodels.selectors.decisions import batch_scoring_job_get_for_user
 from riskmodels.services.batch_scoring import batch_scoring_job_create
+from riskmodels.services.ledger_export import FORMATS, decisions_export
 from riskmodels.services.notices import decision_notice
 from riskmodels.services.overrides import decision_override
 from riskmodels.services.scoring import applications_score, decision_rescore
@@ -33,6 +35,7 @@ from riskmodels.services.scoring import applications_score, decision_rescore
 CanScore = capability_permission(Capability.MODEL_SCORE)
 CanReadDecisions = capability_permission(Capability.DECISION_READ)
 CanOverride = capability_permission(Capability.DECISION_OVERRIDE)
+_FILTERS = ("reference", "model", "version", "since", "until", "decisive")
 
 
 class OverrideOutputSerializer(serializers.ModelSerializer):
@@ -126,10 +129,29 @@ class DecisionListApi(ListAPIView):
                                              since=query.get("since"), until=query.get("until"),
                                              decisive=query.get("decisive"))
 
-    @extend_schema(parameters=[OpenApiParameter(name, str, required=False) for name in
-                               ("reference", "model", "version", "since", "until", "decisive")])
+    @extend_schema(parameters=[OpenApiParameter(name, str, required=False) for name in _FILTERS])
     def get(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         return super().get(request, *args, **kwargs)
+
+
+class DecisionExportApi(APIView):
+    """Export the ledger entries matching the list's filters as CSV or JSON Lines (streamed; audited)."""
+
+    permission_classes = [CanReadDecisions]
+
+    @extend_schema(summary="Export the decision ledger",
+                   parameters=[OpenApiParameter("file_format", str, enum=list(FORMATS), required=False),
+                               *(OpenApiParameter(name, str, required=False) for name in _FILTERS)],
+                   responses={(200, "text/csv"): OpenApiResponse(description="CSV"),
+                              (200, "application/x-ndjson"): OpenApiResponse(description="JSON Lines")})
+    def get(self, request: Request) -> StreamingHttpResponse:
+        query = request.query_params
+        export = decisions_export(actor=request.user, fmt=query.get("file_format", "csv"),
+                                  filters={name: query.get(name) for name in _FILTERS})
+        response = StreamingHttpResponse(export.rows, content_type=export.content_type)
+        response["Content-Disposition"] = f'attachment; filename="{export.filename}"'
+        response["X-Row-Count"] = str(export.count)
+        return response
 
 
 class DecisionDetailApi(APIView):

@@ -333,7 +333,9 @@ def score_matrix(explainer: ModelExplainer, rows: pd.DataFrame, *, policy: Scori
     outweighing = material & is_protected & (pushes > top[:, None])
     return ScoredBatch(features=features, pd=np.asarray(pds, dtype=np.float64), decision=decision, band=band,
                        contributions=values, base_log_odds=base, reasons=reasons.astype(np.int64), total_push=total,
-                       outweighing=outweighing, unseen=_unseen(rows, known_categories or {}))
+                       outweighing=outweighing,
+                       unseen=(explainer.encoder.unseen(rows) if explainer.encoder is not None
+                               else _unseen(rows, known_categories or {})))
 
 
 def score_rows(explainer: ModelExplainer, rows: pd.DataFrame, *, policy: ScoringPolicy,

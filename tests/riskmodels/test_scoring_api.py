@@ -539,3 +539,30 @@ def test_local_explanations_and_scoring_speak_one_language(world, developer, set
     response = client_for(developer).post(f"/api/v1/model-versions/{mlp.pk}/explain-rows/",
                                           {"rows": [world.rows[7]]}, format="json")
     assert response.status_code == 400 and response.json()["error"]["code"] == "over_request_budget"
+
+
+# --- Export ------------------------------------------------------------------------------------------------
+
+def test_the_ledger_exports_as_csv_and_json_lines_with_formulas_neutralised_and_the_export_audited(  # noqa: ANN001
+        world, underwriter, auditor):
+    import csv
+    import io
+    import json
+
+    applications = [{"reference": "=HYPERLINK(\"http://evil\")", "features": world.rows[0]},
+                    {"reference": "plain-1", "features": world.rows[1]}]
+    _score(underwriter, world, applications)
+    client = client_for(auditor)
+    response = client.get("/api/v1/decisions/export/", {"file_format": "csv", "model": world.model.name})
+    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [r["reference"] for r in rows] == ["'=HYPERLINK(\"http://evil\")", "plain-1"]
+    assert float(rows[1]["pd"]) == CreditDecision.objects.get(reference="plain-1").pd
+    lines = b"".join(client.get("/api/v1/decisions/export/", {"file_format": "jsonl"}).streaming_content).splitlines()
+    records = [json.loads(line) for line in lines]
+    assert [r["reference"] for r in records] == ["=HYPERLINK(\"http://evil\")", "plain-1"]  # JSON keeps data as is
+    assert records[0]["features"] == world.rows[0]
+    exports = AuditEvent.objects.filter(action="decisions.exported").order_by("seq")
+    assert [(e.after["format"], e.after["rows"]) for e in exports] == [("csv", 2), ("jsonl", 2)]
+    bad = client.get("/api/v1/decisions/export/", {"file_format": "xlsx"})
+    assert bad.status_code == 400 and exports.count() == 2

@@ -13,9 +13,11 @@ import numpy.typing as npt
 import pandas as pd
 from sklearn.pipeline import Pipeline
 
+from riskmodels.ml.encoding import RowEncoder
 from riskmodels.ml.pipelines import TrainingSpec, prepare_features
 
 __all__ = [
+    "FEW_ROWS",
     "OUTPUT_LOG_ODDS",
     "OUTPUT_PROBABILITY",
     "Attributions",
@@ -29,6 +31,9 @@ __all__ = [
     "sum_to_features",
 ]
 
+# Below this many rows a request is a scoring or local-explanation call: per-call overheads
+# (the preprocess step's machinery, parallel regions) outweigh the work on the rows.
+FEW_ROWS = 256
 OUTPUT_LOG_ODDS = "log_odds"
 OUTPUT_PROBABILITY = "probability"
 
@@ -190,6 +195,14 @@ class ModelExplainer(ABC):
         classes = list(pipeline.classes_)
         if classes != [0, 1]:
             raise ExplanationError(f"expected a binary 0/1 classifier; classes are {classes}")
+        self.encoder = RowEncoder.from_pipeline(pipeline, spec)
+
+    def matrix(self, rows: pd.DataFrame) -> npt.NDArray[np.float64]:
+        """Return raw ``rows`` as the matrix the model sees: a few rows by the row encoder (the same
+        bits, without the pipeline's per-call cost), many by the pipeline."""
+        if self.encoder is not None and len(rows) < FEW_ROWS:
+            return self.encoder.encode(rows)
+        return preprocessed_matrix(self.pipeline, self.spec, rows)
 
     @property
     def exact(self) -> bool:

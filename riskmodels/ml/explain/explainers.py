@@ -30,8 +30,10 @@ import shap
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
+from threadpoolctl import ThreadpoolController
 
 from riskmodels.ml.explain.base import (
+    FEW_ROWS,
     OUTPUT_LOG_ODDS,
     OUTPUT_PROBABILITY,
     ExplainerFingerprint,
@@ -50,6 +52,7 @@ from riskmodels.ml.pipelines import TrainingSpec, feature_names_map
 
 __all__ = ["make_explainer", "needs_background"]
 
+_THREADS = ThreadpoolController()
 _TREE = "tree"
 _LINEAR = "linear"
 _PERMUTATION = "permutation"
@@ -110,7 +113,7 @@ class _TreeExplainer(ModelExplainer):
     def explain_columns(
         self, rows: pd.DataFrame
     ) -> tuple[npt.NDArray[np.float64], float, npt.NDArray[np.float64]]:
-        X = preprocessed_matrix(self.pipeline, self.spec, rows)
+        X = self.matrix(rows)
         model = self.pipeline[-1]
         if self._hgb is not None:
             values = self._hgb.shap_values(X)
@@ -118,8 +121,14 @@ class _TreeExplainer(ModelExplainer):
             # The model's own output, for the additivity check, on the OpenMP threads this
             # process may use (a worker's budget: WORKER_THREADS x concurrency <= cores). HGB
             # opens one parallel region per tree, so oversubscribed threads would wait for each
-            # other at every tree; within the budget the threads do help.
-            output = np.asarray(model.decision_function(X), dtype=np.float64)
+            # other at every tree; within the budget the threads do help. A few rows (a scoring
+            # request) give each thread almost nothing to do, so there the region costs more than
+            # the trees: they run on one thread.
+            if len(X) < FEW_ROWS:
+                with _THREADS.limit(limits=1, user_api="openmp"):
+                    output = np.asarray(model.decision_function(X), dtype=np.float64)
+            else:
+                output = np.asarray(model.decision_function(X), dtype=np.float64)
         else:
             assert self._shap is not None
             total = np.zeros(X.shape[::-1])
@@ -165,7 +174,7 @@ class _LinearExplainer(ModelExplainer):
     def explain_columns(
         self, rows: pd.DataFrame
     ) -> tuple[npt.NDArray[np.float64], float, npt.NDArray[np.float64]]:
-        X = preprocessed_matrix(self.pipeline, self.spec, rows)
+        X = self.matrix(rows)
         values = np.asarray(self._shap.shap_values(X), dtype=np.float64)
         base = float(np.ravel(self._shap.expected_value)[0])
         output = np.asarray(self.pipeline[-1].decision_function(X), dtype=np.float64)
