@@ -26,8 +26,10 @@ from riskmodels.models import (
     ReasonText,
     RegisteredModel,
 )
+from riskmodels.admin_decisions import decision_stats_block
 from riskmodels.admin_workspace import Workspace
 from riskmodels.apis.files import stored_png
+from riskmodels.selectors.decisions import decision_stats_for_user
 from riskmodels.services.datasets import (
     dataset_roles_parse,
     dataset_version_create,
@@ -213,6 +215,9 @@ class RegisteredModelInventoryForm(forms.ModelForm):
         fields = INVENTORY_FIELDS
 
 
+DECISION_STATS_DAYS = 30
+
+
 @admin.register(RegisteredModel)
 class RegisteredModelAdmin(admin.ModelAdmin):
     """The model inventory: compliance officers set tier, owner, cadence and floors (through the service, audited)."""
@@ -235,6 +240,15 @@ class RegisteredModelAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return RECORD_FIELDS if self.has_change_permission(request, obj) else self.fields
+
+    def render_change_form(self, request: HttpRequest, context: dict[str, Any], add: bool = False,
+                           change: bool = False, form_url: str = "", obj: RegisteredModel | None = None) -> Any:
+        # A read-only block below the form (templates/admin/riskmodels/registeredmodel/change_form.html).
+        if obj is not None and allowed(request.user, Capability.DECISION_READ):
+            context["decision_stats"] = decision_stats_block(
+                decision_stats_for_user(user=request.user, model=obj, days=DECISION_STATS_DAYS), obj.pk)
+            context["decision_stats_days"] = DECISION_STATS_DAYS
+        return super().render_change_form(request, context, add, change, form_url, obj)
 
     def save_model(self, request: HttpRequest, obj: RegisteredModel, form: Any, change: bool) -> None:
         changes = {name: form.cleaned_data[name] for name in form.changed_data if name in INVENTORY_FIELDS}

@@ -80,6 +80,12 @@ def credit_decision_get_for_user(*, user: Any, id: Any) -> CreditDecision:
         raise NotFound(f"decision {id} does not exist") from None
 
 
+def decision_override_list_for_user(*, user: Any) -> QuerySet[DecisionOverride]:
+    """Return every override with its ledger entry, newest first."""
+    require(user, Capability.DECISION_READ)
+    return DecisionOverride.objects.select_related("decision__registered_model").order_by("-id")
+
+
 @dataclass(frozen=True)
 class DecisionStats:
     """A model's decisive decisions over a window: volume, approve rate, overrides by reason and direction."""
