@@ -13,7 +13,7 @@ Service: a throwaway install in a temporary ``VAR_DIR`` (SQLite, the filesystem 
 ``manage.py migrate``, ``collectstatic``, ``demo_setup`` (which trains, evaluates, explains and
 approves the champion of ``retail-pd`` itself, running its jobs in its own process, so no Celery
 worker is needed; it needs ``DEBUG=1`` because it creates users with known passwords), an API
-user (role ``underwriter`` when the project has it, else ``developer``), then gunicorn as
+user (role ``underwriter``; ``developer`` for explain-rows), then gunicorn as
 scripts/run-demo.sh starts it (``--workers 2``, sync workers) but with ``DEBUG=0``. Endpoint
 under test: ``POST /api/v1/models/retail-pd/score/`` (``--service-endpoint score``, one
 application with a unique reference per request), or today's
@@ -305,13 +305,13 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
         import django
 
         django.setup()
-        from governance.roles import Role
         from riskmodels.ml.persistence import TRUSTED_TYPES, load_artifact
         from riskmodels.ml.pipelines import TrainingSpec, prepare_features
         from riskmodels.models import ModelVersion, VersionStatus
         from riskmodels.storage import read_verified
 
-        role = "underwriter" if "underwriter" in {r.value for r in Role} else "developer"
+        # Underwriters score; explain-rows needs a role that may explain.
+        role = "underwriter" if args.service_endpoint == "score" else "developer"
         token = manage("create_api_user", "bench-scorer", "--role", role).strip().splitlines()[-1]
         champion = ModelVersion.objects.get(registered_model__name=DEMO_MODEL, status=VersionStatus.CHAMPION)
         spec = TrainingSpec.from_dict(champion.spec)
@@ -361,7 +361,7 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
             mlflow_python, "-m", "mlflow", "models", "serve", "-m", str(tmp / "mlflow-model"), "--env-manager", "local",
             "-h", HOST, "-p", str(mlflow_port), "--workers", str(args.mlflow_workers)], mlflow_env)
         auth = {"Authorization": f"Token {token}", "Accept": "application/json"}
-        wait_until_up("gunicorn", service_proc, procs, f"/api/v1/model-versions/{champion.pk}/", service_port, auth)
+        wait_until_up("gunicorn", service_proc, procs, "/api/v1/me/", service_port, auth)
         wait_until_up("mlflow", mlflow_proc, procs, "/ping", mlflow_port, {})
 
         json_headers = {"Content-Type": "application/json"}

@@ -30,7 +30,6 @@ import shap
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
-from threadpoolctl import ThreadpoolController
 
 from riskmodels.ml.explain.base import (
     FEW_ROWS,
@@ -52,7 +51,6 @@ from riskmodels.ml.pipelines import TrainingSpec, feature_names_map
 
 __all__ = ["make_explainer", "needs_background"]
 
-_THREADS = ThreadpoolController()
 _TREE = "tree"
 _LINEAR = "linear"
 _PERMUTATION = "permutation"
@@ -115,25 +113,27 @@ class _TreeExplainer(ModelExplainer):
     ) -> tuple[npt.NDArray[np.float64], float, npt.NDArray[np.float64]]:
         X = self.matrix(rows)
         model = self.pipeline[-1]
-        if self._hgb is not None:
+        if self._hgb is not None and len(X) < FEW_ROWS:
+            # A scoring request: the internal re-encoding once, the trees on one thread.
+            values, output = self._hgb.explain_few(X)
+            base = self._hgb.expected_value
+        elif self._hgb is not None:
             values = self._hgb.shap_values(X)
             base = self._hgb.expected_value
             # The model's own output, for the additivity check, on the OpenMP threads this
             # process may use (a worker's budget: WORKER_THREADS x concurrency <= cores). HGB
             # opens one parallel region per tree, so oversubscribed threads would wait for each
-            # other at every tree; within the budget the threads do help. A few rows (a scoring
-            # request) give each thread almost nothing to do, so there the region costs more than
-            # the trees: they run on one thread.
-            if len(X) < FEW_ROWS:
-                with _THREADS.limit(limits=1, user_api="openmp"):
-                    output = np.asarray(model.decision_function(X), dtype=np.float64)
-            else:
-                output = np.asarray(model.decision_function(X), dtype=np.float64)
+            # other at every tree; within the budget the threads do help.
+            output = np.asarray(model.decision_function(X), dtype=np.float64)
         else:
             assert self._shap is not None
-            total = np.zeros(X.shape[::-1])
-            explain_by_patterns(self._forest, X, total)
-            values = total.T
+            if len(X) < FEW_ROWS:
+                # As for HGB: one shap call over the forest instead of one per tree.
+                values = np.asarray(self._shap.shap_values(X, check_additivity=False), dtype=np.float64)[..., 1]
+            else:
+                total = np.zeros(X.shape[::-1])
+                explain_by_patterns(self._forest, X, total)
+                values = total.T
             base = float(np.ravel(self._shap.expected_value)[1])
             output = np.asarray(model.predict_proba(X)[:, 1], dtype=np.float64)
         return np.ascontiguousarray(values, dtype=np.float64), base, output

@@ -35,11 +35,14 @@ import numpy.typing as npt
 import shap
 from sklearn.ensemble import HistGradientBoostingClassifier
 
+from riskmodels.ml.explain.base import FEW_ROWS
 from riskmodels.ml.explain.internals import (
     HGBTree,
     hgb_baseline,
     hgb_known_categories,
+    hgb_category_codes,
     hgb_preprocessor,
+    hgb_raw_predict,
     hgb_trees,
     tree_explainer,
 )
@@ -88,6 +91,7 @@ class HGBTreeShap:
         self._internal_to_input = self._column_order()
         hgb = hgb_trees(model)  # one tree per iteration: the model is binary
         self._known, self._f_idx_map = hgb_known_categories(model)
+        self._codes = hgb_category_codes(model)
         self.base_offset = hgb_baseline(model)
         self.n_category_groups: dict[int, int] = {}
         tables = [self._tree_tables(tree) for tree in hgb]
@@ -250,7 +254,27 @@ class HGBTreeShap:
         """Return the matrix HGB's trees read: X after the model's own categorical re-encoding."""
         if self._preprocessor is None:
             return np.ascontiguousarray(X, dtype=np.float64)
+        if self._codes is not None and len(X) < FEW_ROWS:
+            return self._internal_few(X)
         return np.ascontiguousarray(self._preprocessor.transform(X), dtype=np.float64)
+
+    def _internal_few(self, X: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        # The preprocessor's ordinal re-encoding as a lookup: a scoring request would otherwise
+        # pay a ColumnTransformer call (milliseconds) twice, here and in decision_function.
+        assert self._codes is not None
+        out = np.empty(X.shape, dtype=np.float64)
+        n_categorical = len(self._codes)
+        for j, codes in enumerate(self._codes):
+            values = X[:, self._internal_to_input[j]]
+            position = np.minimum(np.searchsorted(codes, values), len(codes) - 1)
+            out[:, j] = np.where(codes[position] == values, position, np.nan)
+        out[:, n_categorical:] = X[:, self._internal_to_input[n_categorical:]]
+        return out
+
+    def explain_few(self, X: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
+        """Return (SHAP values, the model's raw output) for a few rows, re-encoding them once."""
+        internal = self.internal_matrix(X)
+        return self._values(internal), hgb_raw_predict(self._model, internal)
 
     @staticmethod
     def group_matrix(group: _Group, internal: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -272,10 +296,18 @@ class HGBTreeShap:
 
     def shap_values(self, X: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         """Return SHAP values (log-odds) for X, one column per input column of the model."""
-        internal = self.internal_matrix(X)
+        return self._values(self.internal_matrix(X))
+
+    def _values(self, internal: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
         total = np.zeros(internal.shape[::-1])  # a row per column
         for group in self._groups:
-            explain_by_patterns(group.trees, self.group_matrix(group, internal), total)
+            if len(internal) < FEW_ROWS:
+                # A few rows share no patterns to exploit; one shap call over all the group's
+                # trees skips the per-tree calls (the sums agree to rounding, about 1e-14).
+                values = group.explainer.shap_values(self.group_matrix(group, internal), check_additivity=False)
+                total += np.asarray(values, dtype=np.float64).T
+            else:
+                explain_by_patterns(group.trees, self.group_matrix(group, internal), total)
         out = np.empty_like(internal)
         out[:, self._internal_to_input] = total.T
         return out

@@ -30,7 +30,9 @@ __all__ = [
     "HGBTree",
     "hgb_baseline",
     "hgb_known_categories",
+    "hgb_category_codes",
     "hgb_preprocessor",
+    "hgb_raw_predict",
     "hgb_trees",
     "shap_input_dtype",
     "shap_loaded_trees",
@@ -103,6 +105,38 @@ def hgb_known_categories(
     """Return the bitsets of categories seen in training and, per internal column, its row in them."""
     known, f_idx_map = model._bin_mapper.make_known_categories_bitsets()
     return np.asarray(known, dtype=np.uint32), np.asarray(f_idx_map, dtype=np.intp)
+
+
+def hgb_category_codes(model: HistGradientBoostingClassifier) -> list[npt.NDArray[np.float64]] | None:
+    """Return, per categorical input column (in input order), the sorted values HGB's encoder learned.
+
+    The internal ``_preprocessor`` maps a categorical value to its position among these (NaN for
+    a value it never saw, or a missing one). None when the model has no categorical columns or
+    learned a missing value as a category (then only the preprocessor itself knows the order).
+    """
+    preprocessor = model._preprocessor
+    if preprocessor is None:
+        return None
+    encoder = preprocessor.named_transformers_["encoder"]
+    codes = [np.asarray(c, dtype=np.float64) for c in encoder.categories_]
+    if any(np.isnan(c).any() for c in codes):
+        return None
+    return codes
+
+
+def hgb_raw_predict(model: HistGradientBoostingClassifier, internal: npt.NDArray[np.float64]
+                    ) -> npt.NDArray[np.float64]:
+    """Return the model's raw output (log-odds) for rows of its internal matrix, on one thread.
+
+    The same operations, in the same order, as ``decision_function`` after its preprocessing
+    (``_raw_predict``): the baseline, then each iteration's tree added in turn.
+    """
+    known, f_idx_map = model._bin_mapper.make_known_categories_bitsets()
+    raw = np.zeros((internal.shape[0], 1), dtype=model._baseline_prediction.dtype, order="F")
+    raw += model._baseline_prediction
+    for predictors in model._predictors:
+        raw[:, 0] += predictors[0].predict(internal, known_cat_bitsets=known, f_idx_map=f_idx_map, n_threads=1)
+    return raw[:, 0]
 
 
 def hgb_baseline(model: HistGradientBoostingClassifier) -> float:

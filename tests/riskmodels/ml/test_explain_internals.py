@@ -136,3 +136,29 @@ def test_trees_read_back_from_shaps_loader_are_the_forests_trees():
         assert np.array_equal(tree["features"][tree["children_left"] >= 0],
                               estimator.tree_.feature[estimator.tree_.children_left >= 0]), RECHECK
         assert tree["values"].shape == (estimator.tree_.node_count, 1) and not types.any(), RECHECK
+
+
+def test_hgb_raw_predict_on_the_internal_matrix_is_decision_function_to_the_bit(categorical_model):
+    rng = np.random.default_rng(1)
+    X = np.column_stack([rng.normal(size=50), rng.integers(-1, 8, 50).astype(float)])  # -1 and 6, 7: unseen
+    X[::7, 0] = np.nan
+    X[::5, 1] = np.nan
+    internal = internals.hgb_preprocessor(categorical_model).transform(X)
+    raw = internals.hgb_raw_predict(categorical_model, np.asarray(internal, dtype=np.float64))
+    assert np.array_equal(raw, categorical_model.decision_function(X)), RECHECK
+
+
+def test_hgb_category_codes_are_what_its_preprocessor_maps_to_positions(categorical_model):
+    from riskmodels.ml.explain.hgb import HGBTreeShap
+
+    codes = internals.hgb_category_codes(categorical_model)
+    assert [c.tolist() for c in codes] == [[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]], RECHECK
+    rng = np.random.default_rng(2)
+    X = np.column_stack([rng.normal(size=40), rng.integers(-1, 8, 40).astype(float)])
+    X[::6, 1] = np.nan
+    adapter = HGBTreeShap(categorical_model)
+    expected = internals.hgb_preprocessor(categorical_model).transform(X)
+    assert np.array_equal(adapter.internal_matrix(X), expected, equal_nan=True), RECHECK
+    values, output = adapter.explain_few(X)
+    assert np.array_equal(output, categorical_model.decision_function(X))
+    assert np.allclose(values, adapter._values(expected), rtol=0, atol=1e-12)
