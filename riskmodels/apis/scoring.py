@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.http import StreamingHttpResponse
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.generics import ListAPIView
@@ -142,8 +143,7 @@ class DecisionExportApi(APIView):
     @extend_schema(summary="Export the decision ledger",
                    parameters=[OpenApiParameter("file_format", str, enum=list(FORMATS), required=False),
                                *(OpenApiParameter(name, str, required=False) for name in _FILTERS)],
-                   responses={(200, "text/csv"): OpenApiResponse(description="CSV"),
-                              (200, "application/x-ndjson"): OpenApiResponse(description="JSON Lines")})
+                   responses={(200, "text/csv"): OpenApiTypes.STR, (200, "application/x-ndjson"): OpenApiTypes.STR})
     def get(self, request: Request) -> StreamingHttpResponse:
         query = request.query_params
         export = decisions_export(actor=request.user, fmt=query.get("file_format", "csv"),

@@ -295,3 +295,11 @@ def test_the_stats_block_is_shown_only_to_who_may_read_decisions(world, develope
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(policy.GRANTS, policy.Capability.DECISION_READ, frozenset({Role.DEVELOPER}))
         assert 'id="decision-stats"' not in page(signed_in(validator), url)
+
+
+def test_the_admin_home_offers_the_workspace_only_to_those_who_may_read_the_domain(world, underwriter,  # noqa: ANN001
+                                                                                   compliance_officer):
+    assert 'id="workspace-link"' in signed_in(compliance_officer).get("/admin/").content.decode()
+    home = signed_in(underwriter).get("/admin/")
+    assert home.status_code == 200
+    assert 'id="workspace-link"' not in home.content.decode() and "Credit decisions" in home.content.decode()
