@@ -271,6 +271,14 @@ EXPLAIN_LOCAL_MAX_ROWS = env_int("EXPLAIN_LOCAL_MAX_ROWS", 100, minimum=1)
 SCORING_MAX_APPLICATIONS = env_int("SCORING_MAX_APPLICATIONS", 100, minimum=1)
 SCORING_REQUEST_BUDGET_SECONDS = env_float("SCORING_REQUEST_BUDGET_SECONDS", 2.0, minimum=0.01)
 SCORING_BATCH_CHUNK_ROWS = env_int("SCORING_BATCH_CHUNK_ROWS", 50_000, minimum=1)
+# Monitoring traffic lights: green below amber, amber below red (a model may override any of them).
+# PSI/CSI: the customary 0.10 / 0.25; performance: drops from the validation baseline.
+MONITORING_THRESHOLDS = {
+    "psi_amber": 0.10, "psi_red": 0.25, "csi_amber": 0.10, "csi_red": 0.25,
+    "auc_drop_amber": 0.03, "auc_drop_red": 0.05, "ks_drop_amber": 0.05, "ks_drop_red": 0.10,
+    "brier_rise_amber": 0.02, "brier_rise_red": 0.04,
+}
+MONITORING_WINDOW_DAYS = env_int("MONITORING_WINDOW_DAYS", 1, minimum=1)
 # Features no counterfactual may suggest changing (besides protected ones), unless a model lists
 # its actionable features itself.
 COUNTERFACTUAL_IMMUTABLE_FEATURES = env_list("COUNTERFACTUAL_IMMUTABLE_FEATURES", [

@@ -54,7 +54,7 @@ class RegisteredModelOutputSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "owner_team", "purpose", "description", "risk_tier", "model_type", "business_use",
                   "limitations", "owner", "review_cadence_months", "review_cadence_in_force", "next_review_date",
                   "min_auc", "min_ks", "max_brier", "max_calibration_gap", "battery_thresholds", "scoring_policy",
-                  "ledger_inputs", "actionable_features", "champion", "created_at", "created_by"]
+                  "ledger_inputs", "actionable_features", "monitoring_thresholds", "champion", "created_at", "created_by"]
 
     def get_review_cadence_in_force(self, obj: RegisteredModel) -> int:
         return review_cadence_months(obj)

@@ -56,6 +56,10 @@ class RegisteredModelInventoryUpdateApi(APIView):
                                       'only cutoff is required. Nothing scores until a cutoff is set.')
         ledger_inputs = serializers.ChoiceField(choices=LedgerInputs.choices, required=False,
                                                 help_text="Keep each decision's input features, or only their hash.")
+        monitoring_thresholds = serializers.DictField(
+            child=serializers.FloatField(), required=False,
+            help_text='Overrides of the monitoring traffic lights, e.g. {"psi_amber": 0.08, "psi_red": 0.2}; '
+                      'each amber must stay below its red.')
         actionable_features = serializers.ListField(
             child=serializers.CharField(), required=False,
             help_text="Features a counterfactual may change; [] for every feature that is neither protected nor "

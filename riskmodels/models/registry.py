@@ -67,6 +67,9 @@ class RegisteredModel(models.Model):
     # Features an applicant could change, offered in counterfactuals; empty means every feature that is
     # neither protected nor in settings.COUNTERFACTUAL_IMMUTABLE_FEATURES.
     actionable_features = models.JSONField(default=list, blank=True)
+    # Overrides of settings.MONITORING_THRESHOLDS for this model (psi_amber, psi_red, csi_amber,
+    # csi_red, auc_drop_amber, auc_drop_red, ...); checked in riskmodels.services.reviews.
+    monitoring_thresholds = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -29,7 +30,7 @@ from riskmodels.services.lifecycle import add_months, review_cadence_months, ver
 
 INVENTORY_TEXT = ("business_use", "limitations")
 INVENTORY_FLOORS = ("min_auc", "min_ks", "max_brier", "max_calibration_gap")
-INVENTORY_SCORING = ("scoring_policy", "ledger_inputs", "actionable_features")
+INVENTORY_SCORING = ("scoring_policy", "ledger_inputs", "actionable_features", "monitoring_thresholds")
 
 
 def _inventory(model: RegisteredModel) -> dict[str, Any]:
@@ -38,7 +39,35 @@ def _inventory(model: RegisteredModel) -> dict[str, Any]:
             "review_cadence_months": model.review_cadence_months, "next_review_date": model.next_review_date,
             **{name: getattr(model, name) for name in INVENTORY_FLOORS}, "battery_thresholds": model.battery_thresholds,
             "scoring_policy": model.scoring_policy, "ledger_inputs": model.ledger_inputs,
-            "actionable_features": model.actionable_features}
+            "actionable_features": model.actionable_features, "monitoring_thresholds": model.monitoring_thresholds}
+
+
+def monitoring_thresholds_check(value: Any) -> dict[str, float]:
+    """Return a model's monitoring threshold overrides, or refuse them naming the problem."""
+    known = set(settings.MONITORING_THRESHOLDS)
+    if not isinstance(value, dict):
+        raise ValidationFailed("monitoring_thresholds must be an object of threshold names and numbers",
+                               code="invalid", details={"field": "monitoring_thresholds"})
+    unknown = sorted(set(value) - known)
+    if unknown:
+        raise ValidationFailed(f"unknown monitoring thresholds: {', '.join(unknown)} (known: {', '.join(sorted(known))})",
+                               code="invalid", details={"field": "monitoring_thresholds"})
+    for name, number in value.items():
+        if isinstance(number, bool) or not isinstance(number, int | float) or not 0 < number < 10:
+            raise ValidationFailed(f"monitoring threshold {name} must be a positive number; got {number!r}",
+                                   code="invalid", details={"field": "monitoring_thresholds"})
+    merged = {**settings.MONITORING_THRESHOLDS, **value}
+    for amber in (k for k in merged if k.endswith("_amber")):
+        red = amber[: -len("_amber")] + "_red"
+        if merged[amber] >= merged[red]:
+            raise ValidationFailed(f"{amber} ({merged[amber]}) must be below {red} ({merged[red]})",
+                                   code="invalid_thresholds", details={"field": "monitoring_thresholds"})
+    return {k: float(v) for k, v in value.items()}
+
+
+def monitoring_thresholds_of(model: RegisteredModel) -> dict[str, float]:
+    """Return the monitoring thresholds in force for a model: the settings, overridden by the model's own."""
+    return {**settings.MONITORING_THRESHOLDS, **model.monitoring_thresholds}
 
 
 def _check_scoring(name: str, value: Any) -> Any:
@@ -52,6 +81,8 @@ def _check_scoring(name: str, value: Any) -> Any:
         except (ScoringError, TypeError) as exc:
             raise ValidationFailed(f"scoring_policy: {exc}", code="invalid_scoring_policy",
                                    details={"field": name}) from None
+    if name == "monitoring_thresholds":
+        return monitoring_thresholds_check(value)
     if name == "ledger_inputs":
         if value not in LedgerInputs.values:
             raise ValidationFailed(f"ledger_inputs must be one of {', '.join(LedgerInputs.values)}", code="invalid",

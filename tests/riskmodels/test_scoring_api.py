@@ -572,3 +572,17 @@ def test_the_ledger_exports_as_csv_and_json_lines_with_formulas_neutralised_and_
     assert [(e.after["format"], e.after["rows"]) for e in exports] == [("csv", 2), ("jsonl", 2)]
     bad = client.get("/api/v1/decisions/export/", {"file_format": "xlsx"})
     assert bad.status_code == 400 and exports.count() == 2
+
+
+@pytest.mark.parametrize("thresholds, message", [
+    ({"psi_amber": 0.3}, "psi_amber (0.3) must be below psi_red (0.25)"),
+    ({"psi_amber": 0.2, "psi_red": 0.1}, "psi_amber (0.2) must be below psi_red (0.1)"),
+    ({"colour": 1}, "unknown monitoring thresholds: colour"),
+    ({"csi_red": -1}, "must be a positive number"),
+])
+def test_monitoring_thresholds_with_amber_above_red_are_refused_and_nothing_changes(world, compliance_officer,  # noqa: ANN001
+                                                                                  thresholds, message):
+    response = client_for(compliance_officer).patch(f"/api/v1/models/{world.model.name}/inventory/",
+                                                    {"monitoring_thresholds": thresholds}, format="json")
+    assert response.status_code == 400 and message in response.json()["error"]["message"]
+    assert RegisteredModel.objects.get(pk=world.model.pk).monitoring_thresholds == {}
