@@ -16,7 +16,7 @@ from governance.policy import Capability, require
 from riskmodels.ml.explain import ExplainOptions, ExplanationError, explain_local
 from riskmodels.ml.explain_plots import render_waterfall
 from riskmodels.ml.pipelines import TrainingSpec
-from riskmodels.ml.scoring import in_log_odds
+from riskmodels.ml.scoring import ScoringPolicy, in_log_odds, material_reasons
 from riskmodels.models import DatasetVersion, ModelVersion, ReasonText
 from riskmodels.services.explanations.cache import explainer_for, training_background
 from riskmodels.services.explanations.budget import request_budget_check
@@ -71,6 +71,14 @@ def _stored_rows(source: DatasetVersion, row_ids: Any, spec: TrainingSpec) -> pd
     return dataset_rows(source, np.unique(order), list(spec.features)).loc[order]
 
 
+def _materiality(version: ModelVersion) -> ScoringPolicy:
+    """Return the model's materiality settings (its scoring policy's, else the defaults)."""
+    configured = version.registered_model.scoring_policy or {}
+    keys = ("materiality_share", "materiality_min_log_odds", "max_reasons")
+    # The cutoff plays no part in which features are material; any valid one will do.
+    return ScoringPolicy(cutoff=0.5, **{k: configured[k] for k in keys if k in configured})
+
+
 def explanation_local(*, actor: Any, model_version: ModelVersion, rows: list[dict[str, Any]] | None = None,
                       dataset_version: DatasetVersion | None = None, row_ids: list[int] | None = None,
                       with_plots: bool = False) -> dict[str, Any]:
@@ -99,9 +107,14 @@ def explanation_local(*, actor: Any, model_version: ModelVersion, rows: list[dic
     except ExplanationError as exc:
         raise ValidationFailed(str(exc), code="unexplainable") from None
     body = report.to_dict()
+    materiality = _materiality(model_version)
     for item, explanation in zip(body["explanations"], report.explanations, strict=True):
-        # One language with scoring: the PD, and contributions in log-odds whatever the algorithm.
+        # One language with scoring: the PD, contributions in log-odds whatever the algorithm,
+        # and reasons by the same materiality rule (noise is never a reason).
         item.update(in_log_odds(explanation))
+        reasons, _ = material_reasons(item["contributions_log_odds"], protected=protected, catalogue=catalogue,
+                                      policy=materiality)
+        item["reasons"] = [r.to_dict() for r in reasons]
     if with_plots:
         for item, explanation in zip(body["explanations"], report.explanations, strict=True):
             item["waterfall_png_base64"] = base64.b64encode(render_waterfall(explanation)).decode()
@@ -110,5 +123,5 @@ def explanation_local(*, actor: Any, model_version: ModelVersion, rows: list[dic
                      after={"rows": len(frame), "source": "row_ids" if row_ids is not None else "posted",
                             "row_ids": [int(r) for r in row_ids] if row_ids is not None else None,
                             "status": report.status,
-                            "reasons": [[r.feature for r in e.reasons] for e in report.explanations]})
+                            "reasons": [[r["feature"] for r in e["reasons"]] for e in body["explanations"]]})
     return body
