@@ -905,7 +905,8 @@ def known_categories(fitted_pipeline: Pipeline) -> dict[str, list[Any]]:
     preprocess: ColumnTransformer = fitted_pipeline.named_steps["preprocess"]
     out: dict[str, list[Any]] = {}
     for name, transformer, columns in preprocess.transformers_:
-        if name != "cat" or isinstance(transformer, str):
+        # With no categorical columns scikit-learn leaves the "cat" step unfitted.
+        if name != "cat" or isinstance(transformer, str) or len(columns) == 0:
             continue
         encoder = transformer[-1] if isinstance(transformer, Pipeline) else transformer
         for column, categories in zip(columns, encoder.categories_, strict=True):

@@ -189,3 +189,12 @@ def test_the_vectorised_reasons_equal_the_rule_applied_row_by_row(boosted):  # n
         assert [r.share for r in s.reasons] == pytest.approx([r.share for r in reasons], rel=1e-12)
         top = reasons[0].contribution if reasons else 0.0
         assert sorted(f for f, v in pushes.items() if v > top) == s.flag_details.get(FLAG_PROTECTED_OUTWEIGHS, [])
+
+
+def test_a_model_without_categorical_features_has_no_known_categories_and_scores():
+    frame = synthetic(n=600)
+    spec, pipeline, explainer = fitted(frame, "gradient_boosting", DRIVERS)
+    assert known_categories(pipeline) == {}
+    scored = score_rows(explainer, frame.iloc[:3][list(DRIVERS)], policy=ScoringPolicy(cutoff=0.5), protected=(),
+                        known_categories=known_categories(pipeline))
+    assert len(scored) == 3 and all(s.flags == () for s in scored)
