@@ -52,6 +52,55 @@ Time: from before the connection (or the request, kept alive) to the last byte o
 the answers are parsed and checked outside the clock. Correctness: every answer's PD is compared
 with ``predict_proba`` of the same pipeline in this process; the largest differences are printed
 and must stay within 1e-9. Every process started is stopped at the end, on Ctrl-C and on errors.
+
+Part 2, ``--batch``: batch scoring of a large dataset version, a ``batch_score`` job run by real
+Celery worker processes, against the bare in-process pair ``pipeline.predict_proba(X)`` +
+``shap.TreeExplainer(model).shap_values(X_preprocessed)`` on the same rows, in the same run
+(about 2.5 minutes at 100,000 rows with both phases, 5 at a million with two workers on a quiet machine)::
+
+    .venv/bin/python bench/scoring.py --batch                                   # 1,000,000 rows, PostgreSQL
+    .venv/bin/python bench/scoring.py --batch --batch-rows 100000 --batch-workers 2 1
+    .venv/bin/python bench/scoring.py --batch --batch-rows 100000 --database sqlite
+
+Set-up, in a temporary ``VAR_DIR`` with ``DEBUG=0`` (with DEBUG on, Django keeps the SQL of the
+last 9,000 queries of every connection: gigabytes of bulk inserts) and the filesystem broker: a
+fresh PostgreSQL database (``createdb -h 127.0.0.1 -U postgres bench_scoring_<pid>``, trust auth,
+dropped at the end; ``--pg-options`` appends a query string to ``DATABASE_URL``, i.e. Django
+``OPTIONS``) or SQLite (``--database sqlite``). HistGradientBoosting (service defaults) trained
+through the service on 40,000 rows of bench/synthetic.py's data plus one text column of noise
+(``region``, four levels): scoring needs it, since ``known_categories`` reads the fitted
+categorical encoder and a pipeline without categorical columns has none to read (the service
+fails such a job with ``'OrdinalEncoder' object has no attribute 'categories_'``; reported, not
+changed here). The version is made champion by setting its status directly
+(``ModelVersion.objects.filter(pk=...).update(status=VersionStatus.CHAMPION)``, as the scoring
+tests do), not through submit / validate / approve / promote; a compliance officer sets the
+scoring policy (cutoff 0.5) through ``registered_model_inventory_update``; an underwriter
+creates the jobs. The scored dataset version has ``--batch-rows`` rows (another seed).
+
+Phases (``--batch-workers``): two worker processes with one thread each, and optionally one with
+two threads, as bench/shap.py; ``EXPLAIN_PARALLELISM`` equals the processes, so with
+``SCORING_BATCH_CHUNK_ROWS`` = ``--batch-chunk`` (50,000) a job has an even number of chunks. Two
+warm-up jobs of 4,000 rows first (model, explainer and connection in every worker). Each
+measurement (``--batch-repeats``) is the bare pair, then a job. Bare: ``predict_proba`` on the
+prepared frame (its own preprocessing inside), explainer construction and ``shap_values`` on the
+preprocessed matrix (prepared outside the clock), in this process with its OpenMP threads (2 on
+this machine: ``predict_proba`` uses them, shap's TreeExplainer is single-threaded). Service:
+``batch_scoring_job_create`` → the ``batch_scoring.finished`` audit event (gate, planning, chunk
+tasks, ledger inserts, Parquet parts, the merge into ``decisions.parquet``). Meanwhile the job is
+polled every 0.25 s for when its chunks were planned and all done (the rest is the merge); the
+runner records each chunk's seconds. CPU seconds of the worker pool processes and of the
+PostgreSQL server (all its clients) over the job. Memory: the pool processes' peak resident set
+(``VmHWM``, reset through ``clear_refs``) and each task's growth as the workers log it
+(governance/celery.py). Correctness: the PD column of ``decisions.parquet`` against the bare
+``predict_proba`` (max |difference|), and the ledger rows of the job (``CreditDecision``) = rows.
+
+Then, with the workers stopped, a job is planned in this process (``job_execute``; its chunk
+tasks go to a broker nobody reads any more) and one fresh chunk is run by
+``batch_scoring_chunk_work`` under one thread, its phases timed by wrapping what the service
+module calls (rows read, score + explain, ledger objects, ledger insert, Parquet part; the rest
+is the gate, the commit and the Parquet columns built as lists), and another under cProfile
+(``--no-profile`` skips it). Every worker, temporary folder and the database go at the end, on
+Ctrl-C and on errors.
 """
 
 from __future__ import annotations
@@ -62,6 +111,7 @@ import json
 import math
 import os
 import pickle
+import re
 import shutil
 import signal
 import socket
@@ -69,6 +119,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from concurrent.futures import ThreadPoolExecutor
 from importlib import metadata
 from pathlib import Path
@@ -256,6 +307,474 @@ def percentile(values: list[float], q: float) -> float:
     return float(np.percentile(values, q))
 
 
+# --- Part 2: --batch, batch scoring of a dataset version by real Celery workers -----------------------------
+
+TRAIN_ROWS = 40_000
+REGIONS = ["north", "south", "east", "west"]
+WARMUP_ROWS = 4_000  # two chunks of 2,000 with two workers: each worker loads the model and builds its explainer
+TASK_PEAK = re.compile(r"task (?P<task>[\w.]+)\[[^]]*\] peak resident set (?P<peak>\d+) MB, (?P<growth>[+-]\d+) MB")
+TASK_NAMES = {"riskmodels.run_job": "coordinator", "riskmodels.run_job_chunk": "chunk (the last also merges)"}
+
+
+def _status_mb(pid: int, field: str) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    raise KeyError(field)
+
+
+class Workers:
+    """``count`` Celery worker processes with one pool process each, in sessions of their own (as bench/shap.py)."""
+
+    def __init__(self, count: int, threads: int, logs: Path, env: dict[str, str]) -> None:
+        env = {**env, "CELERY_WORKER_CONCURRENCY": "1", "WORKER_THREADS": str(threads)}
+        self.logs = [logs / f"worker-{count}-{i}.log" for i in range(count)]
+        self.procs: list[subprocess.Popen] = []
+        for i, log in enumerate(self.logs):
+            self.procs.append(subprocess.Popen(
+                [sys.executable, "-m", "celery", "-A", "governance", "worker", "--loglevel=INFO", "--concurrency=1",
+                 f"--hostname=batch{i}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+                cwd=ROOT, env=env, start_new_session=True, stdout=log.open("wb"), stderr=subprocess.STDOUT))
+
+    def wait_ready(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for proc, log in zip(self.procs, self.logs, strict=True):
+                if proc.poll() is not None:
+                    raise RuntimeError(f"worker exited with {proc.returncode}:\n{log.read_text(errors='replace')[-3000:]}")
+            if all(b"ready." in log.read_bytes() for log in self.logs):
+                return
+            time.sleep(0.25)
+        raise RuntimeError("the workers did not get ready")
+
+    def log_marks(self) -> list[int]:
+        return [log.stat().st_size for log in self.logs]
+
+    def task_peaks(self, marks: list[int]) -> dict[str, tuple[float, float]]:
+        """Largest (peak MB, growth MB) of one task, per kind of task, logged since ``marks`` (governance/celery.py)."""
+        found: dict[str, tuple[float, float]] = {}
+        for log, mark in zip(self.logs, marks, strict=True):
+            with log.open("rb") as handle:
+                handle.seek(mark)
+                for line in handle.read().decode(errors="replace").splitlines():
+                    hit = TASK_PEAK.search(line)
+                    if hit:
+                        name = TASK_NAMES.get(hit["task"], hit["task"])
+                        old = found.get(name, (0.0, -1e9))
+                        found[name] = (max(old[0], float(hit["peak"])), max(old[1], float(hit["growth"])))
+        return found
+
+    def pool_pids(self) -> list[int]:
+        pids = []
+        for proc in self.procs:
+            pids += [int(c) for c in Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()]
+        return pids
+
+    def reset_peaks(self) -> dict[int, float]:
+        base = {}
+        for pid in self.pool_pids():
+            Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS
+            base[pid] = _status_mb(pid, "VmRSS")
+        return base
+
+    def peaks(self, base: dict[int, float]) -> list[tuple[float, float]]:
+        return [(_status_mb(pid, "VmHWM"), _status_mb(pid, "VmHWM") - rss) for pid, rss in base.items()]
+
+    def stop(self) -> None:
+        """SIGTERM each worker's session (warm shutdown); SIGKILL what is left after 20 s (Ctrl-C mid-task)."""
+        for proc in self.procs:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + 20
+        for proc in self.procs:
+            while time.monotonic() < deadline:
+                try:
+                    os.killpg(proc.pid, 0)
+                except ProcessLookupError:
+                    break
+                proc.poll()
+                time.sleep(0.1)
+            else:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            proc.wait()
+        self.procs.clear()
+
+
+def _cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU seconds of these processes so far (0 for one that has gone)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def _postgres_cpu_seconds() -> float:
+    """CPU seconds of the PostgreSQL server on this machine so far: the postmaster with the children it
+    has reaped (backends end with their connections, CONN_MAX_AGE=0), plus its live children."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    stats[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                pass
+    total = 0.0
+    for fields in stats.values():
+        parent = int(fields[1])
+        total += (int(fields[11]) + int(fields[12])) / ticks
+        if parent not in stats:  # the postmaster
+            total += (int(fields[13]) + int(fields[14])) / ticks
+    return total
+
+
+class PhaseTimer:
+    """Time the phases of ``batch_scoring_chunk_work`` in this process by wrapping what it calls (no service change)."""
+
+    PHASES = ("read rows", "score + explain", "ledger objects", "ledger insert", "Parquet part")
+
+    def __init__(self) -> None:
+        self.seconds = dict.fromkeys(self.PHASES, 0.0)
+        self._undo: list = []
+
+    def _wrap(self, owner, name: str, phase: str) -> None:  # noqa: ANN001
+        original = getattr(owner, name)
+        seconds = self.seconds
+
+        def timed(*a, **k):  # noqa: ANN002, ANN003, ANN202
+            started = time.perf_counter()
+            try:
+                return original(*a, **k)
+            finally:
+                seconds[phase] += time.perf_counter() - started
+
+        setattr(owner, name, timed)
+        self._undo.append((owner, name, original, name in vars(owner)))
+
+    def __enter__(self) -> PhaseTimer:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        from riskmodels.models import CreditDecision
+        from riskmodels.services import batch_scoring
+
+        self._wrap(batch_scoring, "dataset_rows", "read rows")
+        self._wrap(batch_scoring, "score_matrix", "score + explain")
+        self._wrap(batch_scoring, "_entries", "ledger objects")
+        self._wrap(CreditDecision.objects, "bulk_create", "ledger insert")
+        # pyarrow's Table is immutable: the module sees a stand-in for pyarrow whose Table.from_pydict is timed.
+        stand_in = types.ModuleType("pyarrow")
+        stand_in.__dict__.update(vars(pa))
+        stand_in.Table = types.SimpleNamespace(from_pydict=pa.Table.from_pydict)
+        self._wrap(stand_in.Table, "from_pydict", "Parquet part")
+        self._undo.append((batch_scoring, "pa", pa, True))
+        batch_scoring.pa = stand_in
+        self._wrap(pq, "write_table", "Parquet part")
+        self._wrap(batch_scoring, "save_bytes", "Parquet part")
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        for owner, name, original, _own in reversed(self._undo):
+            setattr(owner, name, original)
+        self._undo.clear()
+
+
+def batch_main(args: argparse.Namespace) -> None:  # noqa: C901, PLR0912, PLR0915 - one linear script
+    load_at_start = os.getloadavg()
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    tmp = Path(tempfile.mkdtemp(prefix="bench-batch-"))
+    var = tmp / "var"
+    var.mkdir()
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "CELERY_BROKER_URL", "STORAGE_BACKEND",
+                                                            "SECRET_KEY", "DEBUG")}
+    # DEBUG off: with it, Django keeps the SQL of the last 9,000 queries per connection (the
+    # bulk inserts of a million rows would be gigabytes of SQL text in each worker).
+    env.update({"VAR_DIR": str(var), "DJANGO_SETTINGS_MODULE": "governance.settings", "DEBUG": "0",
+                "SECRET_KEY": "bench-batch-" + os.urandom(24).hex(), "SCORING_BATCH_CHUNK_ROWS": str(args.batch_chunk),
+                "EXPLAIN_BUDGET_SECONDS": "1000000", "ARROW_DEFAULT_MEMORY_POOL": "system"})
+    database = None
+    if args.database == "postgres":
+        database = f"bench_scoring_{os.getpid()}"
+        subprocess.run(["createdb", "-h", args.pg_host, "-p", str(args.pg_port), "-U", "postgres", database], check=True)
+        env["DATABASE_URL"] = f"postgres://postgres@{args.pg_host}:{args.pg_port}/{database}" + (
+            f"?{args.pg_options}" if args.pg_options else "")
+    os.environ.update(env)
+    for key in ("DATABASE_URL", "CELERY_BROKER_URL", "STORAGE_BACKEND"):
+        if key not in env:
+            os.environ.pop(key, None)
+    pool = None
+    try:
+        import django
+
+        django.setup()
+        import numpy as np
+        import pandas as pd
+        import shap
+        from django.conf import settings
+        from django.core.files.storage import default_storage
+        from django.core.management import call_command
+        from django.db import connection
+        from threadpoolctl import threadpool_info, threadpool_limits
+
+        call_command("migrate", verbosity=0)
+        import pyarrow.parquet as pq
+
+        from governance.accounts import user_upsert
+        from governance.models import AuditEvent
+        from riskmodels.jobs.kinds import job_execute
+        from riskmodels.ml.persistence import load_artifact
+        from riskmodels.ml.pipelines import TrainingSpec, prepare_features
+        from riskmodels.models import CreditDecision, Job, JobChunk, JobStatus, ModelVersion, VersionStatus
+        from riskmodels.services.batch_scoring import batch_scoring_chunk_work, batch_scoring_job_create
+        from riskmodels.services.datasets import dataset_version_create
+        from riskmodels.services.registry import registered_model_create
+        from riskmodels.services.reviews import registered_model_inventory_update
+        from riskmodels.services.training import training_job_create
+        from riskmodels.storage import dataset_frame
+
+        sys.path.insert(0, str(HERE))
+        from synthetic import make_numeric_data
+
+        sys.path.remove(str(HERE))
+        dev, _ = user_upsert(username="bench-dev", role="developer")
+        officer, _ = user_upsert(username="bench-officer", role="compliance_officer")
+        underwriter, _ = user_upsert(username="bench-underwriter", role="underwriter")
+
+        def register(name: str, rows: int, seed: int):  # noqa: ANN202
+            path = tmp / f"{name}.parquet"
+            make_numeric_data(rows, path, seed=seed)
+            # One text column of noise: scoring needs a categorical encoder (see the docstring).
+            frame = pd.read_parquet(path)
+            frame.insert(0, "region", np.random.default_rng(seed).choice(REGIONS, size=rows))
+            frame.to_parquet(path)
+            del frame
+            version, _ = dataset_version_create(actor=dev, name=name, source=str(path), filename=path.name,
+                                                target="default")
+            path.unlink()
+            return version
+
+        started = time.perf_counter()
+        training = register("train", TRAIN_ROWS, seed=3)
+        model = registered_model_create(actor=dev, name="bench-batch", owner_team="bench", purpose="benchmark")
+        job = training_job_create(actor=dev, registered_model=model, dataset_version=training,
+                                  request={"algorithm": "gradient_boosting"})
+        job_execute(job_id=job.pk)
+        Job.objects.filter(status=JobStatus.QUEUED).delete()  # its evaluation and battery: not needed here
+        version = ModelVersion.objects.get(training_job=job)
+        # Not through submit / validate / approve / promote (riskmodels/services/lifecycle.py): a
+        # benchmark sets the status directly, as tests/riskmodels/test_scoring_api.py does.
+        ModelVersion.objects.filter(pk=version.pk).update(status=VersionStatus.CHAMPION)
+        model = registered_model_inventory_update(actor=officer, model=model,
+                                                  changes={"scoring_policy": {"cutoff": 0.5}})
+        version = ModelVersion.objects.get(pk=version.pk)
+        spec = TrainingSpec.from_dict(version.spec)
+        pipeline = load_artifact(default_storage.open(version.artifact_path).read(),
+                                 expected_sha256=version.artifact_sha256)
+        dataset = register(f"batch-{args.batch_rows}", args.batch_rows, seed=100)
+        warmup = register("warm-up", WARMUP_ROWS, seed=99)
+        print(f"set-up {time.perf_counter() - started:.0f} s: {args.database}, HGB {dict(spec.hyperparameters)} trained on "
+              f"{TRAIN_ROWS:,} rows; dataset version of {args.batch_rows:,} rows x {len(spec.features)} features ({len(spec.categorical)} categorical); "
+              f"load average {load_at_start[0]:.2f}", flush=True)
+
+        # The bare pair's input, prepared once outside the clock.
+        prepared = prepare_features(dataset_frame(dataset), spec)
+        X = pipeline[:-1].transform(prepared)
+        positive = list(pipeline.classes_).index(1)
+        openmp = [i["num_threads"] for i in threadpool_info() if i.get("user_api") == "openmp"]
+
+        def bare() -> tuple[float, float, float, np.ndarray]:
+            t0 = time.perf_counter()
+            pd_values = pipeline.predict_proba(prepared)[:, positive]
+            t1 = time.perf_counter()
+            shap.TreeExplainer(pipeline[-1]).shap_values(X)
+            t2 = time.perf_counter()
+            return t2 - t0, t1 - t0, t2 - t1, pd_values
+
+        def event_time(action: str, job: Job) -> float:
+            return AuditEvent.objects.get(action=action, target_id=str(job.pk)).created_at.timestamp()
+
+        def run_job(dataset_version) -> dict:  # noqa: ANN001
+            started = time.time()
+            job = batch_scoring_job_create(actor=underwriter, model=model, dataset_version=dataset_version)
+            planned = all_done = None
+            # Poll gently (every 0.25 s: a tight poll takes CPU from the workers); the end comes from the audit event.
+            while True:
+                status = Job.objects.filter(pk=job.pk).values_list("status", flat=True).get()
+                if status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
+                    break
+                now = time.time()
+                chunks = list(JobChunk.objects.filter(job=job).values_list("status", flat=True))
+                if chunks and planned is None:
+                    planned = now
+                if chunks and all_done is None and all(s == JobChunk.Status.DONE for s in chunks):
+                    all_done = now
+                time.sleep(0.25)
+            job = Job.objects.get(pk=job.pk)
+            assert status == JobStatus.SUCCEEDED, job.error
+            finished = event_time("batch_scoring.finished", job)
+            seconds = list(JobChunk.objects.filter(job=job).order_by("index").values_list("seconds", flat=True))
+            return {"job": job, "service": finished - started, "planned": (planned or finished) - started,
+                    "all_done": (all_done or finished) - started, "chunk_seconds": seconds}
+
+        results = []
+        for workers in args.batch_workers:
+            threads = max(1, (os.cpu_count() or 2) // workers)
+            settings.EXPLAIN_PARALLELISM = workers  # chunks per job: a multiple of the worker processes
+            pool = Workers(workers, threads, tmp, {**os.environ, "EXPLAIN_PARALLELISM": str(workers)})
+            pool.wait_ready()
+            for _ in range(2):  # warm-up: imports, artifact, explainer and DB connection in every worker
+                run_job(warmup)
+            while Job.objects.exclude(status__in=[JobStatus.SUCCEEDED, JobStatus.FAILED]).exists():
+                time.sleep(0.2)
+            pipeline.predict_proba(prepared.head(1000))  # page in both sides' code outside the clock
+            shap.TreeExplainer(pipeline[-1]).shap_values(X[:1000])
+            for repeat in range(args.batch_repeats):
+                total, predict_s, shap_s, pd_values = bare()
+                if repeat == 0:
+                    base, marks = pool.reset_peaks(), pool.log_marks()
+                load = os.getloadavg()[0]
+                worker_pids = pool.pool_pids()
+                cpu_before = (_cpu_seconds(worker_pids), _postgres_cpu_seconds(), time.perf_counter())
+                run = run_job(dataset)
+                run["cpu_workers"] = _cpu_seconds(worker_pids) - cpu_before[0]
+                run["cpu_postgres"] = _postgres_cpu_seconds() - cpu_before[1]
+                run.update(workers=workers, threads=threads, bare=total, predict=predict_s, shap=shap_s, load=load)
+                seconds = run["chunk_seconds"]
+                print(f"  {workers} worker(s) x {threads} thread(s), {args.batch_rows:,} rows: bare {total:7.2f} s "
+                      f"(predict_proba {predict_s:.2f} s + shap {shap_s:.2f} s)  service {run['service']:7.2f} s  "
+                      f"({len(seconds)} chunks, {min(seconds):.2f}-{max(seconds):.2f} s each; load {load:.2f})", flush=True)
+                results.append(run)
+            run["peaks"], run["tasks"] = pool.peaks(base), pool.task_peaks(marks)
+            job = run["job"]
+            with default_storage.open(job.result["output_path"], "rb") as handle:
+                table = pq.read_table(handle, columns=["row", "pd"]).to_pandas().sort_values("row")
+            assert list(table["row"]) == list(range(args.batch_rows))
+            run["diff"] = float(np.max(np.abs(table["pd"].to_numpy() - pd_values)))
+            run["ledger"] = CreditDecision.objects.filter(job=job).count()
+            del table
+            pool.stop()
+            pool = None
+
+        # One chunk in this process, timed by phase, then one under cProfile: fresh chunks of a
+        # job planned here (its chunk tasks are sent to a broker no worker reads any more).
+        from riskmodels.services.scoring import scorer_for
+        from riskmodels.ml.scoring import ScoringPolicy
+
+        settings.EXPLAIN_PARALLELISM = max(args.batch_workers)
+        job = batch_scoring_job_create(actor=underwriter, model=model, dataset_version=dataset)
+        job_execute(job_id=job.pk)
+        job = Job.objects.select_related("model_version__registered_model", "dataset_version", "registered_model"
+                                         ).get(pk=job.pk)
+        chunks = list(JobChunk.objects.filter(job=job).order_by("index"))
+        scorer_for(job.model_version, policy=ScoringPolicy.from_dict(job.params["policy"]))  # the cache, as warm workers
+        with threadpool_limits(limits=1):  # as one of two worker processes
+            timer = PhaseTimer()
+            t0 = time.perf_counter()
+            with timer:
+                batch_scoring_chunk_work(job, chunks[0])
+            chunk_total = time.perf_counter() - t0
+            profile_text = ""
+            if args.batch_profile and len(chunks) > 1:
+                import cProfile
+                import io
+                import pstats
+
+                profiler = cProfile.Profile()
+                profiler.enable()
+                batch_scoring_chunk_work(job, chunks[1])
+                profiler.disable()
+                out = io.StringIO()
+                stats = pstats.Stats(profiler, stream=out)
+                stats.sort_stats("tottime").print_stats(18)
+                stats.sort_stats("cumulative").print_stats(30)
+                profile_text = out.getvalue()
+        chunk_rows = chunks[0].stop - chunks[0].start
+        ledger_total = CreditDecision.objects.count()
+        table_size = ""
+        if args.database == "postgres":
+            with connection.cursor() as cursor:
+                cursor.execute("select pg_size_pretty(pg_total_relation_size('riskmodels_creditdecision'))")
+                table_size = cursor.fetchone()[0]
+        load_at_end = os.getloadavg()
+    finally:
+        if pool is not None:
+            pool.stop()
+        try:
+            from django.db import connections
+
+            connections.close_all()
+        except Exception:  # noqa: BLE001 - Django may not be set up yet
+            pass
+        if database:
+            subprocess.run(["dropdb", "--force", "-h", args.pg_host, "-p", str(args.pg_port), "-U", "postgres",
+                            database], check=False)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    import sklearn
+
+    print(f"\nload average at the start {load_at_start[0]:.2f} {load_at_start[1]:.2f} {load_at_start[2]:.2f}, "
+          f"at the end {load_at_end[0]:.2f} {load_at_end[1]:.2f} {load_at_end[2]:.2f}; {os.cpu_count()} CPUs")
+    print(f"database {args.database}{' ?' + args.pg_options if args.pg_options else ''}{' (PostgreSQL, ledger table ' + table_size + ' with ' + format(ledger_total, ',') + ' rows at the end)' if table_size else ''}; "
+          f"filesystem broker; chunks of at most {args.batch_chunk:,} rows (SCORING_BATCH_CHUNK_ROWS); "
+          f"scikit-learn {sklearn.__version__}, shap {shap.__version__}; bare pair in this process with "
+          f"{openmp or '?'} OpenMP thread(s) (predict_proba; shap's TreeExplainer is single-threaded)\n")
+    print("| database | workers | rows | chunks | bare pair | service | service / bare | rows/s bare | rows/s service "
+          "| worker peak RSS MB (growth) | PD max abs diff | ledger rows |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|")
+    for run in results:
+        if "diff" not in run:
+            continue
+        mem = ", ".join(f"{peak:.0f} (+{growth:.0f})" for peak, growth in run["peaks"])
+        n = args.batch_rows
+        print(f"| {args.database} | {run['workers']} x {run['threads']} thread(s) | {n:,} | {len(run['chunk_seconds'])} | "
+              f"{run['bare']:.2f} s | {run['service']:.2f} s | {run['service'] / run['bare']:.2f}x | {n / run['bare']:,.0f} | "
+              f"{n / run['service']:,.0f} | {mem} | {run['diff']:.1e} | {run['ledger']:,}"
+              f"{' OK' if run['ledger'] == n else ' WRONG'} |")
+    print("\nwhere the service time went (polled every 0.25 s from this process; chunk seconds as the runner records "
+          "them; \"→ finished\" is the merge plus up to one poll interval, 0.00 when the poll saw the job end first):")
+    print("| workers | bare: predict_proba | bare: shap | created → chunks planned | → every chunk done | → finished (merge) "
+          "| chunk seconds min / median / max | sum of chunk seconds |")
+    print("|---:|---:|---:|---:|---:|---:|---|---:|")
+    for run in results:
+        s = sorted(run["chunk_seconds"])
+        print(f"| {run['workers']} | {run['predict']:.2f} s | {run['shap']:.2f} s | {run['planned']:.2f} s | "
+              f"{run['all_done'] - run['planned']:.2f} s | {run['service'] - run['all_done']:.2f} s | "
+              f"{s[0]:.2f} / {s[len(s) // 2]:.2f} / {s[-1]:.2f} s | {sum(s):.1f} s |")
+    print("\nCPU seconds during the service run: worker pool processes / the PostgreSQL server (all its "
+          "clients, other work's too) / wall clock x cores")
+    for run in results:
+        server = f"{run['cpu_postgres']:.1f} s" if args.database == "postgres" else "n/a (SQLite)"
+        print(f"  {run['workers']} worker(s): {run['cpu_workers']:.1f} s / {server} / "
+              f"{run['service'] * (os.cpu_count() or 1):.1f} s")
+    print("\nlargest resident set of one task, MB (growth over the task's start), as the workers log it:")
+    for run in results:
+        if "tasks" in run:
+            print(f"  {run['workers']} worker(s): " + "; ".join(f"{name} {peak:.0f} ({growth:+.0f})"
+                                                                for name, (peak, growth) in sorted(run["tasks"].items())))
+    print(f"\none chunk of {chunk_rows:,} rows in this process (1 thread, warm explainer cache), by phase:")
+    print("| phase | seconds | share | µs per row |")
+    print("|---|---:|---:|---:|")
+    other = chunk_total - sum(timer.seconds.values())
+    for phase, s in [*timer.seconds.items(), ("other (gate, scorer, commit, Parquet columns as lists)", other),
+                     ("total", chunk_total)]:
+        print(f"| {phase} | {s:.2f} | {s / chunk_total:.0%} | {s / chunk_rows * 1e6:.1f} |")
+    if profile_text:
+        print(f"\ncProfile of another chunk of {chunks[1].stop - chunks[1].start:,} rows (same process):")
+        print(profile_text)
+
+
 def main() -> None:  # noqa: C901, PLR0915 - one linear script
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=500, help="measured requests per side and mode")
@@ -272,7 +791,24 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory (logs, database, model)")
     parser.add_argument("--dump", type=Path, help="write every measured time (seconds, in request order) as JSON here")
+    batch = parser.add_argument_group("--batch: batch scoring by Celery workers against the bare pair")
+    batch.add_argument("--batch", action="store_true", help="run part 2 (batch scoring) instead of the HTTP benchmark")
+    batch.add_argument("--batch-rows", type=int, default=1_000_000, help="rows of the scored dataset version")
+    batch.add_argument("--batch-chunk", type=int, default=50_000, help="SCORING_BATCH_CHUNK_ROWS")
+    batch.add_argument("--batch-workers", type=int, nargs="+", choices=[1, 2], default=[2],
+                       help="phases: two worker processes (1 thread each), one (2 threads)")
+    batch.add_argument("--batch-repeats", type=int, default=1, help="bare pair + job, per phase")
+    batch.add_argument("--database", choices=["postgres", "sqlite"], default="postgres")
+    batch.add_argument("--pg-host", default="127.0.0.1")
+    batch.add_argument("--pg-port", type=int, default=5432)
+    batch.add_argument("--pg-options", default="",
+                       help="query string appended to DATABASE_URL (Django OPTIONS), e.g. server_side_binding=true")
+    batch.add_argument("--no-profile", dest="batch_profile", action="store_false",
+                       help="skip the cProfile of one chunk")
     args = parser.parse_args()
+    if args.batch:
+        batch_main(args)
+        return
     if args.quick:
         args.requests, args.warmup = 100, 10
 
