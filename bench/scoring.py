@@ -68,10 +68,7 @@ fresh PostgreSQL database (``createdb -h 127.0.0.1 -U postgres bench_scoring_<pi
 dropped at the end; ``--pg-options`` appends a query string to ``DATABASE_URL``, i.e. Django
 ``OPTIONS``) or SQLite (``--database sqlite``). HistGradientBoosting (service defaults) trained
 through the service on 40,000 rows of bench/synthetic.py's data plus one text column of noise
-(``region``, four levels): scoring needs it, since ``known_categories`` reads the fitted
-categorical encoder and a pipeline without categorical columns has none to read (the service
-fails such a job with ``'OrdinalEncoder' object has no attribute 'categories_'``; reported, not
-changed here). The version is made champion by setting its status directly
+(``region``, four levels), so that the categorical paths are exercised. The version is made champion by setting its status directly
 (``ModelVersion.objects.filter(pk=...).update(status=VersionStatus.CHAMPION)``, as the scoring
 tests do), not through submit / validate / approve / promote; a compliance officer sets the
 scoring policy (cutoff 0.5) through ``registered_model_inventory_update``; an underwriter
@@ -97,7 +94,7 @@ PostgreSQL server (all its clients) over the job. Memory: the pool processes' pe
 Then, with the workers stopped, a job is planned in this process (``job_execute``; its chunk
 tasks go to a broker nobody reads any more) and one fresh chunk is run by
 ``batch_scoring_chunk_work`` under one thread, its phases timed by wrapping what the service
-module calls (rows read, score + explain, ledger objects, ledger insert, Parquet part; the rest
+module calls (rows read, score + explain, ledger rows, ledger insert, Parquet part; the rest
 is the gate, the commit and the Parquet columns built as lists), and another under cProfile
 (``--no-profile`` skips it). Every worker, temporary folder and the database go at the end, on
 Ctrl-C and on errors.
@@ -442,7 +439,7 @@ def _postgres_cpu_seconds() -> float:
 class PhaseTimer:
     """Time the phases of ``batch_scoring_chunk_work`` in this process by wrapping what it calls (no service change)."""
 
-    PHASES = ("read rows", "score + explain", "ledger objects", "ledger insert", "Parquet part")
+    PHASES = ("read rows", "score + explain", "ledger rows", "ledger insert", "Parquet part")
 
     def __init__(self) -> None:
         self.seconds = dict.fromkeys(self.PHASES, 0.0)
@@ -466,13 +463,12 @@ class PhaseTimer:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        from riskmodels.models import CreditDecision
         from riskmodels.services import batch_scoring
 
         self._wrap(batch_scoring, "dataset_rows", "read rows")
         self._wrap(batch_scoring, "score_matrix", "score + explain")
-        self._wrap(batch_scoring, "_entries", "ledger objects")
-        self._wrap(CreditDecision.objects, "bulk_create", "ledger insert")
+        self._wrap(batch_scoring, "_ledger_rows", "ledger rows")
+        self._wrap(batch_scoring, "_ledger_append", "ledger insert")
         # pyarrow's Table is immutable: the module sees a stand-in for pyarrow whose Table.from_pydict is timed.
         stand_in = types.ModuleType("pyarrow")
         stand_in.__dict__.update(vars(pa))
