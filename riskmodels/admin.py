@@ -7,6 +7,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
@@ -324,9 +325,10 @@ class ModelVersionAdmin(ReadOnlyAdmin):
                 ((reverse("admin:riskmodels_evaluation_plot", args=[evaluation.pk, name]), name)
                  for name in evaluation.plots),
             )
-            blocks.append(format_html("<h4>{} on dataset version {} (threshold {})</h4><table>{}</table><div>{}</div>",
+            fairness = render_to_string("admin/riskmodels/fairness.html", {"fairness": evaluation.fairness})
+            blocks.append(format_html("<h4>{} on dataset version {} (threshold {})</h4><table>{}</table><div>{}</div>{}",
                                       evaluation.get_scope_display(), evaluation.dataset_version_id,
-                                      evaluation.threshold, cells, images))
+                                      evaluation.threshold, cells, images, fairness))
         return format_html_join("", "{}", ((b,) for b in blocks)) if blocks else "no evaluation yet"
 
 
@@ -433,8 +435,12 @@ class EvaluationAdmin(ReadOnlyAdmin):
     list_display = ["__str__", "scope", "auc", "ks", "created_at"]
     list_filter = ["scope"]
     fields = ["model_version", "dataset_version", "scope", "threshold", "metrics", "train_metrics", "degradation",
-              "plots", "job", "created_at"]
+              "fairness_table", "fairness", "plots", "job", "created_at"]
     readonly_fields = fields
+
+    @admin.display(description="fairness at the cutoff")
+    def fairness_table(self, obj: Evaluation) -> str:
+        return render_to_string("admin/riskmodels/fairness.html", {"fairness": obj.fairness})
 
     @admin.display(description="AUC")
     def auc(self, obj: Evaluation) -> str:

@@ -93,12 +93,14 @@ class EvaluationOutputSerializer(serializers.ModelSerializer):
     metrics = serializers.JSONField()
     train_metrics = serializers.JSONField()
     degradation = serializers.JSONField()
+    fairness = serializers.JSONField(help_text="Approval fairness per protected column at the model's cutoff "
+                                               "(riskmodels.ml.fairness); columns [] with a note when none is protected")
     plots = serializers.SerializerMethodField()
 
     class Meta:
         model = Evaluation
         fields = ["id", "model_version", "dataset_version", "scope", "threshold", "metrics", "train_metrics",
-                  "degradation", "plots", "job", "created_at"]
+                  "degradation", "fairness", "plots", "job", "created_at"]
 
     def get_plots(self, obj: Evaluation) -> dict[str, str]:
         return {name: f"/api/v1/evaluations/{obj.pk}/plots/{name}.png" for name in obj.plots}

@@ -167,6 +167,9 @@ class Evaluation(ImmutableModel):
     degradation = models.JSONField(null=True, blank=True)
     # {"roc": "models/.../roc.png", ...} paths in the default storage.
     plots = models.JSONField(default=dict)
+    # riskmodels.ml.fairness's report per protected column, or {"columns": [], "note": ...} when the data marks
+    # none protected; {} on evaluations recorded before the test existed.
+    fairness = models.JSONField(default=dict, blank=True)
     job = models.OneToOneField("riskmodels.Job", on_delete=models.PROTECT, related_name="produced_evaluation")
     created_at = models.DateTimeField(auto_now_add=True)
 

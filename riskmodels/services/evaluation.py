@@ -11,6 +11,7 @@ from governance.audit import audit_record
 from governance.exceptions import ValidationFailed
 from governance.policy import Capability, require
 from riskmodels.jobs import Finished, Progress, job_dispatch
+from riskmodels.ml.fairness import fairness_report
 from riskmodels.ml.metrics import compare, degradation, evaluate
 from riskmodels.ml.persistence import load_artifact
 from riskmodels.ml.pipelines import TrainingSpec, prepare_features
@@ -56,6 +57,24 @@ def evaluation_job_create(*, actor: Any, model_version: ModelVersion, dataset_ve
                                     threshold=threshold)
 
 
+def evaluation_fairness(*, model_version: ModelVersion, dataset_version: DatasetVersion, frame: Any, rows: np.ndarray,
+                        y: np.ndarray, pd_scores: np.ndarray, threshold: float, seed: int) -> dict[str, Any]:
+    """Return the fairness report of evaluated rows for every column the dataset version marks protected.
+
+    The cutoff is the model's scoring policy's, when it has one, because that is where it decides;
+    otherwise the evaluation's threshold. Which one was used is recorded with the report.
+    """
+    protected = [c["name"] for c in dataset_version.schema if c.get("role") == "protected"]
+    if not protected:
+        return {"columns": [], "note": f"dataset version {dataset_version.pk} marks no column protected; "
+                                       "no fairness test was run"}
+    policy_cutoff = (model_version.registered_model.scoring_policy or {}).get("cutoff")
+    cutoff, source = (float(policy_cutoff), "scoring_policy") if policy_cutoff is not None else (threshold, "threshold")
+    report = fairness_report(y, pd_scores, {name: frame[name].iloc[rows] for name in protected}, cutoff=cutoff,
+                             n_bootstrap=N_BOOTSTRAP, seed=seed)
+    return {**report.to_dict(), "cutoff_source": source}
+
+
 def evaluation_work(job: Job, progress: Progress, stored: list[str]) -> Finished:
     """Score the job's rows with the version, compute the credit metrics and plots, and record the evaluation."""
     version = job.model_version
@@ -82,6 +101,9 @@ def evaluation_work(job: Job, progress: Progress, stored: list[str]) -> Finished
     p = pipeline.predict_proba(prepare_features(frame.iloc[rows], spec))[:, 1]
     progress("metrics", 60)
     metrics = evaluate(y[rows], p, threshold=threshold, n_bootstrap=N_BOOTSTRAP, seed=seed)
+    progress("fairness", 70)
+    fairness = evaluation_fairness(model_version=version, dataset_version=job.dataset_version, frame=frame, rows=rows,
+                                   y=y[rows], pd_scores=p, threshold=threshold, seed=seed)
     progress("plots", 80)
     plot_paths = {}
     base = f"models/{version.registered_model.name}/v{version.version}/evaluation-job-{job.pk}"
@@ -94,18 +116,29 @@ def evaluation_work(job: Job, progress: Progress, stored: list[str]) -> Finished
     def write(finished: Job) -> None:
         evaluation = Evaluation.objects.create(
             model_version=version, dataset_version=finished.dataset_version, scope=scope, threshold=threshold,
-            metrics=metrics, train_metrics=train_metrics, degradation=drift, plots=plot_paths, job=finished,
+            metrics=metrics, train_metrics=train_metrics, degradation=drift, plots=plot_paths, fairness=fairness,
+            job=finished,
         )
         audit_record(actor=None, actor_label="system:worker", action="evaluation.created", target=evaluation,
                      after={"model_version": version.pk, "dataset_version": finished.dataset_version_id,
                             "scope": scope, "threshold": threshold,
-                            **{k: metrics.get(k) for k in ("auc", "gini", "ks", "brier", "log_loss", "n")}})
+                            **{k: metrics.get(k) for k in ("auc", "gini", "ks", "brier", "log_loss", "n")},
+                            "fairness": fairness_summary(fairness)})
         if scope == "test_split":  # every version's battery runs on its own test split
             validation_job_queue(version=version, evaluation=evaluation, requested_by=finished.requested_by,
                                  requested_by_username=finished.requested_by_username)
 
     summary = {k: metrics.get(k) for k in ("auc", "gini", "ks", "brier")}
-    return Finished({"scope": scope, "metrics": summary}, write)
+    return Finished({"scope": scope, "metrics": summary, "fairness": fairness_summary(fairness)}, write)
+
+
+def fairness_summary(fairness: dict[str, Any]) -> dict[str, Any]:
+    """Return what the audit event keeps of a fairness report: the cutoff and each column's lowest ratio and flags."""
+    if not fairness.get("columns"):
+        return {"note": fairness.get("note")}
+    return {"cutoff": fairness["cutoff"], "cutoff_source": fairness["cutoff_source"],
+            "columns": {c["column"]: {"min_adverse_impact_ratio": c["min_adverse_impact_ratio"],
+                                      "flagged_groups": c["flagged_groups"]} for c in fairness["columns"]}}
 
 
 def model_versions_compare(*, champion: ModelVersion, challenger: ModelVersion,

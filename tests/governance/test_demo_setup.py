@@ -48,6 +48,12 @@ def test_the_demo_shows_a_champion_through_every_step_and_a_version_awaiting_val
     assert (finding.model_version, finding.severity, finding.status) == (champion, "medium", "closed")
     assert (finding.remediated_by_username, finding.closed_by_username) == ("dev", "validator")
 
+    # Fairness at the cutoff on the champion's test split, for each protected column of the demo data.
+    evaluation = champion.evaluations.get(scope="test_split")
+    assert {c["column"] for c in evaluation.fairness["columns"]} == {
+        "personal_status_and_sex", "age_in_years", "foreign_worker"}
+    assert all(g["adverse_impact_ratio"] is not None for c in evaluation.fairness["columns"] for g in c["groups"])
+
     awaiting = model.versions.get(status="submitted")
     assert awaiting.version == 2 and awaiting.evaluations.filter(scope="test_split").exists()
     assert awaiting.explanations.filter(status="ok").exists()

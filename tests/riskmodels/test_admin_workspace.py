@@ -159,6 +159,26 @@ def test_the_version_page_shows_the_record_metrics_with_intervals_plots_shap_and
     assert "model_version.submit" in section(html, "audit")
 
 
+def test_the_version_page_and_the_version_admin_show_fairness_per_protected_column_with_the_caveat(  # noqa: ANN201
+        submitted, validator):  # noqa: ANN001
+    from riskmodels.ml.fairness import FOUR_FIFTHS_CAVEAT
+
+    evaluation = submitted.evaluations.get()
+    client = signed_in(validator)
+    metrics = section(version_page(client, submitted), "metrics")
+    admin_page = client.get(reverse("admin:riskmodels_modelversion_change", args=[submitted.pk])).content.decode()
+    for html in (metrics, admin_page):
+        assert FOUR_FIFTHS_CAVEAT in html.replace("&#x27;", "'")
+        for column in evaluation.fairness["columns"]:
+            assert f'id="fairness-{column["column"]}"' in html
+        assert html.count('class="fairness-group') == sum(len(c["groups"]) for c in evaluation.fairness["columns"])
+        flagged = sum(g["flagged"] for c in evaluation.fairness["columns"] for g in c["groups"])
+        assert html.count('data-flagged="true"') == html.count('class="fairness-flag"') == flagged
+    foreign = next(c for c in evaluation.fairness["columns"] if c["column"] == "foreign_worker")
+    low, high = foreign["groups"][0]["approval_rate_ci"]
+    assert f"[{low:.3f}, {high:.3f}]" in metrics  # the approval rate's interval
+
+
 def test_each_role_sees_only_the_decisions_the_policy_allows(submitted, validator, developer,  # noqa: ANN001
                                                              compliance_officer):
     validator_page = section(version_page(signed_in(validator), submitted), "actions")
