@@ -279,6 +279,10 @@ MONITORING_THRESHOLDS = {
     "brier_rise_amber": 0.02, "brier_rise_red": 0.04,
 }
 MONITORING_WINDOW_DAYS = env_int("MONITORING_WINDOW_DAYS", 1, minimum=1)
+# Outcomes: a decision's cohort is measured once it is this many days old (a performance run may
+# ask for another maturity); a request records at most this many outcomes, all or nothing.
+OUTCOME_MATURITY_DAYS = env_int("OUTCOME_MATURITY_DAYS", 365, minimum=0)
+OUTCOMES_MAX_PER_REQUEST = env_int("OUTCOMES_MAX_PER_REQUEST", 10_000, minimum=1)
 # Features no counterfactual may suggest changing (besides protected ones), unless a model lists
 # its actionable features itself.
 COUNTERFACTUAL_IMMUTABLE_FEATURES = env_list("COUNTERFACTUAL_IMMUTABLE_FEATURES", [

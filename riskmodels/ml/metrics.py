@@ -27,7 +27,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-__all__ = ["MAX_CURVE_POINTS", "compare", "degradation", "evaluate"]
+__all__ = ["MAX_CURVE_POINTS", "auc_and_ks", "compare", "degradation", "evaluate", "hosmer_lemeshow"]
 
 # Curves are stored with the version record; 200 points draw smoothly and keep rows small.
 MAX_CURVE_POINTS = 200
@@ -73,11 +73,12 @@ def _ks(y: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
     return float(gap[best]), float(thresholds[best])
 
 
-def _auc_and_ks(y: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
+def auc_and_ks(y: np.ndarray, scores: np.ndarray) -> tuple[float, float]:
     """Return AUC (Mann-Whitney, ties counted half) and KS without scikit-learn's overhead.
 
-    Used inside the bootstrap loop, where calling roc_auc_score/roc_curve hundreds of times
-    dominates the evaluation time; the tests check it against those functions.
+    Used inside bootstrap loops (here and in ``performance``), where calling
+    roc_auc_score/roc_curve hundreds of times dominates the cost; the tests check it against
+    those functions. ``y`` must be 0/1 ints holding both classes (callers check once, not per resample).
     """
     n_pos = int(y.sum())
     n_neg = len(y) - n_pos
@@ -140,6 +141,16 @@ def _hosmer_lemeshow(groups: list[dict[str, Any]]) -> dict[str, Any]:
     return {"statistic": statistic, "df": df, "p_value": p_value, "n_groups": len(groups)}
 
 
+def hosmer_lemeshow(y_true: ArrayLike, p: ArrayLike, *, n_bins: int = 10) -> dict[str, Any]:
+    """Return the Hosmer-Lemeshow test of ``p`` against 0/1 outcomes over ``n_bins`` quantile groups of ``p``.
+
+    The same groups and statistic as :func:`evaluate` (groups are ``(lower, upper]`` quantile
+    bins, fewer when ties leave some empty; chi-squared with groups - 2 degrees of freedom).
+    """
+    y, scores = _check_inputs(y_true, p)
+    return json_safe(_hosmer_lemeshow(_grouped(y, scores, n_bins)))
+
+
 def _decile_table(groups: list[dict[str, Any]], n_positive: int) -> list[dict[str, Any]]:
     """Return the groups riskiest first, with default rates and cumulative default capture."""
     table = []
@@ -183,7 +194,7 @@ def _bootstrap(y: np.ndarray, scores: np.ndarray, n_bootstrap: int, seed: int) -
         # A resample with one class has no AUC; skip it and report how many were usable.
         if yb.min() == yb.max():
             continue
-        auc, ks = _auc_and_ks(yb, scores[idx])
+        auc, ks = auc_and_ks(yb, scores[idx])
         aucs.append(auc)
         kss.append(ks)
     alpha = (1 - _CI_LEVEL) / 2 * 100

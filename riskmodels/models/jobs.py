@@ -13,6 +13,7 @@ class JobKind(models.TextChoices):
     EXPLAIN = "explain", "Explain a model version (SHAP)"
     VALIDATE = "validate", "Run the validation battery"
     BATCH_SCORE = "batch_score", "Score a dataset version with the champion"
+    PERFORMANCE = "performance", "Measure the champion on observed outcomes"
 
 
 class JobStatus(models.TextChoices):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from django.db import transaction
 
 from governance.audit import audit_record
@@ -18,6 +19,7 @@ from riskmodels.ml.pipelines import TrainingSpec, prepare_features
 from riskmodels.ml.plots import render_evaluation_plots
 from riskmodels.ml.training import binary_target, split
 from riskmodels.models import DatasetVersion, Evaluation, Job, JobKind, ModelVersion
+from riskmodels.services.explanations.cache import pipeline_load
 from riskmodels.services.validation import validation_job_queue
 from riskmodels.storage import dataset_frame, read_verified, save_bytes
 
@@ -42,12 +44,7 @@ def evaluation_job_create(*, actor: Any, model_version: ModelVersion, dataset_ve
                           threshold: float = 0.5) -> Job:
     """Queue an evaluation of ``model_version`` on a whole dataset version (developers and validators)."""
     require(actor, Capability.MODEL_EVALUATE)
-    spec = model_version.spec
-    columns = {c["name"] for c in dataset_version.schema}
-    missing = [f for f in [*spec["features"], spec["target"]] if f not in columns]
-    if missing:
-        raise ValidationFailed(f"dataset version {dataset_version.pk} lacks columns the model needs: {', '.join(missing)}",
-                               code="incompatible_dataset", details={"missing": missing})
+    labelled_dataset_check(model_version=model_version, dataset_version=dataset_version)
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold < 1:
         raise ValidationFailed(f"threshold must be strictly between 0 and 1; got {threshold!r}", code="invalid",
                                details={"field": "threshold"})
@@ -75,6 +72,29 @@ def evaluation_fairness(*, model_version: ModelVersion, dataset_version: Dataset
     return {**report.to_dict(), "cutoff_source": source}
 
 
+def labelled_dataset_check(*, model_version: ModelVersion, dataset_version: DatasetVersion) -> None:
+    """Refuse a dataset version that lacks a column the version needs to be measured on it (features, target)."""
+    spec = model_version.spec
+    columns = {c["name"] for c in dataset_version.schema}
+    missing = [f for f in [*spec["features"], spec["target"]] if f not in columns]
+    if missing:
+        raise ValidationFailed(f"dataset version {dataset_version.pk} lacks columns the model needs: {', '.join(missing)}",
+                               code="incompatible_dataset", details={"missing": missing})
+
+
+def version_pds(pipeline: Any, frame: pd.DataFrame, spec: TrainingSpec) -> np.ndarray:
+    """Return a version's PDs (the default class's probability) for the rows of ``frame``."""
+    return pipeline.predict_proba(prepare_features(frame, spec))[:, 1]
+
+
+def labelled_pds(*, version: ModelVersion, dataset_version: DatasetVersion) -> tuple[np.ndarray, np.ndarray]:
+    """Return the 0/1 targets (per the version's spec) and the version's PDs for every row of a dataset version."""
+    spec = TrainingSpec.from_dict(version.spec)
+    frame = dataset_frame(dataset_version)
+    y = binary_target(frame, spec)
+    return y, version_pds(pipeline_load(version), frame, spec)
+
+
 def evaluation_work(job: Job, progress: Progress, stored: list[str]) -> Finished:
     """Score the job's rows with the version, compute the credit metrics and plots, and record the evaluation."""
     version = job.model_version
@@ -92,13 +112,13 @@ def evaluation_work(job: Job, progress: Progress, stored: list[str]) -> Finished
     if scope == "test_split":
         train_idx, test_idx = split(frame, spec)
         progress("scoring", 30)
-        p_train = pipeline.predict_proba(prepare_features(frame.iloc[train_idx], spec))[:, 1]
+        p_train = version_pds(pipeline, frame.iloc[train_idx], spec)
         train_metrics = evaluate(y[train_idx], p_train, threshold=threshold, n_bootstrap=0, seed=seed)
         rows = test_idx
     else:
         rows = np.arange(len(frame))
     progress("scoring", 45)
-    p = pipeline.predict_proba(prepare_features(frame.iloc[rows], spec))[:, 1]
+    p = version_pds(pipeline, frame.iloc[rows], spec)
     progress("metrics", 60)
     metrics = evaluate(y[rows], p, threshold=threshold, n_bootstrap=N_BOOTSTRAP, seed=seed)
     progress("fairness", 70)

@@ -252,6 +252,14 @@ def _override(user: Any, world: World) -> Answer:
     return _answer(response)
 
 
+def _record_outcome(user: Any, world: World) -> Answer:
+    import datetime as dt
+
+    decision = _a_decision(world)
+    item = {"decision": decision.pk, "defaulted": False, "observed_on": dt.datetime.now(dt.UTC).date().isoformat()}
+    return _answer(client_for(user).post("/api/v1/outcomes/", {"outcomes": [item]}, format="json"))
+
+
 PROBES: dict[Capability, Probe] = {
     Capability.DOMAIN_READ: Probe(_read_dataset_version, ok=200, gates=()),
     Capability.DATASET_UPLOAD: Probe(_upload_dataset, ok=201),
@@ -276,6 +284,7 @@ PROBES: dict[Capability, Probe] = {
     Capability.MODEL_SCORE: Probe(_score, ok=200, gates=()),
     Capability.DECISION_READ: Probe(_read_decision, ok=200, gates=()),
     Capability.DECISION_OVERRIDE: Probe(_override, ok=201, gates=()),
+    Capability.OUTCOME_RECORD: Probe(_record_outcome, ok=201, gates=()),
 }
 
 

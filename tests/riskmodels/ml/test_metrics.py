@@ -14,7 +14,7 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from riskmodels.ml.metrics import MAX_CURVE_POINTS, _auc_and_ks, compare, degradation, evaluate
+from riskmodels.ml.metrics import MAX_CURVE_POINTS, auc_and_ks, compare, degradation, evaluate
 
 
 def synthetic(n: int = 800, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -193,7 +193,7 @@ def test_fast_bootstrap_statistics_equal_scikit_learn_and_scipy_with_ties():
     y = rng.integers(0, 2, 400)
     p = np.round(rng.random(400), 2)
 
-    auc, ks = _auc_and_ks(y, p)
+    auc, ks = auc_and_ks(y, p)
 
     assert auc == pytest.approx(roc_auc_score(y, p), abs=1e-12)
     assert ks == pytest.approx(stats.ks_2samp(p[y == 1], p[y == 0]).statistic, abs=1e-12)
