@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('riskmodels', '0010_monitoring'),
+        ('riskmodels', '0011_fairness'),
     ]
 
     operations = [
