@@ -43,10 +43,12 @@ class CreditDecision(ImmutableModel):
     id = models.BigAutoField(primary_key=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     reference = models.CharField(max_length=200, db_index=True)
+    # No single-column indexes on the foreign keys: the composite indexes below (and the unique
+    # (job, row) one) serve their lookups, and every index is paid on each of a batch's million inserts.
     registered_model = models.ForeignKey("riskmodels.RegisteredModel", on_delete=models.PROTECT,
-                                         related_name="credit_decisions")
+                                         related_name="credit_decisions", db_index=False)
     model_version = models.ForeignKey("riskmodels.ModelVersion", on_delete=models.PROTECT,
-                                      related_name="credit_decisions")
+                                      related_name="credit_decisions", db_index=False)
     decisive = models.BooleanField(default=True)
     source = models.CharField(max_length=10, choices=Source.choices, default=Source.API)
     features = models.JSONField(null=True, blank=True)  # None when the model keeps only the hash
@@ -60,11 +62,13 @@ class CreditDecision(ImmutableModel):
     flags = models.JSONField(default=list)
     flag_details = models.JSONField(default=dict)
     policy = models.JSONField()  # the scoring policy in force: cutoff, refer band, bands, materiality
-    fingerprint = models.ForeignKey(ExplainerRecord, on_delete=models.PROTECT, related_name="+")
+    fingerprint = models.ForeignKey(ExplainerRecord, on_delete=models.PROTECT, related_name="+", db_index=False)
     request_id = models.CharField(max_length=100, blank=True)
-    job = models.ForeignKey("riskmodels.Job", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    job = models.ForeignKey("riskmodels.Job", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                            db_index=False)
     row = models.BigIntegerField(null=True, blank=True)  # the dataset row a batch job scored
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+",
+                              db_index=False)
     actor_username = models.CharField(max_length=150)
 
     class Meta:
