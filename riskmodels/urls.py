@@ -1,6 +1,6 @@
 from django.urls import path
 
-from riskmodels.apis import datasets, explanations, findings, jobs, lifecycle, models, reviews, scoring
+from riskmodels.apis import alerts, datasets, explanations, findings, jobs, lifecycle, models, reviews, scoring
 
 urlpatterns = [
     path("datasets/", datasets.DatasetsApi.as_view(), name="datasets"),
@@ -68,4 +68,7 @@ urlpatterns = [
     path("decisions/<int:id>/reproduce/", scoring.DecisionReproduceApi.as_view(), name="decision-reproduce"),
     path("decisions/<int:id>/notice/", scoring.DecisionNoticeApi.as_view(), name="decision-notice"),
     path("decisions/<int:id>/override/", scoring.DecisionOverrideApi.as_view(), name="decision-override"),
+    path("alerts/", alerts.AlertListApi.as_view(), name="alert-list"),
+    path("alerts/<int:id>/", alerts.AlertDetailApi.as_view(), name="alert-detail"),
+    path("alerts/<int:id>/acknowledge/", alerts.AlertAcknowledgeApi.as_view(), name="alert-acknowledge"),
 ]

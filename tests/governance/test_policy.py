@@ -252,6 +252,14 @@ def _override(user: Any, world: World) -> Answer:
     return _answer(response)
 
 
+def _acknowledge_alert(user: Any, world: World) -> Answer:
+    from tests.riskmodels.alerting import raise_alerts
+
+    alert = raise_alerts(world.model_version)[0]
+    return _answer(client_for(user).post(f"/api/v1/alerts/{alert.pk}/acknowledge/", {"comment": "Seen; revalidating."},
+                                         format="json"))
+
+
 PROBES: dict[Capability, Probe] = {
     Capability.DOMAIN_READ: Probe(_read_dataset_version, ok=200, gates=()),
     Capability.DATASET_UPLOAD: Probe(_upload_dataset, ok=201),
@@ -276,6 +284,7 @@ PROBES: dict[Capability, Probe] = {
     Capability.MODEL_SCORE: Probe(_score, ok=200, gates=()),
     Capability.DECISION_READ: Probe(_read_decision, ok=200, gates=()),
     Capability.DECISION_OVERRIDE: Probe(_override, ok=201, gates=()),
+    Capability.ALERT_ACKNOWLEDGE: Probe(_acknowledge_alert, ok=200),
 }
 
 
