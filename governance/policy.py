@@ -48,6 +48,7 @@ class Capability(StrEnum):
     DECISION_READ = "decision.read"  # the decision ledger, notices, override rates
     DECISION_OVERRIDE = "decision.override"
     OUTCOME_RECORD = "outcome.record"  # post what became of decided applicants (defaulted or not, when)
+    ALERT_ACKNOWLEDGE = "alert.acknowledge"  # a monitoring alert: seen, and what is being done about it
 
 
 D, V, C, A, U = Role.DEVELOPER, Role.VALIDATOR, Role.COMPLIANCE_OFFICER, Role.AUDITOR, Role.UNDERWRITER
@@ -76,6 +77,9 @@ GRANTS: dict[Capability, frozenset[Role]] = {
     Capability.DECISION_READ: frozenset({D, U, V, C, A}),
     Capability.DECISION_OVERRIDE: frozenset({U}),
     Capability.OUTCOME_RECORD: frozenset({D}),
+    # Validators too: ongoing monitoring is part of independent validation (SR 11-7), and a drift
+    # alert is often theirs to judge. Never developers: acknowledging an alert on one's own model is self-review.
+    Capability.ALERT_ACKNOWLEDGE: frozenset({V, C}),
 }
 
 # What a refusal says, by capability: it names who may, so the user knows whom to ask.
@@ -104,6 +108,7 @@ REFUSALS: dict[Capability, str] = {
     Capability.DECISION_READ: "your account has no role that may read the decision ledger",
     Capability.DECISION_OVERRIDE: "only underwriters override decisions",
     Capability.OUTCOME_RECORD: "only model developers record the observed outcomes of decisions",
+    Capability.ALERT_ACKNOWLEDGE: "only compliance officers and validators acknowledge monitoring alerts",
 }
 SEPARATION_OF_DUTIES = "separation_of_duties"
 
@@ -171,7 +176,7 @@ OBJECT_RULES: dict[Capability, tuple[ObjectRule, ...]] = {
 ADMIN_PERMISSIONS: dict[Capability, tuple[str, ...]] = {
     Capability.DOMAIN_READ: tuple(f"riskmodels.view_{model}" for model in (
         "dataset", "datasetversion", "registeredmodel", "modelversion", "evaluation", "job", "explanationreport",
-        "decision", "finding", "periodicreview")),
+        "decision", "finding", "periodicreview", "alert")),
     Capability.DATASET_UPLOAD: ("riskmodels.add_datasetversion",),
     Capability.REASON_TEXT_EDIT: tuple(f"riskmodels.{verb}_reasontext" for verb in ("view", "add", "change", "delete")),
     Capability.AUDIT_READ: ("governance.view_auditevent",),

@@ -283,6 +283,29 @@ MONITORING_WINDOW_DAYS = env_int("MONITORING_WINDOW_DAYS", 1, minimum=1)
 # ask for another maturity); a request records at most this many outcomes, all or nothing.
 OUTCOME_MATURITY_DAYS = env_int("OUTCOME_MATURITY_DAYS", 365, minimum=0)
 OUTCOMES_MAX_PER_REQUEST = env_int("OUTCOMES_MAX_PER_REQUEST", 10_000, minimum=1)
+# Alert notifications: a webhook (HMAC-signed JSON POST) and/or e-mail; neither is sent unless configured.
+ALERT_WEBHOOK_URL = env_str("ALERT_WEBHOOK_URL", "") or ""
+ALERT_WEBHOOK_SECRET = env_str("ALERT_WEBHOOK_SECRET", "") or ""
+if ALERT_WEBHOOK_URL and not ALERT_WEBHOOK_SECRET:
+    # Never a default secret: an unsigned or guessable webhook would let anyone forge alerts to its receiver.
+    raise ImproperlyConfigured("ALERT_WEBHOOK_URL is set but ALERT_WEBHOOK_SECRET is not: set the shared secret the "
+                               "receiver verifies the X-Signature-SHA256 header with")
+if ALERT_WEBHOOK_URL and not ALERT_WEBHOOK_URL.startswith(("https://", "http://")):
+    raise ImproperlyConfigured(f"ALERT_WEBHOOK_URL={ALERT_WEBHOOK_URL!r} is not an http(s) URL")
+ALERT_WEBHOOK_TIMEOUT_SECONDS = env_float("ALERT_WEBHOOK_TIMEOUT_SECONDS", 5.0, minimum=0.1)
+ALERT_EMAIL_RECIPIENTS = env_list("ALERT_EMAIL_RECIPIENTS")
+ALERT_NOTIFY_MAX_RETRIES = env_int("ALERT_NOTIFY_MAX_RETRIES", 4, minimum=0)
+ALERT_NOTIFY_BACKOFF_SECONDS = env_int("ALERT_NOTIFY_BACKOFF_SECONDS", 30, minimum=1)
+# Django's mail settings (SMTP by default), used for alert e-mail.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.smtp.EmailBackend")
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "model-governance@localhost")
 # Features no counterfactual may suggest changing (besides protected ones), unless a model lists
 # its actionable features itself.
 COUNTERFACTUAL_IMMUTABLE_FEATURES = env_list("COUNTERFACTUAL_IMMUTABLE_FEATURES", [

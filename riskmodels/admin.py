@@ -16,6 +16,7 @@ from governance.admin_base import ReadOnlyAdminMixin
 from governance.exceptions import ServiceError, ValidationFailed
 from governance.policy import Capability, allowed
 from riskmodels.models import (
+    Alert,
     Dataset,
     ProtectedCharacteristic,
     DatasetVersion,
@@ -271,6 +272,22 @@ class JobAdmin(ReadOnlyAdmin):
     @admin.display(description="progress")
     def progress(self, obj: Job) -> str:
         return progress_bar(obj)
+
+
+@admin.register(Alert)
+class AlertAdmin(ReadOnlyAdmin):
+    """Monitoring alerts as raised; acknowledged on the workspace's form, which calls the service."""
+
+    list_display = ["id", "registered_model", "model_version", "metric", "value", "threshold", "light", "status",
+                    "created_at", "acknowledged_by_username"]
+    list_filter = ["status", "light", "registered_model"]
+    search_fields = ["registered_model__name", "metric", "message"]
+    fields = ["registered_model", "model_version", "run", "metric", "value", "threshold", "light", "window", "message",
+              "status", "acknowledged_by_username", "acknowledged_at", "comment", "notified", "created_at"]
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return super().get_queryset(request).select_related("registered_model", "model_version")
 
 
 def _metric(value: Any) -> str:

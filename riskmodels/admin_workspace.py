@@ -23,12 +23,14 @@ from django.urls import path, reverse
 from governance.exceptions import Conflict, NotFound, PermissionDenied, ValidationFailed
 from riskmodels.models import Finding
 from riskmodels.selectors import (
+    alert_get_for_acknowledgement,
     model_version_get_for_user,
     workspace_finding_get_for_user,
     workspace_queues_for_user,
     workspace_version_actions,
     workspace_version_dossier_for_user,
 )
+from riskmodels.services.alerts import COMMENT_MAX_CHARS, alert_acknowledge
 from riskmodels.services.findings import (
     finding_accept,
     finding_close,
@@ -97,6 +99,11 @@ class DismissForm(forms.Form):
     reason = forms.CharField(widget=TEXTAREA, help_text="Why this is not an issue: recorded with the finding.")
 
 
+class AcknowledgeForm(forms.Form):
+    comment = forms.CharField(max_length=COMMENT_MAX_CHARS, widget=TEXTAREA,
+                              help_text="What is being done about it: recorded with the alert and in the audit log.")
+
+
 @dataclass(frozen=True)
 class Move:
     """One button of the version page: its form and the service it calls."""
@@ -143,6 +150,8 @@ class Workspace:
                  name="riskmodels_workspace_finding_raise"),
             path("workspace/findings/<int:finding_id>/<str:move>/", view(self.finding_move_view),
                  name="riskmodels_workspace_finding_move"),
+            path("workspace/alerts/<int:alert_id>/acknowledge/", view(self.alert_acknowledge_view),
+                 name="riskmodels_workspace_alert_acknowledge"),
         ]
 
     def _render(self, request: HttpRequest, template: str, title: str, status: int = 200,
@@ -249,3 +258,13 @@ class Workspace:
                                back=self._version_url(finding.model_version_id), subject=finding,
                                call=lambda **data: step.service(finding=finding, **data),
                                done=f"{step.label}: recorded.")
+
+    def alert_acknowledge_view(self, request: HttpRequest, alert_id: int) -> HttpResponse:
+        # The selector refuses (403) before the form is drawn to anyone who may not acknowledge.
+        alert, refused = self._fetch(request, alert_get_for_acknowledgement, alert_id)
+        if refused is not None:
+            return refused
+        return self._form_flow(request, form_class=AcknowledgeForm, title=f"Acknowledge alert #{alert.pk}",
+                               back=reverse("admin:riskmodels_workspace") + "#alerts", subject=alert,
+                               call=lambda **data: alert_acknowledge(alert=alert, **data),
+                               done=f"Alert #{alert.pk} acknowledged.")

@@ -11,7 +11,9 @@ from django.conf import settings
 
 from governance.audit import correlation_id
 from riskmodels.jobs import dispatch, jobs_reap
+from riskmodels.exceptions import NotificationDeferred
 from riskmodels.jobs.kinds import chunk_execute, job_execute
+from riskmodels.services.alerts import alert_notify
 from riskmodels.services.explanations import explanation_plots_render
 from riskmodels.services.reviews import reviews_flag_overdue
 
@@ -52,3 +54,15 @@ def flag_overdue_reviews() -> list[int]:
     """Audit each model whose champion's periodic review has fallen overdue (once per due date)."""
     with correlation_id("review-scheduler"):
         return reviews_flag_overdue()
+
+
+# acks_late is safe: alert_notify claims each attempt and skips settled channels, so a redelivery resends nothing.
+@shared_task(name=dispatch.NOTIFY_ALERT, bind=True, acks_late=True, ignore_result=True,
+             max_retries=settings.ALERT_NOTIFY_MAX_RETRIES, **LIMITS)
+def notify_alert(self, *, alert_id: int) -> None:  # noqa: ANN001
+    """Send one alert to the webhook and the e-mail recipients; retry transient failures with exponential backoff."""
+    with correlation_id(f"alert-{alert_id}"):
+        try:
+            alert_notify(alert_id=alert_id, final_attempt=self.request.retries >= self.max_retries)
+        except NotificationDeferred as exc:
+            raise self.retry(exc=exc, countdown=settings.ALERT_NOTIFY_BACKOFF_SECONDS * 2 ** self.request.retries)

@@ -1,6 +1,17 @@
 from django.urls import path
 
-from riskmodels.apis import datasets, explanations, findings, jobs, lifecycle, models, outcomes, reviews, scoring
+from riskmodels.apis import (
+    alerts,
+    datasets,
+    explanations,
+    findings,
+    jobs,
+    lifecycle,
+    models,
+    outcomes,
+    reviews,
+    scoring,
+)
 
 urlpatterns = [
     path("datasets/", datasets.DatasetsApi.as_view(), name="datasets"),
@@ -71,4 +82,7 @@ urlpatterns = [
     path("outcomes/", outcomes.OutcomesRecordApi.as_view(), name="outcomes-record"),
     path("models/<str:name>/performance-runs/", outcomes.PerformanceRunsApi.as_view(), name="performance-runs"),
     path("performance-runs/<int:id>/", outcomes.PerformanceRunDetailApi.as_view(), name="performance-run-detail"),
+    path("alerts/", alerts.AlertListApi.as_view(), name="alert-list"),
+    path("alerts/<int:id>/", alerts.AlertDetailApi.as_view(), name="alert-detail"),
+    path("alerts/<int:id>/acknowledge/", alerts.AlertAcknowledgeApi.as_view(), name="alert-acknowledge"),
 ]

@@ -107,7 +107,8 @@ class Alert(models.Model):
     acknowledged_by_username = models.CharField(max_length=150, blank=True)
     acknowledged_at = models.DateTimeField(null=True, blank=True)
     comment = models.TextField(blank=True)
-    notified = models.JSONField(default=dict)  # {"webhook": status, "email": count} once sent
+    # {"attempt": n, "webhook": {"state", "status" or "error", "at"}, "email": {"state", "recipients" or "error", "at"}}
+    notified = models.JSONField(default=dict)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
 
     class Meta:

@@ -146,6 +146,29 @@ def finding_get_for_user(*, user: Any, id: int):  # noqa: ANN201
         raise NotFound(f"finding {id} does not exist") from None
 
 
+def alert_list_for_user(*, user: Any) -> QuerySet:
+    """Return the monitoring alerts the user may see (every alert, for any role that reads the domain), newest first."""
+    from riskmodels.models import Alert
+
+    require(user, Capability.DOMAIN_READ)
+    return Alert.objects.select_related("registered_model", "model_version", "run").order_by("-created_at", "-id")
+
+
+def alert_get_for_user(*, user: Any, id: int):  # noqa: ANN201
+    """Return one alert, or raise NotFound / PermissionDenied."""
+    try:
+        return alert_list_for_user(user=user).get(pk=id)
+    except (ObjectDoesNotExist, ValueError, TypeError):
+        raise NotFound(f"alert {id} does not exist") from None
+
+
+def alert_get_for_acknowledgement(*, user: Any, id: int):  # noqa: ANN201
+    """Return an alert the user may acknowledge, or raise NotFound / PermissionDenied (before any form is shown)."""
+    alert = alert_get_for_user(user=user, id=id)
+    require(user, Capability.ALERT_ACKNOWLEDGE)
+    return alert
+
+
 class ReviewDue(TypedDict):
     registered_model: str
     risk_tier: str
@@ -271,6 +294,8 @@ class WorkspaceQueues:
     findings_by_severity: list[tuple[str, list[WorkspaceFindingRow]]]
     reviews_due: list[WorkspaceReviewRow]
     today: dt.date
+    alerts: list[Any]  # open alerts, then the most recently acknowledged ones
+    may_acknowledge_alerts: bool
 
 
 def workspace_queues_for_user(*, user: Any) -> WorkspaceQueues:
@@ -320,7 +345,20 @@ def workspace_queues_for_user(*, user: Any) -> WorkspaceQueues:
         awaiting_validation=awaiting_validation, awaiting_approval=awaiting_approval,
         awaiting_promotion=awaiting_promotion,
         findings_by_severity=[(Finding.Severity(s).label, rows) for s, rows in by_severity.items()],
-        reviews_due=reviews, today=today)
+        reviews_due=reviews, today=today, alerts=_workspace_alerts(),
+        may_acknowledge_alerts=allowed(user, Capability.ALERT_ACKNOWLEDGE))
+
+
+WORKSPACE_ACKNOWLEDGED_ALERTS = 10  # acknowledged alerts shown below the open ones, newest first
+
+
+def _workspace_alerts() -> list[Any]:
+    from riskmodels.models import Alert
+
+    alerts = Alert.objects.select_related("registered_model", "model_version")
+    return [*alerts.filter(status=Alert.Status.OPEN).order_by("-created_at", "-id"),
+            *alerts.filter(status=Alert.Status.ACKNOWLEDGED).order_by("-acknowledged_at", "-id")[
+                :WORKSPACE_ACKNOWLEDGED_ALERTS]]
 
 
 @dataclass(frozen=True)

@@ -260,6 +260,14 @@ def _record_outcome(user: Any, world: World) -> Answer:
     return _answer(client_for(user).post("/api/v1/outcomes/", {"outcomes": [item]}, format="json"))
 
 
+def _acknowledge_alert(user: Any, world: World) -> Answer:
+    from tests.riskmodels.alerting import raise_alerts
+
+    alert = raise_alerts(world.model_version)[0]
+    return _answer(client_for(user).post(f"/api/v1/alerts/{alert.pk}/acknowledge/", {"comment": "Seen; revalidating."},
+                                         format="json"))
+
+
 PROBES: dict[Capability, Probe] = {
     Capability.DOMAIN_READ: Probe(_read_dataset_version, ok=200, gates=()),
     Capability.DATASET_UPLOAD: Probe(_upload_dataset, ok=201),
@@ -285,6 +293,7 @@ PROBES: dict[Capability, Probe] = {
     Capability.DECISION_READ: Probe(_read_decision, ok=200, gates=()),
     Capability.DECISION_OVERRIDE: Probe(_override, ok=201, gates=()),
     Capability.OUTCOME_RECORD: Probe(_record_outcome, ok=201, gates=()),
+    Capability.ALERT_ACKNOWLEDGE: Probe(_acknowledge_alert, ok=200),
 }
 
 

@@ -97,3 +97,15 @@ def test_check_deploy_passes_with_production_settings(tmp_path):  # noqa: ANN001
              "ALLOWED_HOSTS": "governance.example.org", "VAR_DIR": str(tmp_path)},
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_an_alert_webhook_without_its_secret_stops_the_process_naming_both(tmp_path):  # noqa: ANN001
+    # Never a default secret: an unsigned webhook would let anyone forge alerts to the receiver.
+    result = _run_manage("check", env={"DEBUG": "1", "VAR_DIR": str(tmp_path),
+                                       "ALERT_WEBHOOK_URL": "https://hooks.example.org/model-alerts"})
+    assert result.returncode != 0
+    assert "ALERT_WEBHOOK_URL is set but ALERT_WEBHOOK_SECRET is not" in result.stderr
+    signed = _run_manage("check", env={"DEBUG": "1", "VAR_DIR": str(tmp_path),
+                                       "ALERT_WEBHOOK_URL": "https://hooks.example.org/model-alerts",
+                                       "ALERT_WEBHOOK_SECRET": "shared-with-the-receiver"})
+    assert signed.returncode == 0, signed.stderr
