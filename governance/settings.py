@@ -202,6 +202,7 @@ SPECTACULAR_SETTINGS = {
         "ValidationConclusionEnum": "riskmodels.services.lifecycle.CONCLUSIONS",
         "ReviewConclusionEnum": "riskmodels.models.lifecycle.PeriodicReview.Conclusion",
         "LevelEnum": "riskmodels.models.registry.RiskTier",
+        "AlertStatusEnum": "riskmodels.models.monitoring.Alert.Status",
     },
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
