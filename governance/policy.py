@@ -47,6 +47,7 @@ class Capability(StrEnum):
     MODEL_SCORE = "model.score"  # score applicants with a model's champion, one by one or a dataset in batch
     DECISION_READ = "decision.read"  # the decision ledger, notices, override rates
     DECISION_OVERRIDE = "decision.override"
+    MONITORING_RUN = "monitoring.run"  # request a stability run of a champion
 
 
 D, V, C, A, U = Role.DEVELOPER, Role.VALIDATOR, Role.COMPLIANCE_OFFICER, Role.AUDITOR, Role.UNDERWRITER
@@ -74,6 +75,7 @@ GRANTS: dict[Capability, frozenset[Role]] = {
     Capability.MODEL_SCORE: frozenset({D, U}),
     Capability.DECISION_READ: frozenset({D, U, V, C, A}),
     Capability.DECISION_OVERRIDE: frozenset({U}),
+    Capability.MONITORING_RUN: frozenset({D, V, C}),
 }
 
 # What a refusal says, by capability: it names who may, so the user knows whom to ask.
@@ -101,6 +103,7 @@ REFUSALS: dict[Capability, str] = {
     Capability.MODEL_SCORE: "only underwriters and model developers score applicants",
     Capability.DECISION_READ: "your account has no role that may read the decision ledger",
     Capability.DECISION_OVERRIDE: "only underwriters override decisions",
+    Capability.MONITORING_RUN: "only developers, validators and compliance officers request monitoring runs",
 }
 SEPARATION_OF_DUTIES = "separation_of_duties"
 

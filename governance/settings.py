@@ -279,6 +279,8 @@ MONITORING_THRESHOLDS = {
     "brier_rise_amber": 0.02, "brier_rise_red": 0.04,
 }
 MONITORING_WINDOW_DAYS = env_int("MONITORING_WINDOW_DAYS", 1, minimum=1)
+# Rows a stability run (or a reference) reads, scores and counts at a time: its memory bound.
+MONITORING_CHUNK_ROWS = env_int("MONITORING_CHUNK_ROWS", 20_000, minimum=1)
 # Features no counterfactual may suggest changing (besides protected ones), unless a model lists
 # its actionable features itself.
 COUNTERFACTUAL_IMMUTABLE_FEATURES = env_list("COUNTERFACTUAL_IMMUTABLE_FEATURES", [
@@ -288,6 +290,8 @@ COUNTERFACTUAL_IMMUTABLE_FEATURES = env_list("COUNTERFACTUAL_IMMUTABLE_FEATURES"
 CELERY_BEAT_SCHEDULE = {
     "reap-jobs": {"task": "riskmodels.reap_jobs", "schedule": float(env_int("JOB_REAP_INTERVAL_SECONDS", 30, minimum=1))},
     "flag-overdue-reviews": {"task": "riskmodels.flag_overdue_reviews", "schedule": 3600.0},
+    # Daily, each over the last MONITORING_WINDOW_DAYS of the ledger.
+    "schedule-stability-runs": {"task": "riskmodels.schedule_stability_runs", "schedule": 86400.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

@@ -14,6 +14,7 @@ from riskmodels.jobs import dispatch, jobs_reap
 from riskmodels.jobs.kinds import chunk_execute, job_execute
 from riskmodels.services.explanations import explanation_plots_render
 from riskmodels.services.reviews import reviews_flag_overdue
+from riskmodels.services.stability import stability_runs_schedule
 
 LIMITS = {"time_limit": settings.CELERY_TASK_TIME_LIMIT, "soft_time_limit": settings.CELERY_TASK_SOFT_TIME_LIMIT}
 
@@ -52,3 +53,10 @@ def flag_overdue_reviews() -> list[int]:
     """Audit each model whose champion's periodic review has fallen overdue (once per due date)."""
     with correlation_id("review-scheduler"):
         return reviews_flag_overdue()
+
+
+@shared_task(name=dispatch.SCHEDULE_STABILITY_RUNS, ignore_result=True)
+def schedule_stability_runs() -> list[int]:
+    """Queue a stability run over the last window of the ledger for every champion with a reference."""
+    with correlation_id("stability-scheduler"):
+        return stability_runs_schedule()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from riskmodels.apis import datasets, explanations, findings, jobs, lifecycle, models, reviews, scoring
+from riskmodels.apis import datasets, explanations, findings, jobs, lifecycle, models, reviews, scoring, stability
 
 urlpatterns = [
     path("datasets/", datasets.DatasetsApi.as_view(), name="datasets"),
@@ -62,6 +62,10 @@ urlpatterns = [
     path("models/<str:name>/batch-scoring/", scoring.BatchScoringJobCreateApi.as_view(), name="batch-scoring-create"),
     path("batch-scoring/<int:id>/decisions.parquet", scoring.BatchScoringOutputApi.as_view(),
          name="batch-scoring-output"),
+    path("models/<str:name>/stability-runs/", stability.StabilityRunsApi.as_view(), name="stability-runs"),
+    path("monitoring-runs/<int:id>/", stability.MonitoringRunDetailApi.as_view(), name="monitoring-run-detail"),
+    path("model-versions/<int:id>/monitoring-reference/", stability.MonitoringReferenceDetailApi.as_view(),
+         name="monitoring-reference-detail"),
     path("decisions/", scoring.DecisionListApi.as_view(), name="decision-list"),
     path("decisions/export/", scoring.DecisionExportApi.as_view(), name="decision-export"),
     path("decisions/<int:id>/", scoring.DecisionDetailApi.as_view(), name="decision-detail"),
