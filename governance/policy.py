@@ -49,6 +49,7 @@ class Capability(StrEnum):
     DECISION_OVERRIDE = "decision.override"
     OUTCOME_RECORD = "outcome.record"  # post what became of decided applicants (defaulted or not, when)
     ALERT_ACKNOWLEDGE = "alert.acknowledge"  # a monitoring alert: seen, and what is being done about it
+    MONITORING_RUN = "monitoring.run"  # request a stability or performance run of a champion
 
 
 D, V, C, A, U = Role.DEVELOPER, Role.VALIDATOR, Role.COMPLIANCE_OFFICER, Role.AUDITOR, Role.UNDERWRITER
@@ -80,6 +81,7 @@ GRANTS: dict[Capability, frozenset[Role]] = {
     # Validators too: ongoing monitoring is part of independent validation (SR 11-7), and a drift
     # alert is often theirs to judge. Never developers: acknowledging an alert on one's own model is self-review.
     Capability.ALERT_ACKNOWLEDGE: frozenset({V, C}),
+    Capability.MONITORING_RUN: frozenset({D, V, C}),
 }
 
 # What a refusal says, by capability: it names who may, so the user knows whom to ask.
@@ -109,6 +111,7 @@ REFUSALS: dict[Capability, str] = {
     Capability.DECISION_OVERRIDE: "only underwriters override decisions",
     Capability.OUTCOME_RECORD: "only model developers record the observed outcomes of decisions",
     Capability.ALERT_ACKNOWLEDGE: "only compliance officers and validators acknowledge monitoring alerts",
+    Capability.MONITORING_RUN: "only developers, validators and compliance officers request monitoring runs",
 }
 SEPARATION_OF_DUTIES = "separation_of_duties"
 

@@ -307,6 +307,8 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "model-governance@localhost")
+# Rows a stability run (or a reference) reads, scores and counts at a time: its memory bound.
+MONITORING_CHUNK_ROWS = env_int("MONITORING_CHUNK_ROWS", 20_000, minimum=1)
 # Features no counterfactual may suggest changing (besides protected ones), unless a model lists
 # its actionable features itself.
 COUNTERFACTUAL_IMMUTABLE_FEATURES = env_list("COUNTERFACTUAL_IMMUTABLE_FEATURES", [
@@ -316,6 +318,8 @@ COUNTERFACTUAL_IMMUTABLE_FEATURES = env_list("COUNTERFACTUAL_IMMUTABLE_FEATURES"
 CELERY_BEAT_SCHEDULE = {
     "reap-jobs": {"task": "riskmodels.reap_jobs", "schedule": float(env_int("JOB_REAP_INTERVAL_SECONDS", 30, minimum=1))},
     "flag-overdue-reviews": {"task": "riskmodels.flag_overdue_reviews", "schedule": 3600.0},
+    # Daily, each over the last MONITORING_WINDOW_DAYS of the ledger.
+    "schedule-stability-runs": {"task": "riskmodels.schedule_stability_runs", "schedule": 86400.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

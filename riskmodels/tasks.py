@@ -16,6 +16,7 @@ from riskmodels.jobs.kinds import chunk_execute, job_execute
 from riskmodels.services.alerts import alert_notify
 from riskmodels.services.explanations import explanation_plots_render
 from riskmodels.services.reviews import reviews_flag_overdue
+from riskmodels.services.stability import stability_runs_schedule
 
 LIMITS = {"time_limit": settings.CELERY_TASK_TIME_LIMIT, "soft_time_limit": settings.CELERY_TASK_SOFT_TIME_LIMIT}
 
@@ -66,3 +67,10 @@ def notify_alert(self, *, alert_id: int) -> None:  # noqa: ANN001
             alert_notify(alert_id=alert_id, final_attempt=self.request.retries >= self.max_retries)
         except NotificationDeferred as exc:
             raise self.retry(exc=exc, countdown=settings.ALERT_NOTIFY_BACKOFF_SECONDS * 2 ** self.request.retries)
+
+
+@shared_task(name=dispatch.SCHEDULE_STABILITY_RUNS, ignore_result=True)
+def schedule_stability_runs() -> list[int]:
+    """Queue a stability run over the last window of the ledger for every champion with a reference."""
+    with correlation_id("stability-scheduler"):
+        return stability_runs_schedule()

@@ -11,6 +11,7 @@ from riskmodels.apis import (
     outcomes,
     reviews,
     scoring,
+    stability,
 )
 
 urlpatterns = [
@@ -73,6 +74,10 @@ urlpatterns = [
     path("models/<str:name>/batch-scoring/", scoring.BatchScoringJobCreateApi.as_view(), name="batch-scoring-create"),
     path("batch-scoring/<int:id>/decisions.parquet", scoring.BatchScoringOutputApi.as_view(),
          name="batch-scoring-output"),
+    path("models/<str:name>/stability-runs/", stability.StabilityRunsApi.as_view(), name="stability-runs"),
+    path("monitoring-runs/<int:id>/", stability.MonitoringRunDetailApi.as_view(), name="monitoring-run-detail"),
+    path("model-versions/<int:id>/monitoring-reference/", stability.MonitoringReferenceDetailApi.as_view(),
+         name="monitoring-reference-detail"),
     path("decisions/", scoring.DecisionListApi.as_view(), name="decision-list"),
     path("decisions/export/", scoring.DecisionExportApi.as_view(), name="decision-export"),
     path("decisions/<int:id>/", scoring.DecisionDetailApi.as_view(), name="decision-detail"),

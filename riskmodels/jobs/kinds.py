@@ -17,6 +17,8 @@ from riskmodels.services.evaluation import evaluation_work
 from riskmodels.services.explanations import explanation_chunk_work, explanation_merge, explanation_work
 from riskmodels.services.performance import performance_work
 from riskmodels.services.reproduce import reproduction_work
+from riskmodels.services.monitoring_reference import monitoring_reference_work
+from riskmodels.services.stability import stability_work
 from riskmodels.services.training import training_work
 from riskmodels.services.validation import validation_work
 
@@ -38,6 +40,8 @@ KINDS: dict[JobKind, Kind] = {
     JobKind.VALIDATE: Kind(work=validation_work),
     JobKind.BATCH_SCORE: Kind(work=batch_scoring_work, chunk_work=batch_scoring_chunk_work, merge=batch_scoring_merge),
     JobKind.PERFORMANCE: Kind(work=performance_work),
+    JobKind.MONITORING_REFERENCE: Kind(work=monitoring_reference_work),
+    JobKind.STABILITY: Kind(work=stability_work),
 }
 
 

@@ -14,6 +14,8 @@ class JobKind(models.TextChoices):
     VALIDATE = "validate", "Run the validation battery"
     BATCH_SCORE = "batch_score", "Score a dataset version with the champion"
     PERFORMANCE = "performance", "Measure the champion on observed outcomes"
+    MONITORING_REFERENCE = "monitoring_reference", "Freeze a new champion's monitoring reference"
+    STABILITY = "stability", "Stability run (PSI of the score, CSI of each feature)"
 
 
 class JobStatus(models.TextChoices):

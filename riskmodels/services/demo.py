@@ -182,6 +182,9 @@ def demo_lifecycle_create(*, developer: Any, validator: Any, approvers: Sequence
         version_approve(actor=officer, version=champion,
                         rationale="Validated independently; performance floors met; no open findings.")
     version_promote(actor=approvers[0], version=champion, rationale="First champion of retail-pd.")
+    # The champion's monitoring reference, frozen by the job its promotion queued: stability runs need it.
+    for job in Job.objects.filter(kind=JobKind.MONITORING_REFERENCE, model_version=champion, status=JobStatus.QUEUED):
+        _run(job)
     if underwriter is not None:
         _demo_decisions(underwriter, model, dataset_version, champion)
 

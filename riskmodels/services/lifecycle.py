@@ -36,6 +36,7 @@ from riskmodels.models import (
     RiskTier,
     VersionStatus,
 )
+from riskmodels.services.monitoring_reference import monitoring_reference_queue
 
 S = VersionStatus
 A = Decision.Action
@@ -251,7 +252,8 @@ def review_cadence_months(model: RegisteredModel) -> int:
 def version_promote(*, actor: Any, version: ModelVersion, rationale: str) -> Decision:
     """Make an approved version its model's champion; the previous champion goes back to approved (recorded).
 
-    The next periodic review falls due one cadence from today.
+    The next periodic review falls due one cadence from today. A version promoted for the first
+    time gets a job that freezes its monitoring reference, queued in the same transaction.
     """
     require(actor, Capability.VERSION_PROMOTE)
     rationale = _rationale(rationale)
@@ -269,6 +271,7 @@ def version_promote(*, actor: Any, version: ModelVersion, rationale: str) -> Dec
             RegisteredModel.objects.filter(pk=model.pk).update(next_review_date=due, overdue_flagged_for=None)
             audit_record(actor=actor, action="registered_model.review_scheduled", target=model,
                          before={"next_review_date": model.next_review_date}, after={"next_review_date": due})
+            monitoring_reference_queue(actor=actor, version=version)
             return decision
     except IntegrityError:
         raise Conflict(f"{version.registered_model} got another champion at the same time; reload and decide again",

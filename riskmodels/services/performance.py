@@ -82,7 +82,7 @@ def performance_run_create(*, actor: Any, model: RegisteredModel, decided_since:
     (``model.evaluate``). Refused with 409 without a champion (``not_approved``) or without its
     test-split evaluation (``no_baseline``).
     """
-    require(actor, Capability.MODEL_EVALUATE)
+    require(actor, Capability.MONITORING_RUN)
     cohort_given = any(v not in (None, "") for v in (decided_since, decided_until, maturity_days))
     if cohort_given == (dataset_version is not None):
         raise ValidationFailed("give either a cohort (decided_since, decided_until) or a dataset_version, not both",

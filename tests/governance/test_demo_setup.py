@@ -44,6 +44,11 @@ def test_the_demo_shows_a_champion_through_every_step_and_a_version_awaiting_val
     assert decisions[2].conclusion == "fit_for_purpose"
     assert [d.evidence["approvals"] for d in decisions[3:5]] == [1, 2] and decisions[3].to_status == "validated"
 
+    # Its monitoring reference, frozen by the job its promotion queued, with the evaluation's baseline.
+    reference = champion.monitoring_reference
+    evaluation = champion.evaluations.get(scope="test_split")
+    assert reference.n_rows == 250 and reference.baseline["auc"] == evaluation.metrics["auc"]
+
     finding = Finding.objects.exclude(status__in=["proposed", "dismissed"]).get()  # the battery's drafts aside
     assert (finding.model_version, finding.severity, finding.status) == (champion, "medium", "closed")
     assert (finding.remediated_by_username, finding.closed_by_username) == ("dev", "validator")

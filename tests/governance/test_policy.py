@@ -268,6 +268,18 @@ def _acknowledge_alert(user: Any, world: World) -> Answer:
                                          format="json"))
 
 
+def _request_stability_run(user: Any, world: World) -> Answer:
+    # The champion's frozen reference is made directly (rolled back with the test): its job is tested elsewhere.
+    from riskmodels.models import MonitoringReference
+
+    _as_champion(world)
+    MonitoringReference.objects.get_or_create(model_version=world.model_version, defaults={
+        "dataset_version": world.dataset_version, "n_rows": 1, "feature_bins": {},
+        "score_bins": {"kind": "numeric", "edges": [], "labels": ["(-inf, inf)", "missing"], "shares": [1.0, 0.0]}})
+    return _answer(client_for(user).post(f"/api/v1/models/{world.model_version.registered_model.name}/stability-runs/",
+                                         {"dataset_version": world.dataset_version.pk}, format="json"))
+
+
 PROBES: dict[Capability, Probe] = {
     Capability.DOMAIN_READ: Probe(_read_dataset_version, ok=200, gates=()),
     Capability.DATASET_UPLOAD: Probe(_upload_dataset, ok=201),
@@ -294,6 +306,7 @@ PROBES: dict[Capability, Probe] = {
     Capability.DECISION_OVERRIDE: Probe(_override, ok=201, gates=()),
     Capability.OUTCOME_RECORD: Probe(_record_outcome, ok=201, gates=()),
     Capability.ALERT_ACKNOWLEDGE: Probe(_acknowledge_alert, ok=200),
+    Capability.MONITORING_RUN: Probe(_request_stability_run, ok=202),
 }
 
 

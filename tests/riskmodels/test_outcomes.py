@@ -386,11 +386,11 @@ def test_a_run_without_a_validation_baseline_is_refused(world, developer):  # no
     assert response.status_code == 409 and _error(response)["code"] == "no_baseline"
 
 
-def test_performance_runs_are_requested_by_developers_and_validators_and_read_by_auditors(world, auditor,  # noqa: ANN001
+def test_performance_runs_are_requested_by_the_monitoring_roles_and_read_by_auditors(world, auditor,  # noqa: ANN001
                                                                                           developer):
     refused = client_for(auditor).post(f"/api/v1/models/{world.model.name}/performance-runs/", COHORT, format="json")
     run = _run(developer, world, **COHORT)
 
-    assert (refused.status_code, _error(refused)["message"]) == (403, REFUSALS[Capability.MODEL_EVALUATE])
+    assert (refused.status_code, _error(refused)["message"]) == (403, REFUSALS[Capability.MONITORING_RUN])
     assert client_for(auditor).get(f"/api/v1/performance-runs/{run['id']}/").status_code == 200
     assert client_for(auditor).get("/api/v1/performance-runs/999999/").status_code == 404
