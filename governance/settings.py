@@ -203,6 +203,8 @@ SPECTACULAR_SETTINGS = {
         "ReviewConclusionEnum": "riskmodels.models.lifecycle.PeriodicReview.Conclusion",
         "LevelEnum": "riskmodels.models.registry.RiskTier",
         "AlertStatusEnum": "riskmodels.models.monitoring.Alert.Status",
+        "MonitoringRunKindEnum": "riskmodels.models.monitoring.MonitoringRun.Kind",
+        "JobKindEnum": "riskmodels.models.jobs.JobKind",
     },
     "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
 }
