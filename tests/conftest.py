@@ -150,6 +150,20 @@ def retail_model(developer):  # noqa: ANN001,ANN201
     return register_model(developer)
 
 
+def train_version(user, registered_model, dataset_version, algorithm: str = "logistic_regression"):  # noqa: ANN001,ANN201
+    """Train a version in this process, as a worker would, and drop the jobs training queues after it
+    (its test-split evaluation and battery): for tests that need a fitted version, not its evidence."""
+    from riskmodels.jobs.kinds import job_execute
+    from riskmodels.models import Job, JobStatus, ModelVersion
+    from riskmodels.services.training import training_job_create
+
+    job = training_job_create(actor=user, registered_model=registered_model, dataset_version=dataset_version,
+                              request={"algorithm": algorithm})
+    job_execute(job_id=job.pk)
+    Job.objects.filter(status=JobStatus.QUEUED).delete()
+    return ModelVersion.objects.get(training_job=job)
+
+
 def train_submittable_version(user, registered_model, dataset_version):  # noqa: ANN001,ANN201
     """Train a logistic regression and give it what submission needs: its test-split evaluation
     (queued by training) and a finished SHAP report. Runs the jobs in this process, as the workers would."""

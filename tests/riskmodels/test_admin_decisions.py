@@ -17,13 +17,10 @@ from governance.accounts import user_upsert
 from governance.models import AuditEvent
 from governance.roles import Role
 from riskmodels.admin_decisions import _percent
-from riskmodels.jobs.kinds import job_execute
 from riskmodels.ml.pipelines import TrainingSpec
 from riskmodels.models import (
     CreditDecision,
     DecisionOverride,
-    Job,
-    JobStatus,
     ModelVersion,
     RegisteredModel,
     VersionStatus,
@@ -31,8 +28,15 @@ from riskmodels.models import (
 from riskmodels.selectors.decisions import decision_stats_for_user
 from riskmodels.services.overrides import decision_override
 from riskmodels.services.reviews import registered_model_inventory_update
-from riskmodels.services.training import training_job_create
-from tests.conftest import GERMAN_CREDIT, client_for, media_settings, module_media, register_demo_dataset, register_model
+from tests.conftest import (
+    GERMAN_CREDIT,
+    client_for,
+    media_settings,
+    module_media,
+    register_demo_dataset,
+    register_model,
+    train_version,
+)
 from tests.riskmodels.test_admin_workspace import section, signed_in
 
 pytestmark = pytest.mark.django_db
@@ -51,12 +55,6 @@ class World:
 shared_media, _isolated_media = module_media("admin-decisions-media")
 
 
-def train(owner, model, dataset_version) -> ModelVersion:  # noqa: ANN001
-    job = training_job_create(actor=owner, registered_model=model, dataset_version=dataset_version,
-                              request={"algorithm": "logistic_regression"})
-    job_execute(job_id=job.pk)
-    Job.objects.filter(status=JobStatus.QUEUED).delete()  # its evaluation and battery: not needed here
-    return ModelVersion.objects.get(training_job=job)
 
 
 def applicants(spec: TrainingSpec, n: int) -> list[dict[str, Any]]:
@@ -73,7 +71,7 @@ def world(django_db_setup, django_db_blocker, shared_media):  # noqa: ANN001,ANN
         scorer, _ = user_upsert(username="sam-scorer", role=Role.UNDERWRITER)
         dataset_version = register_demo_dataset(owner)
         model = register_model(owner)
-        champion, challenger = train(owner, model, dataset_version), train(owner, model, dataset_version)
+        champion, challenger = train_version(owner, model, dataset_version), train_version(owner, model, dataset_version)
         # The lifecycle that gets a version here is tested in test_lifecycle; these tests need its result.
         ModelVersion.objects.filter(pk=champion.pk).update(status=VersionStatus.CHAMPION)
         ModelVersion.objects.filter(pk=challenger.pk).update(status=VersionStatus.APPROVED)

@@ -17,8 +17,15 @@ from riskmodels.ml.pipelines import TrainingSpec, prepare_features
 from riskmodels.models import CreditDecision, Job, JobStatus, ModelVersion, RegisteredModel, VersionStatus
 from riskmodels.services.explanations.cache import pipeline_load
 from riskmodels.services.reviews import registered_model_inventory_update
-from riskmodels.services.training import training_job_create
-from tests.conftest import GERMAN_CREDIT, client_for, media_settings, module_media, register_demo_dataset, register_model
+from tests.conftest import (
+    GERMAN_CREDIT,
+    client_for,
+    media_settings,
+    module_media,
+    register_demo_dataset,
+    register_model,
+    train_version,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -38,12 +45,6 @@ class World:
 shared_media, _isolated_media = module_media("scoring-media")
 
 
-def _train(owner, model, dataset_version, algorithm: str) -> ModelVersion:  # noqa: ANN001
-    job = training_job_create(actor=owner, registered_model=model, dataset_version=dataset_version,
-                              request={"algorithm": algorithm})
-    job_execute(job_id=job.pk)
-    Job.objects.filter(status=JobStatus.QUEUED).delete()  # its evaluation and battery: not needed here
-    return ModelVersion.objects.get(training_job=job)
 
 
 def _applicants(spec: TrainingSpec, n: int) -> list[dict[str, Any]]:
@@ -61,9 +62,9 @@ def world(django_db_setup, django_db_blocker, shared_media):  # noqa: ANN001,ANN
         officer, _ = user_upsert(username="olga-officer", role=Role.COMPLIANCE_OFFICER)
         dataset_version = register_demo_dataset(owner)
         model = register_model(owner)
-        champion = _train(owner, model, dataset_version, "gradient_boosting")
-        challenger = _train(owner, model, dataset_version, "logistic_regression")
-        trained = _train(owner, model, dataset_version, "random_forest")
+        champion = train_version(owner, model, dataset_version, "gradient_boosting")
+        challenger = train_version(owner, model, dataset_version, "logistic_regression")
+        trained = train_version(owner, model, dataset_version, "random_forest")
         # The lifecycle that gets a version here is tested in test_lifecycle; these tests need its result.
         ModelVersion.objects.filter(pk=champion.pk).update(status=VersionStatus.CHAMPION)
         ModelVersion.objects.filter(pk=challenger.pk).update(status=VersionStatus.APPROVED)
@@ -252,7 +253,7 @@ def test_a_missing_value_is_imputed_as_in_training_and_an_unseen_category_is_fla
 def test_a_model_agnostic_explainer_over_the_request_budget_is_refused_with_a_pointer_to_batch(world, underwriter,  # noqa: ANN001
                                                                                               settings):
     settings.SCORING_REQUEST_BUDGET_SECONDS = 0.01
-    mlp = _train(world.champion.created_by, world.model, world.champion.dataset_version, "mlp")
+    mlp = train_version(world.champion.created_by, world.model, world.champion.dataset_version, "mlp")
     ModelVersion.objects.filter(pk=world.champion.pk).update(status=VersionStatus.APPROVED)
     ModelVersion.objects.filter(pk=mlp.pk).update(status=VersionStatus.CHAMPION)
     response = _score(underwriter, world, _apps(world, 5))
@@ -541,7 +542,7 @@ def test_local_explanations_and_scoring_speak_one_language(world, developer, set
     assert explained["base_log_odds"] == pytest.approx(entry.base_log_odds, abs=1e-12)
     # A model-agnostic explainer over the request budget is refused, not left to hang.
     settings.SCORING_REQUEST_BUDGET_SECONDS = 0.01
-    mlp = _train(world.champion.created_by, world.model, world.champion.dataset_version, "mlp")
+    mlp = train_version(world.champion.created_by, world.model, world.champion.dataset_version, "mlp")
     response = client_for(developer).post(f"/api/v1/model-versions/{mlp.pk}/explain-rows/",
                                           {"rows": [world.rows[7]]}, format="json")
     assert response.status_code == 400 and response.json()["error"]["code"] == "over_request_budget"

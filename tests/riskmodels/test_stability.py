@@ -43,7 +43,6 @@ from riskmodels.services.monitoring_reference import monitoring_reference_work
 from riskmodels.services.reviews import registered_model_inventory_update
 from riskmodels.services.scoring import applications_score
 from riskmodels.services.stability import stability_runs_schedule
-from riskmodels.services.training import training_job_create
 from riskmodels.storage import dataset_rows
 from tests.conftest import (
     GERMAN_CREDIT,
@@ -52,6 +51,7 @@ from tests.conftest import (
     module_media,
     register_demo_dataset,
     register_model,
+    train_version,
 )
 
 pytestmark = pytest.mark.django_db
@@ -71,12 +71,6 @@ class World:
 shared_media, _isolated_media = module_media("stability-media")
 
 
-def _train(owner, model, dataset_version, algorithm: str) -> ModelVersion:  # noqa: ANN001
-    job = training_job_create(actor=owner, registered_model=model, dataset_version=dataset_version,
-                              request={"algorithm": algorithm})
-    job_execute(job_id=job.pk)
-    Job.objects.filter(status=JobStatus.QUEUED).delete()  # its evaluation and battery: not needed here
-    return ModelVersion.objects.get(training_job=job)
 
 
 def _plain(value: Any) -> Any:
@@ -91,7 +85,7 @@ def world(django_db_setup, django_db_blocker, shared_media):  # noqa: ANN001,ANN
         officer, _ = user_upsert(username="olga-officer", role=Role.COMPLIANCE_OFFICER)
         dataset_version = register_demo_dataset(owner)
         model = register_model(owner)
-        champion = _train(owner, model, dataset_version, "gradient_boosting")
+        champion = train_version(owner, model, dataset_version, "gradient_boosting")
         # Submission, validation and approval are tested in test_lifecycle; promotion itself runs here.
         ModelVersion.objects.filter(pk=champion.pk).update(status=VersionStatus.APPROVED)
         version_promote(actor=officer, version=ModelVersion.objects.get(pk=champion.pk), rationale="First champion.")
@@ -100,7 +94,7 @@ def world(django_db_setup, django_db_blocker, shared_media):  # noqa: ANN001,ANN
         model = registered_model_inventory_update(actor=officer, model=model,
                                                   changes={"scoring_policy": {"cutoff": 0.5, "refer_from": 0.35}})
         other_model = register_model(owner, name="other-pd")
-        other_champion = _train(owner, other_model, dataset_version, "logistic_regression")
+        other_champion = train_version(owner, other_model, dataset_version, "logistic_regression")
         ModelVersion.objects.filter(pk=other_champion.pk).update(status=VersionStatus.CHAMPION)
         champion = ModelVersion.objects.get(pk=champion.pk)
         spec = TrainingSpec.from_dict(champion.spec)
