@@ -280,6 +280,8 @@ MONITORING_THRESHOLDS = {
     "psi_amber": 0.10, "psi_red": 0.25, "csi_amber": 0.10, "csi_red": 0.25,
     "auc_drop_amber": 0.03, "auc_drop_red": 0.05, "ks_drop_amber": 0.05, "ks_drop_red": 0.10,
     "brier_rise_amber": 0.02, "brier_rise_red": 0.04,
+    # The lowest adverse impact ratio of a protected column's groups: lower is worse, so red is below amber.
+    "fairness_air_amber": 0.8, "fairness_air_red": 0.6,
 }
 MONITORING_WINDOW_DAYS = env_int("MONITORING_WINDOW_DAYS", 1, minimum=1)
 # Outcomes: a decision's cohort is measured once it is this many days old (a performance run may

@@ -28,7 +28,8 @@ class OutcomesRecordApi(APIView):
 
     400 names the item (``details.index``) for an unknown decision (``unknown_decision``), a
     shadow score (``shadow_decision``), an observation before the decision
-    (``outcome_before_decision``) or in the future (``outcome_in_future``); 409
+    (``outcome_before_decision``) or in the future (``outcome_in_future``), or a ``protected``
+    column the decision's model data does not mark protected (``unknown_protected_column``); 409
     ``duplicate_outcome`` for a decision named twice or already recorded. Nothing is written then.
     """
 
@@ -36,7 +37,9 @@ class OutcomesRecordApi(APIView):
 
     class InputSerializer(serializers.Serializer):
         outcomes = serializers.JSONField(help_text='[{"decision": 123, "defaulted": false, "observed_on": '
-                                                   '"2026-06-30"}, ...] (at most OUTCOMES_MAX_PER_REQUEST)')
+                                                   '"2026-06-30", "protected": {"age_in_years": 31}}, ...] (at most '
+                                                   'OUTCOMES_MAX_PER_REQUEST; protected is optional, for fairness '
+                                                   'monitoring only)')
 
     class OutputSerializer(serializers.Serializer):
         recorded = serializers.IntegerField()
@@ -65,7 +68,8 @@ class PerformanceRunOutputSerializer(serializers.ModelSerializer):
     model = serializers.CharField(source="model_version.registered_model.name")
     results = serializers.JSONField(help_text="status (measured | insufficient), message, n, n_defaults, metrics "
                                               "(auc, ks, brier: value, ci, baseline, change, light), hosmer_lemeshow, "
-                                              "bands, source, baseline")
+                                              "bands, source, baseline, fairness (computed, the fairness report of the same "
+                                              "rows or a note saying why none was computed)")
     thresholds = serializers.JSONField()
     alerts = AlertSummarySerializer(many=True, read_only=True)
 

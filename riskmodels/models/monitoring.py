@@ -77,6 +77,9 @@ class ObservedOutcome(ImmutableModel):
     decision = models.OneToOneField("riskmodels.CreditDecision", on_delete=models.PROTECT, related_name="outcome_record")
     defaulted = models.BooleanField()
     observed_on = models.DateField()
+    # The applicant's protected attributes ({column: value}), for fairness monitoring only: they are
+    # never features, so this is the only place a cohort of the ledger gets them. Never used to score.
+    protected = models.JSONField(default=dict, blank=True)
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     recorded_by_username = models.CharField(max_length=150)
     created_at = models.DateTimeField(auto_now_add=True)

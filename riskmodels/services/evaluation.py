@@ -87,12 +87,18 @@ def version_pds(pipeline: Any, frame: pd.DataFrame, spec: TrainingSpec) -> np.nd
     return pipeline.predict_proba(prepare_features(frame, spec))[:, 1]
 
 
-def labelled_pds(*, version: ModelVersion, dataset_version: DatasetVersion) -> tuple[np.ndarray, np.ndarray]:
-    """Return the 0/1 targets (per the version's spec) and the version's PDs for every row of a dataset version."""
+def labelled_rows(*, version: ModelVersion,
+                  dataset_version: DatasetVersion) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Return a dataset version's rows, their 0/1 targets (per the version's spec) and the version's PDs."""
     spec = TrainingSpec.from_dict(version.spec)
     frame = dataset_frame(dataset_version)
-    y = binary_target(frame, spec)
-    return y, version_pds(pipeline_load(version), frame, spec)
+    return frame, binary_target(frame, spec), version_pds(pipeline_load(version), frame, spec)
+
+
+def labelled_pds(*, version: ModelVersion, dataset_version: DatasetVersion) -> tuple[np.ndarray, np.ndarray]:
+    """Return the 0/1 targets (per the version's spec) and the version's PDs for every row of a dataset version."""
+    _, y, p = labelled_rows(version=version, dataset_version=dataset_version)
+    return y, p
 
 
 def evaluation_work(job: Job, progress: Progress, stored: list[str]) -> Finished:

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
@@ -13,7 +14,7 @@ from django.utils import timezone
 from governance.audit import audit_record
 from governance.exceptions import Conflict, ValidationFailed
 from governance.policy import Capability, require
-from riskmodels.models import CreditDecision, ObservedOutcome
+from riskmodels.models import CreditDecision, DatasetVersion, ModelVersion, ObservedOutcome
 
 DUPLICATE_OUTCOME = "duplicate_outcome"
 
@@ -24,6 +25,7 @@ class _Item:
     decision: int
     defaulted: bool
     observed_on: dt.date
+    protected: dict[str, str | int | float | bool] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -47,8 +49,8 @@ def _refuse(index: int, message: str, *, code: str = "invalid", **details: Any) 
 
 def _parse(index: int, item: Any) -> _Item:
     if not isinstance(item, dict):
-        raise _refuse(index, "must be an object with decision, defaulted and observed_on")
-    unknown = sorted(set(item) - {"decision", "defaulted", "observed_on"})
+        raise _refuse(index, "must be an object with decision, defaulted and observed_on (and optionally protected)")
+    unknown = sorted(set(item) - {"decision", "defaulted", "observed_on", "protected"})
     if unknown:
         raise _refuse(index, f"unknown field(s) {', '.join(unknown)}", field=unknown[0])
     decision = item.get("decision")
@@ -65,7 +67,28 @@ def _parse(index: int, item: Any) -> _Item:
     if observed_on is None:
         raise _refuse(index, f"observed_on must be an ISO date such as 2026-06-30; got {observed!r}",
                       field="observed_on")
-    return _Item(index=index, decision=decision, defaulted=defaulted, observed_on=observed_on)
+    return _Item(index=index, decision=decision, defaulted=defaulted, observed_on=observed_on,
+                 protected=_parse_protected(index, item.get("protected", {})))
+
+
+def _parse_protected(index: int, protected: Any) -> dict[str, str | int | float | bool]:
+    if not isinstance(protected, dict):
+        raise _refuse(index, f"protected must be an object of protected column names and values; got {protected!r}",
+                      field="protected")
+    for column, value in protected.items():
+        # A scalar per column, as in a dataset row; an unknown value is left out (a missing group).
+        if not isinstance(value, str | int | float) or (isinstance(value, float) and not math.isfinite(value)):
+            raise _refuse(index, f"protected {column} must be a string or a number (leave an unknown value out); "
+                          f"got {value!r}", field="protected", column=column)
+    return protected
+
+
+def _protected_columns(version_ids: set[int]) -> dict[int, list[str]]:
+    """Return, per model version, the columns its training dataset version marks protected."""
+    dataset_of = dict(ModelVersion.objects.filter(pk__in=version_ids).values_list("pk", "dataset_version_id"))
+    schemas = dict(DatasetVersion.objects.filter(pk__in=set(dataset_of.values())).values_list("pk", "schema"))
+    return {version: [c["name"] for c in schemas[dataset] if c.get("role") == "protected"]
+            for version, dataset in dataset_of.items()}
 
 
 def _duplicate(decision: int, index: int, message: str) -> Conflict:
@@ -76,9 +99,11 @@ def _duplicate(decision: int, index: int, message: str) -> Conflict:
 def _check_against_ledger(items: list[_Item], today: dt.date) -> None:
     """Refuse the first item whose decision is unknown, a shadow, already has an outcome, or is dated impossibly."""
     decisions = {row["pk"]: row for row in CreditDecision.objects.filter(pk__in=[i.decision for i in items])
-                 .values("pk", "decisive", "created_at")}
+                 .values("pk", "decisive", "created_at", "model_version_id")}
     recorded = set(ObservedOutcome.objects.filter(decision_id__in=list(decisions))
                    .values_list("decision_id", flat=True))
+    protected_of = _protected_columns({d["model_version_id"] for d in decisions.values()}) if any(
+        i.protected for i in items) else {}
     for item in items:
         decision = decisions.get(item.decision)
         if decision is None:
@@ -98,14 +123,26 @@ def _check_against_ledger(items: list[_Item], today: dt.date) -> None:
         if item.observed_on > today:
             raise _refuse(item.index, f"observed_on {item.observed_on} is in the future (today is {today})",
                           code="outcome_in_future", decision=item.decision, field="observed_on")
+        if item.protected:
+            allowed = protected_of[decision["model_version_id"]]
+            unknown = sorted(set(item.protected) - set(allowed))
+            if unknown:
+                # Only what the model's data marks protected: anything else would be applicant data
+                # kept for no stated purpose.
+                raise _refuse(item.index, f"protected column(s) {', '.join(unknown)} not marked protected in the "
+                              f"data model version {decision['model_version_id']} was trained on (protected: "
+                              f"{', '.join(allowed) or 'none'})", code="unknown_protected_column",
+                              decision=item.decision, field="protected", column=unknown[0])
 
 
 def outcomes_record(*, actor: Any, items: Any, today: dt.date | None = None) -> OutcomesRecorded:
     """Record observed outcomes of ledger decisions, all or nothing, with one audit event.
 
     Every problem is refused naming the item's index and decision before anything is written:
-    400 for a malformed item, an unknown or shadow decision, or an observation dated before
-    the decision or after today (UTC); 409 ``duplicate_outcome`` for a decision named twice or
+    400 for a malformed item, an unknown or shadow decision, an observation dated before the
+    decision or after today (UTC), or a ``protected`` column (the applicant's protected
+    attributes, kept for fairness monitoring only) that the data the decision's model version was
+    trained on does not mark protected; 409 ``duplicate_outcome`` for a decision named twice or
     one that already has an outcome.
     """
     require(actor, Capability.OUTCOME_RECORD)
@@ -128,7 +165,7 @@ def outcomes_record(*, actor: Any, items: Any, today: dt.date | None = None) -> 
         with transaction.atomic():
             rows = ObservedOutcome.objects.bulk_create([
                 ObservedOutcome(decision_id=i.decision, defaulted=i.defaulted, observed_on=i.observed_on,
-                                recorded_by=actor, recorded_by_username=actor.username) for i in parsed])
+                                protected=i.protected, recorded_by=actor, recorded_by_username=actor.username) for i in parsed])
             ids = sorted(row.pk for row in rows)
             summary = OutcomesRecorded(recorded=len(rows), defaulted=sum(i.defaulted for i in parsed),
                                        outcome_ids=(ids[0], ids[-1]),

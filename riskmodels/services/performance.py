@@ -7,6 +7,11 @@ work computes AUC, KS, Brier (with bootstrap intervals), Hosmer-Lemeshow and the
 per score band (riskmodels.ml.performance), judges them against the champion's test-split
 evaluation with the model's monitoring thresholds, and records the MonitoringRun, its alerts
 and an audit event in the job's finishing transaction.
+
+Fairness is recomputed on the same rows (riskmodels.ml.fairness): a dataset version's protected
+columns, or for a cohort the protected attributes posted with its outcomes (the ledger holds
+only features). A protected column whose lowest adverse impact ratio is below the model's
+``fairness_air_amber`` (``fairness_air_red``) is an amber (red) ``fairness:<column>`` alert.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import datetime as dt
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -24,15 +30,19 @@ from governance.exceptions import Conflict, ValidationFailed
 from governance.policy import Capability, require
 from riskmodels.jobs import Finished, Progress, job_dispatch
 from riskmodels.jobs.state import WORKER_LABEL
+from riskmodels.ml.fairness import FOUR_FIFTHS_CAVEAT, fairness_report
 from riskmodels.ml.performance import JUDGED, judge, performance
 from riskmodels.ml.scoring import ScoringPolicy
 from riskmodels.models import CreditDecision, DatasetVersion, Evaluation, Job, JobKind, MonitoringRun, RegisteredModel
 from riskmodels.services.alerts import Breach, alerts_raise, worst_light
-from riskmodels.services.evaluation import N_BOOTSTRAP, labelled_dataset_check, labelled_pds
+from riskmodels.services.evaluation import N_BOOTSTRAP, labelled_dataset_check, labelled_rows
 from riskmodels.services.reviews import monitoring_thresholds_of
 from riskmodels.services.scoring import champion_or_refuse, scoring_policy_of
 
 NO_BASELINE = "no_baseline"
+# The cutoff fairness is measured at when the model has no scoring policy (as an evaluation's default threshold).
+DEFAULT_FAIRNESS_CUTOFF = 0.5
+FAIRNESS_THRESHOLDS = ("fairness_air_amber", "fairness_air_red")
 _BASELINE_KEYS = ("auc", "ks", "brier", "base_rate", "n")
 
 
@@ -98,7 +108,9 @@ def performance_run_create(*, actor: Any, model: RegisteredModel, decided_since:
         params = _cohort_params(decided_since, decided_until, maturity_days, now or timezone.now())
         # A job names a dataset version; a cohort run's is the data its baseline was measured on.
         job_data = baseline.dataset_version
-    params.update({"baseline_evaluation": baseline.pk, "thresholds": _judged_thresholds(model)})
+    # The cutoff is fixed with the request, like the maturity, so a retried job tests the same approvals.
+    params.update({"baseline_evaluation": baseline.pk, "thresholds": _judged_thresholds(model),
+                   "fairness_cutoff": _fairness_cutoff(model)})
     with transaction.atomic():
         job = Job.objects.create(kind=JobKind.PERFORMANCE, registered_model=model, model_version=champion,
                                  dataset_version=job_data, params=params, requested_by=actor,
@@ -111,22 +123,70 @@ def performance_run_create(*, actor: Any, model: RegisteredModel, decided_since:
 
 def _judged_thresholds(model: RegisteredModel) -> dict[str, float]:
     thresholds = monitoring_thresholds_of(model)
-    return {f"{prefix}_{level}": thresholds[f"{prefix}_{level}"]
-            for prefix, _ in JUDGED.values() for level in ("amber", "red")}
+    return {**{f"{prefix}_{level}": thresholds[f"{prefix}_{level}"]
+               for prefix, _ in JUDGED.values() for level in ("amber", "red")},
+            **{name: thresholds[name] for name in FAIRNESS_THRESHOLDS}}
 
 
-def _cohort(job: Job) -> tuple[np.ndarray, np.ndarray, list[str], dict[str, Any]]:
+def _fairness_cutoff(model: RegisteredModel) -> dict[str, Any]:
+    """Return the cutoff approvals are tested at and where it comes from, as evaluation_fairness chooses it."""
+    cutoff = (model.scoring_policy or {}).get("cutoff")
+    if cutoff is None:
+        return {"cutoff": DEFAULT_FAIRNESS_CUTOFF, "source": "default"}
+    return {"cutoff": float(cutoff), "source": "scoring_policy"}
+
+
+def _cohort(job: Job) -> tuple[np.ndarray, np.ndarray, list[str], list[dict[str, Any]], dict[str, Any]]:
     params = job.params
     window = CreditDecision.objects.filter(model_version=job.model_version, decisive=True,
                                            created_at__gte=params["decided_since"],
                                            created_at__lt=params["decided_until"])
     matured = window.filter(created_at__lte=params["matured_before"], outcome_record__isnull=False)
-    rows = list(matured.order_by("pk").values_list("pd", "band", "outcome_record__defaulted"))
+    rows = list(matured.order_by("pk").values_list("pd", "band", "outcome_record__defaulted",
+                                                   "outcome_record__protected"))
     described = {key: params[key] for key in ("decided_since", "decided_until", "maturity_days", "matured_before")}
     described |= {"decisions_in_window": window.count(), "matured_with_outcome": len(rows)}
-    y = np.fromiter((defaulted for _, _, defaulted in rows), dtype=np.int64, count=len(rows))
-    p = np.fromiter((pd_ for pd_, _, _ in rows), dtype=np.float64, count=len(rows))
-    return y, p, [band for _, band, _ in rows], described
+    y = np.fromiter((row[2] for row in rows), dtype=np.int64, count=len(rows))
+    p = np.fromiter((row[0] for row in rows), dtype=np.float64, count=len(rows))
+    return y, p, [row[1] for row in rows], [row[3] for row in rows], described
+
+
+def _cohort_protected(protected: list[dict[str, Any]]) -> dict[str, pd.Series]:
+    """Return each protected column given for at least one outcome, None where an outcome did not give it."""
+    columns = sorted({column for values in protected for column in values})
+    return {column: pd.Series([values.get(column) for values in protected], name=column) for column in columns}
+
+
+def _fairness(y: np.ndarray, p: np.ndarray, protected: dict[str, pd.Series], *, status: str, absent: str,
+              cutoff: dict[str, Any], seed: int) -> dict[str, Any]:
+    """Return the fairness report of the run's rows, or why none was computed."""
+    if status != "measured":
+        return {"computed": False, "columns": [],
+                "note": "too few matured outcomes to measure performance; fairness was not computed either"}
+    if not protected:
+        return {"computed": False, "columns": [], "note": absent}
+    report = fairness_report(y, p, protected, cutoff=cutoff["cutoff"], n_bootstrap=N_BOOTSTRAP, seed=seed)
+    return {"computed": True, **report.to_dict(), "cutoff_source": cutoff["source"]}
+
+
+def _fairness_breaches(fairness: dict[str, Any], thresholds: dict[str, float]) -> list[Breach]:
+    """Return one breach per protected column whose lowest adverse impact ratio is below the amber threshold."""
+    amber, red = thresholds["fairness_air_amber"], thresholds["fairness_air_red"]
+    breaches = []
+    for column in fairness["columns"]:
+        lowest = column["min_adverse_impact_ratio"]
+        if lowest is None or lowest >= amber:
+            continue
+        light, threshold = ((MonitoringRun.Light.RED, red) if lowest < red else (MonitoringRun.Light.AMBER, amber))
+        low = [f"{g['group']} ({g['adverse_impact_ratio']:.3f}, {g['n']} rows)" for g in column["groups"]
+               if g["adverse_impact_ratio"] is not None and g["adverse_impact_ratio"] < amber]
+        breaches.append(Breach(
+            metric=f"fairness:{column['column']}", value=lowest, threshold=threshold, light=light,
+            message=(f"Adverse impact ratio of {column['column']} fell to {lowest:.3f} at cutoff "
+                     f"{fairness['cutoff']:.3f} on {fairness['n']} rows ({light} below {threshold:.3f}); "
+                     f"approval rate relative to group {column['reference_group']}: {', '.join(low)}. "
+                     f"{FOUR_FIFTHS_CAVEAT}")))
+    return breaches
 
 
 def _alert_message(judgement: Any, n: int) -> str:
@@ -140,37 +200,52 @@ def performance_work(job: Job, progress: Progress, stored: list[str]) -> Finishe
     version = job.model_version
     params = job.params
     baseline = Evaluation.objects.get(pk=params["baseline_evaluation"])
+    # Jobs queued before fairness was monitored carry neither its thresholds nor its cutoff.
+    thresholds = {**{name: settings.MONITORING_THRESHOLDS[name] for name in FAIRNESS_THRESHOLDS},
+                  **params["thresholds"]}
+    cutoff = params.get("fairness_cutoff") or _fairness_cutoff(version.registered_model)
     progress("collecting outcomes", 10)
     if params["source"] == "cohort":
-        y, p, bands, source = _cohort(job)
+        y, p, bands, posted, source = _cohort(job)
+        protected = _cohort_protected(posted)
+        absent = "no outcome of the cohort carries protected attributes; no fairness test was run"
     else:
-        y, p = labelled_pds(version=version, dataset_version=job.dataset_version)
+        frame, y, p = labelled_rows(version=version, dataset_version=job.dataset_version)
         policy = ScoringPolicy.from_dict(params["policy"])
         bands = [policy.band(float(x)) for x in p]
         source = {"dataset_version": job.dataset_version_id}
+        columns = [c["name"] for c in job.dataset_version.schema if c.get("role") == "protected"]
+        protected = {name: frame[name].reset_index(drop=True) for name in columns}
+        absent = f"dataset version {job.dataset_version_id} marks no column protected; no fairness test was run"
     progress("measuring", 40)
-    measured = performance(y, p, bands, n_bootstrap=N_BOOTSTRAP, seed=int(version.spec.get("seed", 0)))
-    judgements = judge(measured, baseline.metrics, params["thresholds"])
+    seed = int(version.spec.get("seed", 0))
+    measured = performance(y, p, bands, n_bootstrap=N_BOOTSTRAP, seed=seed)
+    judgements = judge(measured, baseline.metrics, thresholds)
     for j in judgements:
         measured["metrics"][j.metric].update(j.to_dict())
-    results = {**measured, "source": source,
+    progress("testing fairness", 70)
+    fairness = _fairness(y, p, protected, status=measured["status"], absent=absent, cutoff=cutoff, seed=seed)
+    fairness_breaches = _fairness_breaches(fairness, thresholds)
+    results = {**measured, "source": source, "fairness": fairness,
                "baseline": {"evaluation": baseline.pk, **{k: baseline.metrics.get(k) for k in _BASELINE_KEYS},
                             "hosmer_lemeshow": baseline.metrics.get("hosmer_lemeshow")}}
-    light = worst_light([j.light for j in judgements])
     breaches = [Breach(metric=j.metric, value=j.change, threshold=j.threshold, light=j.light,
                        message=_alert_message(j, len(y))) for j in judgements if j.light != MonitoringRun.Light.GREEN]
+    breaches += fairness_breaches
+    light = worst_light([j.light for j in judgements] + [b.light for b in fairness_breaches])
 
     def write(finished: Job) -> None:
         window = ({"window_start": dt.datetime.fromisoformat(params["decided_since"]),
                    "window_end": dt.datetime.fromisoformat(params["decided_until"])}
                   if params["source"] == "cohort" else {"dataset_version": finished.dataset_version})
         run = MonitoringRun.objects.create(model_version=version, kind=MonitoringRun.Kind.PERFORMANCE, n_rows=len(y),
-                                           results=results, light=light, thresholds=params["thresholds"],
+                                           results=results, light=light, thresholds=thresholds,
                                            job=finished, **window)
         alerts = alerts_raise(run=run, breaches=breaches)
         audit_record(actor=None, actor_label=WORKER_LABEL, action="monitoring_run.finished", target=run,
                      after={"kind": run.kind, "model_version": version.pk, "light": light, "n_rows": len(y),
                             "status": measured["status"], "source": source, "alerts": [a.pk for a in alerts],
+                            "fairness_flagged": [b.metric for b in fairness_breaches],
                             **{name: m.get("value") for name, m in measured.get("metrics", {}).items()}})
 
     return Finished({"status": measured["status"], "light": light, "n": len(y), "message": measured["message"],

@@ -42,6 +42,10 @@ def _inventory(model: RegisteredModel) -> dict[str, Any]:
             "actionable_features": model.actionable_features, "monitoring_thresholds": model.monitoring_thresholds}
 
 
+# Monitoring thresholds (by prefix of their *_amber/*_red pair) where a lower value is the worse one.
+LOWER_IS_WORSE = ("fairness_air",)
+
+
 def monitoring_thresholds_check(value: Any) -> dict[str, float]:
     """Return a model's monitoring threshold overrides, or refuse them naming the problem."""
     known = set(settings.MONITORING_THRESHOLDS)
@@ -57,9 +61,20 @@ def monitoring_thresholds_check(value: Any) -> dict[str, float]:
             raise ValidationFailed(f"monitoring threshold {name} must be a positive number; got {number!r}",
                                    code="invalid", details={"field": "monitoring_thresholds"})
     merged = {**settings.MONITORING_THRESHOLDS, **value}
+    for name in LOWER_IS_WORSE:
+        for level in ("amber", "red"):
+            if merged[f"{name}_{level}"] > 1:
+                raise ValidationFailed(f"{name}_{level} is a ratio of approval rates, at most 1; got "
+                                       f"{merged[f'{name}_{level}']}", code="invalid_thresholds",
+                                       details={"field": "monitoring_thresholds"})
     for amber in (k for k in merged if k.endswith("_amber")):
-        red = amber[: -len("_amber")] + "_red"
-        if merged[amber] >= merged[red]:
+        prefix = amber[: -len("_amber")]
+        red = prefix + "_red"
+        # Red is the worse side of amber: above it for a drift or a drop, below it for a ratio.
+        if prefix in LOWER_IS_WORSE and merged[amber] <= merged[red]:
+            raise ValidationFailed(f"{amber} ({merged[amber]}) must be above {red} ({merged[red]}): lower is worse",
+                                   code="invalid_thresholds", details={"field": "monitoring_thresholds"})
+        if prefix not in LOWER_IS_WORSE and merged[amber] >= merged[red]:
             raise ValidationFailed(f"{amber} ({merged[amber]}) must be below {red} ({merged[red]})",
                                    code="invalid_thresholds", details={"field": "monitoring_thresholds"})
     return {k: float(v) for k, v in value.items()}

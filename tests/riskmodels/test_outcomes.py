@@ -18,6 +18,7 @@ from governance.models import AuditEvent
 from governance.policy import REFUSALS, Capability
 from governance.roles import Role
 from riskmodels.jobs.kinds import job_execute
+from riskmodels.ml.fairness import fairness_report
 from riskmodels.models import (
     Alert,
     CreditDecision,
@@ -31,9 +32,10 @@ from riskmodels.models import (
     RegisteredModel,
     VersionStatus,
 )
+from riskmodels.services.evaluation import labelled_pds
 from riskmodels.services.reviews import registered_model_inventory_update
 from riskmodels.services.training import training_job_create
-from tests.conftest import GERMAN_CREDIT, client_for, media_settings, module_media, register_demo_dataset, register_model
+from tests.conftest import GERMAN_CREDIT, GERMAN_CREDIT_ROLES, client_for, media_settings, module_media, register_demo_dataset, register_model
 
 pytestmark = pytest.mark.django_db
 
@@ -108,6 +110,9 @@ def _error(response: Any) -> dict[str, Any]:
     return response.json()["error"]
 
 
+SEX = "personal_status_and_sex"
+
+
 # --- Recording outcomes -------------------------------------------------------------------------------
 
 def test_a_developer_records_outcomes_all_at_once_with_one_audit_event(world, developer):  # noqa: ANN001
@@ -126,6 +131,19 @@ def test_a_developer_records_outcomes_all_at_once_with_one_audit_event(world, de
     assert body["outcome_ids"] == {"first": recorded[0].pk, "last": recorded[2].pk}
     event = AuditEvent.objects.get(action="outcomes.recorded")
     assert event.actor_username == developer.username and event.after == body
+
+
+def test_outcomes_may_carry_protected_attributes_which_are_stored_with_them(world, developer):  # noqa: ANN001
+    items = [{**_item(world.decisions[0]), "protected": {SEX: "A92", "age_in_years": 31}},
+             {**_item(world.decisions[1], True), "protected": {"foreign_worker": "A201"}},
+             _item(world.decisions[2])]
+
+    response = _post_outcomes(developer, items)
+
+    assert response.status_code == 201, response.json()
+    assert list(ObservedOutcome.objects.order_by("decision_id").values_list("decision_id", "protected")) == [
+        (world.decisions[0], {SEX: "A92", "age_in_years": 31}), (world.decisions[1], {"foreign_worker": "A201"}),
+        (world.decisions[2], {})]
 
 
 @pytest.fixture
@@ -149,6 +167,22 @@ def test_an_unknown_decision_is_refused_by_index_and_nothing_is_written(world, d
     error = _error(response)
     assert error["code"] == "unknown_decision" and "987654321" in error["message"]
     assert error["details"] == {"index": 1, "decision": 987654321}
+
+
+def test_a_protected_column_the_models_data_does_not_mark_protected_is_refused_and_nothing_is_written(  # noqa: ANN001
+        world, dev_api, nothing_written):
+    # credit_amount is a feature of the model, not a protected attribute.
+    items = [{**_item(world.decisions[0]), "protected": {SEX: "A92"}},
+             {**_item(world.decisions[1]), "protected": {"age_in_years": 40, "credit_amount": 1200}}]
+
+    response = _post_outcomes(dev_api, items)
+
+    assert response.status_code == 400
+    error = _error(response)
+    assert error["code"] == "unknown_protected_column" and "credit_amount" in error["message"]
+    assert "age_in_years" in error["message"]  # the columns that may be given are named
+    assert error["details"] == {"index": 1, "decision": world.decisions[1], "field": "protected",
+                                "column": "credit_amount"}
 
 
 def test_a_shadow_score_takes_no_outcome(world, dev_api, nothing_written):  # noqa: ANN001
@@ -205,13 +239,20 @@ def test_an_outcome_dated_before_its_decision_or_in_the_future_is_refused(world,
                                                "defaulted"),
                                               ({"decision": 12, "defaulted": True, "observed_on": "31/01/2026"},
                                                "observed_on"),
-                                              ({"decision": 12, "defaulted": True}, "observed_on")])
+                                              ({"decision": 12, "defaulted": True}, "observed_on"),
+                                              ({"decision": 12, "defaulted": True, "observed_on": "2026-01-01",
+                                                "protected": ["A92"]}, "protected"),
+                                              ({"decision": 12, "defaulted": True, "observed_on": "2026-01-01",
+                                                "protected": {SEX: {"code": "A92"}}}, "protected")])
 def test_a_malformed_item_is_refused_naming_its_index_and_field(world, dev_api, nothing_written, item,  # noqa: ANN001
                                                                  field):
     response = _post_outcomes(dev_api, [_item(world.decisions[0]), item])
 
     assert response.status_code == 400
-    assert _error(response)["details"] == {"index": 1, "field": field}
+    details = _error(response)["details"]
+    assert {k: v for k, v in details.items() if k != "column"} == {"index": 1, "field": field}
+    if isinstance(item.get("protected"), dict):
+        assert details["column"] == SEX
 
 
 def test_more_outcomes_than_a_request_may_carry_are_refused(world, dev_api, nothing_written, settings):  # noqa: ANN001
@@ -280,7 +321,9 @@ def test_outcomes_drawn_from_the_models_own_pds_keep_it_green(world, developer, 
     assert {band["band"] for band in results["bands"]} == set(
         CreditDecision.objects.filter(pk__in=world.decisions).values_list("band", flat=True))
     assert results["source"]["matured_with_outcome"] == N_DECISIONS
-    assert run["thresholds"]["auc_drop_red"] == 0.05
+    assert run["thresholds"]["auc_drop_red"] == 0.05 and run["thresholds"]["fairness_air_amber"] == 0.8
+    assert results["fairness"] == {"computed": False, "columns": [], "note": "no outcome of the cohort carries "
+                                   "protected attributes; no fairness test was run"}
     assert not Alert.objects.exists()
     finished = AuditEvent.objects.get(action="monitoring_run.finished")
     assert finished.after["light"] == "green" and finished.after["alerts"] == []
@@ -335,6 +378,7 @@ def test_a_cohort_with_too_few_outcomes_finishes_with_a_message_and_no_alert(wor
     assert run["results"]["status"] == "insufficient"
     assert run["results"]["message"].startswith("12 matured outcomes (6 defaults, 6 non-defaults)")
     assert (run["light"], run["n_rows"], run["alerts"]) == ("green", 12, [])
+    assert run["results"]["fairness"]["computed"] is False
     json.dumps(MonitoringRun.objects.get(pk=run["id"]).results, allow_nan=False)
     assert not Alert.objects.exists()
 
@@ -348,7 +392,90 @@ def test_a_labelled_dataset_version_is_scored_with_the_champion_and_measured(wor
     assert [band["band"] for band in results["bands"]] == sorted(band["band"] for band in results["bands"])
     # The whole dataset holds the training rows, so the champion does no worse than on its test split.
     assert results["metrics"]["auc"]["value"] >= results["metrics"]["auc"]["baseline"] - 0.01
-    assert run["light"] == "green" and run["alerts"] == []
+    assert all(results["metrics"][name]["light"] == "green" for name in ("auc", "ks", "brier"))
+
+
+def test_a_dataset_version_run_tests_fairness_on_the_datasets_protected_columns(world, validator):  # noqa: ANN001
+    run = _run(validator, world, dataset_version=world.dataset_version.pk)
+
+    fairness = run["results"]["fairness"]
+    assert fairness["computed"] is True
+    assert (fairness["n"], fairness["cutoff"], fairness["cutoff_source"]) == (1000, 0.5, "scoring_policy")
+    assert [c["column"] for c in fairness["columns"]] == list(GERMAN_CREDIT_ROLES)
+    # The same rows, scored by the champion, tested independently.
+    y, p = labelled_pds(version=world.champion, dataset_version=world.dataset_version)
+    frame = pd.read_csv(GERMAN_CREDIT)
+    expected = fairness_report(y, p, {c: frame[c] for c in GERMAN_CREDIT_ROLES}, cutoff=0.5, n_bootstrap=0)
+    assert [c["min_adverse_impact_ratio"] for c in fairness["columns"]] == pytest.approx(
+        [c.min_adverse_impact_ratio for c in expected.columns])
+    below = {f"fairness:{c.column}": c.min_adverse_impact_ratio for c in expected.columns
+             if c.min_adverse_impact_ratio < 0.8}
+    assert {a.metric: a.value for a in Alert.objects.filter(run_id=run["id"])} == pytest.approx(below)
+    assert run["light"] == ("green" if not below else "red" if min(below.values()) < 0.6 else "amber")
+
+
+def _groups(decisions: list[int], pds: np.ndarray) -> dict[int, str]:
+    """Label applicants so that group B holds the riskiest third (mostly declined at 0.5) and A the rest."""
+    riskiest = set(np.array(decisions)[np.argsort(pds)[-len(decisions) // 3:]].tolist())
+    return {d: "B" if d in riskiest else "A" for d in decisions}
+
+
+def _record_with_protected(user: Any, decisions: list[int], defaulted: np.ndarray,
+                           protected: dict[int, dict[str, Any]]) -> None:
+    items = [{**_item(d, bool(flag), _days_ago(30)), **({"protected": protected[d]} if d in protected else {})}
+             for d, flag in zip(decisions, defaulted, strict=True)]
+    response = _post_outcomes(user, items)
+    assert response.status_code == 201, response.json()
+
+
+def _expected_airs(pds: np.ndarray, labels: list[str]) -> dict[str, float]:
+    approved = pds < 0.5
+    rates = {g: approved[[label == g for label in labels]].mean() for g in sorted(set(labels))}
+    return {g: rate / max(rates.values()) for g, rate in rates.items()}
+
+
+def test_a_cohort_whose_group_b_is_mostly_declined_is_flagged_and_raises_a_fairness_alert(world, developer):  # noqa: ANN001
+    pds = _pds(world.decisions)
+    groups = _groups(world.decisions, pds)
+    # The first 60 outcomes come without the attribute: a group of their own, "missing".
+    protected = {d: {SEX: groups[d]} for d in world.decisions[60:]}
+    _record_with_protected(developer, world.decisions, np.random.default_rng(11).random(len(pds)) < pds, protected)
+    labels = [protected[d][SEX] if d in protected else "missing" for d in world.decisions]
+    expected = _expected_airs(pds, labels)
+    assert expected["B"] < 0.6  # the construction: B is declined far more often
+
+    run = _run(developer, world, **COHORT)
+
+    fairness = run["results"]["fairness"]
+    assert (fairness["computed"], fairness["n"], fairness["cutoff_source"]) == (True, N_DECISIONS, "scoring_policy")
+    [column] = fairness["columns"]
+    assert column["column"] == SEX and column["flagged_groups"] == ["B"]
+    airs = {g["group"]: g["adverse_impact_ratio"] for g in column["groups"]}
+    assert airs == pytest.approx(expected)
+    assert {g["group"]: g["n"] for g in column["groups"]} == {g: labels.count(g) for g in ("A", "B", "missing")}
+    alert = Alert.objects.get(run_id=run["id"], metric=f"fairness:{SEX}")
+    assert (alert.light, alert.threshold, alert.status) == ("red", 0.6, "open")
+    assert alert.value == pytest.approx(expected["B"]) and "B (" in alert.message and "four-fifths" in alert.message
+    assert run["light"] == "red"
+    assert {a["metric"] for a in run["alerts"]} == {f"fairness:{SEX}"}  # performance itself is green
+    assert AuditEvent.objects.get(action="monitoring_run.finished").after["fairness_flagged"] == [f"fairness:{SEX}"]
+    assert AuditEvent.objects.filter(action="alert.raised", after__metric=f"fairness:{SEX}").count() == 1
+
+
+def test_a_models_fairness_thresholds_decide_the_light(world, developer, compliance_officer):  # noqa: ANN001
+    pds = _pds(world.decisions)
+    groups = _groups(world.decisions, pds)
+    _record_with_protected(developer, world.decisions, np.random.default_rng(11).random(len(pds)) < pds,
+                           {d: {SEX: groups[d]} for d in world.decisions})
+    air_b = _expected_airs(pds, [groups[d] for d in world.decisions])["B"]
+    registered_model_inventory_update(actor=compliance_officer, model=world.model, changes={
+        "monitoring_thresholds": {"fairness_air_amber": 0.95, "fairness_air_red": air_b / 2}})
+
+    run = _run(developer, world, **COHORT)
+
+    alert = Alert.objects.get(run_id=run["id"], metric=f"fairness:{SEX}")
+    assert (alert.light, alert.threshold) == ("amber", 0.95) and run["light"] == "amber"
+    assert run["thresholds"]["fairness_air_red"] == pytest.approx(air_b / 2)
 
 
 def test_a_second_delivery_of_a_performance_job_records_nothing_twice(world, developer):  # noqa: ANN001

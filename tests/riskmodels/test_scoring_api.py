@@ -580,6 +580,10 @@ def test_the_ledger_exports_as_csv_and_json_lines_with_formulas_neutralised_and_
     ({"psi_amber": 0.2, "psi_red": 0.1}, "psi_amber (0.2) must be below psi_red (0.1)"),
     ({"colour": 1}, "unknown monitoring thresholds: colour"),
     ({"csi_red": -1}, "must be a positive number"),
+    # An adverse impact ratio is worse the lower it is: red must sit below amber, and neither above 1.
+    ({"fairness_air_red": 0.85}, "fairness_air_amber (0.8) must be above fairness_air_red (0.85): lower is worse"),
+    ({"fairness_air_amber": 0.6}, "fairness_air_amber (0.6) must be above fairness_air_red (0.6)"),
+    ({"fairness_air_amber": 1.5, "fairness_air_red": 0.9}, "fairness_air_amber is a ratio of approval rates, at most 1"),
 ])
 def test_monitoring_thresholds_with_amber_above_red_are_refused_and_nothing_changes(world, compliance_officer,  # noqa: ANN001
                                                                                   thresholds, message):
@@ -587,3 +591,13 @@ def test_monitoring_thresholds_with_amber_above_red_are_refused_and_nothing_chan
                                                     {"monitoring_thresholds": thresholds}, format="json")
     assert response.status_code == 400 and message in response.json()["error"]["message"]
     assert RegisteredModel.objects.get(pk=world.model.pk).monitoring_thresholds == {}
+
+
+def test_fairness_thresholds_with_red_below_amber_are_accepted(world, compliance_officer):  # noqa: ANN001
+    thresholds = {"fairness_air_amber": 0.9, "fairness_air_red": 0.7, "psi_amber": 0.05}
+
+    response = client_for(compliance_officer).patch(f"/api/v1/models/{world.model.name}/inventory/",
+                                                    {"monitoring_thresholds": thresholds}, format="json")
+
+    assert response.status_code == 200, response.json()
+    assert RegisteredModel.objects.get(pk=world.model.pk).monitoring_thresholds == thresholds
