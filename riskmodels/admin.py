@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.loader import render_to_string
 from django.template.response import TemplateResponse
@@ -13,7 +15,7 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 
 from governance.admin_base import ReadOnlyAdminMixin
-from governance.exceptions import ServiceError, ValidationFailed
+from governance.exceptions import NotFound, PermissionDenied, ServiceError, ValidationFailed
 from governance.policy import Capability, allowed
 from riskmodels.models import (
     Alert,
@@ -31,6 +33,8 @@ from riskmodels.models import (
 from riskmodels.admin_decisions import decision_stats_block
 from riskmodels.admin_workspace import Workspace
 from riskmodels.apis.files import stored_png
+from riskmodels.apis.monitoring_plots import png_response
+from riskmodels.selectors import evaluation_get_for_user
 from riskmodels.selectors.decisions import decision_stats_for_user
 from riskmodels.services.datasets import (
     dataset_roles_parse,
@@ -38,6 +42,7 @@ from riskmodels.services.datasets import (
     protected_characteristic_delete,
     protected_characteristic_save,
 )
+from riskmodels.services.monitoring_plots import fairness_plot_render, monitoring_plot_render, monitoring_plots_available
 from riskmodels.services.reasons import reason_text_delete, reason_text_set
 from riskmodels.services.reviews import registered_model_inventory_update
 
@@ -185,6 +190,22 @@ def png_or_404(paths: dict[str, str], name: str) -> FileResponse:
     return stored_png(paths[name])
 
 
+def drawn_png(draw: Callable[[], bytes]) -> HttpResponse:
+    """Serve the PNG ``draw()`` returns; the service's refusals become the admin's 403 and 404."""
+    try:
+        return png_response(draw())
+    except PermissionDenied as exc:
+        raise DjangoPermissionDenied(str(exc)) from None
+    except NotFound as exc:
+        raise Http404(str(exc)) from None
+
+
+def fairness_block(evaluation: Evaluation) -> str:
+    """Render an evaluation's fairness tables with the approval-by-group chart of each column."""
+    return render_to_string("admin/riskmodels/fairness.html", {"fairness": evaluation.fairness,
+                                                              "evaluation_id": evaluation.pk})
+
+
 def progress_bar(job: Job) -> str:
     """Render a job's progress as an HTML progress bar with its stage."""
     return format_html('<progress max="100" value="{}" title="{}%">{}%</progress> {} · {}',
@@ -250,7 +271,21 @@ class RegisteredModelAdmin(admin.ModelAdmin):
             context["decision_stats"] = decision_stats_block(
                 decision_stats_for_user(user=request.user, model=obj, days=DECISION_STATS_DAYS), obj.pk)
             context["decision_stats_days"] = DECISION_STATS_DAYS
+        if obj is not None and allowed(request.user, Capability.DOMAIN_READ):
+            context["monitoring_plots"] = [
+                (plot, reverse("admin:riskmodels_registeredmodel_monitoring_plot", args=[obj.pk, plot]))
+                for plot in monitoring_plots_available(user=request.user, model=obj)]
         return super().render_change_form(request, context, add, change, form_url, obj)
+
+    def get_urls(self) -> list[Any]:
+        return [path("<int:pk>/monitoring/<str:plot>.png", self.admin_site.admin_view(self.monitoring_plot_view),
+                     name="riskmodels_registeredmodel_monitoring_plot"), *super().get_urls()]
+
+    def monitoring_plot_view(self, request: HttpRequest, pk: int, plot: str) -> HttpResponse:
+        model = RegisteredModel.objects.filter(pk=pk).first()
+        if model is None:
+            raise Http404
+        return drawn_png(lambda: monitoring_plot_render(user=request.user, model=model, plot=plot))
 
     def save_model(self, request: HttpRequest, obj: RegisteredModel, form: Any, change: bool) -> None:
         changes = {name: form.cleaned_data[name] for name in form.changed_data if name in INVENTORY_FIELDS}
@@ -342,7 +377,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
                 ((reverse("admin:riskmodels_evaluation_plot", args=[evaluation.pk, name]), name)
                  for name in evaluation.plots),
             )
-            fairness = render_to_string("admin/riskmodels/fairness.html", {"fairness": evaluation.fairness})
+            fairness = fairness_block(evaluation)
             blocks.append(format_html("<h4>{} on dataset version {} (threshold {})</h4><table>{}</table><div>{}</div>{}",
                                       evaluation.get_scope_display(), evaluation.dataset_version_id,
                                       evaluation.threshold, cells, images, fairness))
@@ -457,7 +492,7 @@ class EvaluationAdmin(ReadOnlyAdmin):
 
     @admin.display(description="fairness at the cutoff")
     def fairness_table(self, obj: Evaluation) -> str:
-        return render_to_string("admin/riskmodels/fairness.html", {"fairness": obj.fairness})
+        return fairness_block(obj)
 
     @admin.display(description="AUC")
     def auc(self, obj: Evaluation) -> str:
@@ -469,7 +504,13 @@ class EvaluationAdmin(ReadOnlyAdmin):
 
     def get_urls(self) -> list[Any]:
         return [path("<int:pk>/plots/<str:name>.png", self.admin_site.admin_view(self.plot_view),
-                     name="riskmodels_evaluation_plot"), *super().get_urls()]
+                     name="riskmodels_evaluation_plot"),
+                path("<int:pk>/fairness/<str:column>.png", self.admin_site.admin_view(self.fairness_plot_view),
+                     name="riskmodels_evaluation_fairness_plot"), *super().get_urls()]
+
+    def fairness_plot_view(self, request: HttpRequest, pk: int, column: str) -> HttpResponse:
+        return drawn_png(lambda: fairness_plot_render(evaluation=evaluation_get_for_user(user=request.user, id=pk),
+                                                      column=column))
 
     def plot_view(self, request: HttpRequest, pk: int, name: str) -> FileResponse:
         if not self.has_view_permission(request):
