@@ -9,8 +9,8 @@ from riskmodels.ml.pipelines import TrainingSpec
 from riskmodels.models import CreditDecision, DecisionOverride, ModelVersion, VersionStatus
 from riskmodels.services.reviews import registered_model_inventory_update
 from tests.browser.conftest import sign_in
-from tests.conftest import client_for, register_demo_dataset, register_model
-from tests.riskmodels.test_admin_decisions import POLICY, applicants, train
+from tests.conftest import client_for, register_demo_dataset, register_model, train_version
+from tests.riskmodels.test_admin_decisions import POLICY, applicants
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
@@ -18,7 +18,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 def test_an_underwriter_overrides_a_decision_in_the_admin_and_sees_it_on_the_decision_page(  # noqa: ANN001
         page, developer, compliance_officer, underwriter, tmp_path):
     model = register_model(developer)
-    champion = train(developer, model, register_demo_dataset(developer))
+    champion = train_version(developer, model, register_demo_dataset(developer))
     ModelVersion.objects.filter(pk=champion.pk).update(status=VersionStatus.CHAMPION)
     registered_model_inventory_update(actor=compliance_officer, model=model, changes={"scoring_policy": POLICY})
     rows = applicants(TrainingSpec.from_dict(champion.spec), 12)
