@@ -50,6 +50,7 @@ from riskmodels.services.overrides import decision_override
 from riskmodels.services.registry import registered_model_create
 from riskmodels.services.reviews import registered_model_inventory_update
 from riskmodels.services.scoring import applications_score
+from riskmodels.services.stability import stability_run_request
 from riskmodels.services.training import training_job_create
 from riskmodels.storage import dataset_rows
 
@@ -187,6 +188,8 @@ def demo_lifecycle_create(*, developer: Any, validator: Any, approvers: Sequence
         _run(job)
     if underwriter is not None:
         _demo_decisions(underwriter, model, dataset_version, champion)
+    # One stability run, over the development data itself, so the monitoring charts have a first point.
+    _run(stability_run_request(actor=validator, model=model, dataset_version=dataset_version))
 
     challenger = _version_with_evidence(developer=developer, model=model, dataset_version=dataset_version,
                                         request={"algorithm": "logistic_regression"})

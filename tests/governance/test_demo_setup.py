@@ -71,6 +71,12 @@ def test_the_demo_shows_a_champion_through_every_step_and_a_version_awaiting_val
     overridden = ledger.get(override__isnull=False)
     assert (overridden.outcome, overridden.override.outcome) == ("decline", "refer")
 
+    # A first stability run, over the development data: the monitoring charts have a point.
+    from riskmodels.models import MonitoringRun
+
+    run = MonitoringRun.objects.get(model_version=champion, kind="stability")
+    assert run.dataset_version_id == champion.dataset_version_id and run.results
+
     assert "token=" in first and "compliance2" in first
     assert "Demo lifecycle created: retail-pd" in first and "Demo lifecycle already set up" in second
     assert "v1 champion" in second and "approved by compliance and compliance2" in second and "v2 submitted, awaiting validation" in second
