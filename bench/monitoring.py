@@ -65,18 +65,16 @@ sys.path.insert(0, str(ROOT))
 
 TRAIN_ROWS = 40_000
 WARMUP_ROWS = 5_000
-REGIONS = ["north", "south", "east", "west"]
 TOLERANCE = 1e-12
 
 
 def _helpers():  # noqa: ANN202
     sys.path.insert(0, str(HERE))
     try:
-        from synthetic import make_numeric_data
-        import scoring as bench_scoring  # noqa: I001 - it takes this folder off sys.path itself, so last
+        import scoring as bench_scoring
     finally:
         sys.path[:] = [p for p in sys.path if p != str(HERE)]
-    return bench_scoring, make_numeric_data
+    return bench_scoring
 
 
 def bare_metrics(reference, frame, pds):  # noqa: ANN001, ANN201
@@ -121,7 +119,7 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     parser.add_argument("--pg-host", default="127.0.0.1")
     parser.add_argument("--pg-port", type=int, default=5432)
     args = parser.parse_args()
-    bench_scoring, make_numeric_data = _helpers()
+    bench_scoring = _helpers()
 
     load_at_start = os.getloadavg()
     signal.signal(signal.SIGINT, signal.default_int_handler)
@@ -162,44 +160,20 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
         from riskmodels.jobs.kinds import job_execute
         from riskmodels.ml.persistence import load_artifact
         from riskmodels.ml.pipelines import TrainingSpec, prepare_features
-        from riskmodels.models import (CreditDecision, Job, JobStatus, ModelVersion, MonitoringReference,
-                                       MonitoringRun, VersionStatus)
+        from riskmodels.models import CreditDecision, Job, JobStatus, MonitoringReference, MonitoringRun
         from riskmodels.services.batch_scoring import batch_scoring_job_create
-        from riskmodels.services.datasets import dataset_version_create
         from riskmodels.services.monitoring_reference import monitoring_reference_queue
-        from riskmodels.services.registry import registered_model_create
         from riskmodels.services.reviews import registered_model_inventory_update
         from riskmodels.services.stability import stability_run_request
-        from riskmodels.services.training import training_job_create
         from riskmodels.storage import dataset_frame
 
         dev, _ = user_upsert(username="bench-dev", role="developer")
         officer, _ = user_upsert(username="bench-officer", role="compliance_officer")
         underwriter, _ = user_upsert(username="bench-underwriter", role="underwriter")
 
-        def register(name: str, rows: int, seed: int, shift: float = 0.0):  # noqa: ANN202
-            path = tmp / f"{name}.parquet"
-            make_numeric_data(rows, path, seed=seed)
-            frame = pd.read_parquet(path).drop(columns=["x19"])
-            frame["x0"] += shift
-            frame.insert(0, "region", np.random.default_rng(seed).choice(REGIONS, size=rows))
-            frame.to_parquet(path)
-            del frame
-            version, _ = dataset_version_create(actor=dev, name=name, source=str(path), filename=path.name,
-                                                target="default")
-            path.unlink()
-            return version
-
         started = time.perf_counter()
-        training = register("train", TRAIN_ROWS, seed=3)
-        model = registered_model_create(actor=dev, name="bench-monitoring", owner_team="bench", purpose="benchmark")
-        job = training_job_create(actor=dev, registered_model=model, dataset_version=training,
-                                  request={"algorithm": "gradient_boosting"})
-        job_execute(job_id=job.pk)
-        Job.objects.filter(status=JobStatus.QUEUED).delete()  # its evaluation and battery: not needed here
-        version = ModelVersion.objects.get(training_job=job)
-        ModelVersion.objects.filter(pk=version.pk).update(status=VersionStatus.CHAMPION)
-        version = ModelVersion.objects.get(pk=version.pk)
+        training = bench_scoring.register_synthetic(dev, tmp, "train", TRAIN_ROWS, seed=3, drop=("x19",))
+        model, version = bench_scoring.train_champion(dev, training, "bench-monitoring")
         with transaction.atomic():  # as promotion calls it, inside its transaction
             ref_job = monitoring_reference_queue(actor=officer, version=version)
         job_execute(job_id=ref_job.pk)
@@ -209,8 +183,9 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
         spec = TrainingSpec.from_dict(version.spec)
         pipeline = load_artifact(default_storage.open(version.artifact_path).read(),
                                  expected_sha256=version.artifact_sha256)
-        dataset = register(f"monitor-{args.rows}", args.rows, seed=100, shift=0.1)
-        warmup = register("warm-up", WARMUP_ROWS, seed=99)
+        dataset = bench_scoring.register_synthetic(dev, tmp, f"monitor-{args.rows}", args.rows, seed=100,
+                                                   drop=("x19",), shift=0.1)
+        warmup = bench_scoring.register_synthetic(dev, tmp, "warm-up", WARMUP_ROWS, seed=99, drop=("x19",))
         print(f"set-up {time.perf_counter() - started:.0f} s: PostgreSQL, HGB trained on {TRAIN_ROWS:,} rows; "
               f"dataset version of {args.rows:,} rows x {len(spec.features)} features ({len(spec.categorical)} "
               f"categorical); reference of {reference.n_rows:,} test-split rows; MONITORING_CHUNK_ROWS "
@@ -331,12 +306,7 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     finally:
         if pool is not None:
             pool.stop()
-        try:
-            from django.db import connections
-
-            connections.close_all()
-        except Exception:  # noqa: BLE001 - Django may not be set up yet
-            pass
+        bench_scoring.close_connections()
         subprocess.run(["dropdb", "--force", "-h", args.pg_host, "-p", str(args.pg_port), "-U", "postgres", database],
                        check=False)
         shutil.rmtree(tmp, ignore_errors=True)

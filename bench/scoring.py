@@ -103,6 +103,7 @@ Ctrl-C and on errors.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import json
 import math
@@ -210,10 +211,8 @@ class Processes:
 
     def stop(self) -> None:
         for _, proc in self.procs:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)  # the session (= group) we created for it
-            except ProcessLookupError:
-                pass
         deadline = time.monotonic() + 20
         for name, proc in self.procs:
             try:
@@ -238,15 +237,13 @@ def wait_until_up(name: str, proc: subprocess.Popen, procs: Processes, path: str
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"{name} exited with {proc.returncode}:\n{procs.log_tail(name)}")
-        try:
+        with contextlib.suppress(OSError):  # not listening yet
             conn = http.client.HTTPConnection(HOST, port, timeout=5)
             conn.request("GET", path, headers=headers)
             status = conn.getresponse().status
             conn.close()
             if status == 200:
                 return
-        except OSError:
-            pass
         time.sleep(0.25)
     raise RuntimeError(f"{name} did not answer GET {path} within {timeout:.0f} s:\n{procs.log_tail(name)}")
 
@@ -380,10 +377,8 @@ class Workers:
     def stop(self) -> None:
         """SIGTERM each worker's session (warm shutdown); SIGKILL what is left after 20 s (Ctrl-C mid-task)."""
         for proc in self.procs:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
         deadline = time.monotonic() + 20
         for proc in self.procs:
             while time.monotonic() < deadline:
@@ -394,10 +389,8 @@ class Workers:
                 proc.poll()
                 time.sleep(0.1)
             else:
-                try:
+                with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
             proc.wait()
         self.procs.clear()
 
@@ -422,11 +415,9 @@ def _postgres_cpu_seconds() -> float:
     stats = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
-            try:
+            with contextlib.suppress(OSError):  # a process that ended meanwhile
                 if (entry / "comm").read_text().strip() == "postgres":
                     stats[int(entry.name)] = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                pass
     total = 0.0
     for fields in stats.values():
         parent = int(fields[1])
@@ -434,6 +425,64 @@ def _postgres_cpu_seconds() -> float:
         if parent not in stats:  # the postmaster
             total += (int(fields[13]) + int(fields[14])) / ticks
     return total
+
+
+
+def close_connections() -> None:
+    """Close Django's database connections, if Django is set up (so the benchmark's database can be dropped)."""
+    with contextlib.suppress(Exception):  # Django may not be set up yet
+        from django.db import connections
+
+        connections.close_all()
+
+
+def register_synthetic(actor, tmp: Path, name: str, rows: int, seed: int, *, drop: tuple[str, ...] = (),  # noqa: ANN001, ANN201
+                       shift: float = 0.0):
+    """Register bench/synthetic.py's data plus one text column of noise (``region``) as a dataset version.
+
+    The text column exercises the categorical paths; ``drop`` removes columns, ``shift`` moves x0.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from riskmodels.services.datasets import dataset_version_create
+
+    sys.path.insert(0, str(HERE))
+    try:
+        from synthetic import make_numeric_data
+    finally:
+        sys.path.remove(str(HERE))
+    path = tmp / f"{name}.parquet"
+    make_numeric_data(rows, path, seed=seed)
+    frame = pd.read_parquet(path).drop(columns=list(drop))
+    frame["x0"] += shift
+    frame.insert(0, "region", np.random.default_rng(seed).choice(REGIONS, size=rows))
+    frame.to_parquet(path)
+    del frame
+    version, _ = dataset_version_create(actor=actor, name=name, source=str(path), filename=path.name, target="default")
+    path.unlink()
+    return version
+
+
+def train_champion(developer, training, model_name: str):  # noqa: ANN001, ANN201
+    """Train HistGradientBoosting (service defaults) on ``training`` in this process and make it champion.
+
+    Not through submit / validate / approve / promote (riskmodels/services/lifecycle.py): a benchmark
+    sets the status directly, as tests/riskmodels/test_scoring_api.py does.
+    """
+    from riskmodels.jobs.kinds import job_execute
+    from riskmodels.models import Job, JobStatus, ModelVersion, VersionStatus
+    from riskmodels.services.registry import registered_model_create
+    from riskmodels.services.training import training_job_create
+
+    model = registered_model_create(actor=developer, name=model_name, owner_team="bench", purpose="benchmark")
+    job = training_job_create(actor=developer, registered_model=model, dataset_version=training,
+                              request={"algorithm": "gradient_boosting"})
+    job_execute(job_id=job.pk)
+    Job.objects.filter(status=JobStatus.QUEUED).delete()  # its evaluation and battery: not needed here
+    version = ModelVersion.objects.get(training_job=job)
+    ModelVersion.objects.filter(pk=version.pk).update(status=VersionStatus.CHAMPION)
+    return model, ModelVersion.objects.get(pk=version.pk)
 
 
 class PhaseTimer:
@@ -532,54 +581,25 @@ def batch_main(args: argparse.Namespace) -> None:  # noqa: C901, PLR0912, PLR091
         from riskmodels.jobs.kinds import job_execute
         from riskmodels.ml.persistence import load_artifact
         from riskmodels.ml.pipelines import TrainingSpec, prepare_features
-        from riskmodels.models import CreditDecision, Job, JobChunk, JobStatus, ModelVersion, VersionStatus
+        from riskmodels.models import CreditDecision, Job, JobChunk, JobStatus
         from riskmodels.services.batch_scoring import batch_scoring_chunk_work, batch_scoring_job_create
-        from riskmodels.services.datasets import dataset_version_create
-        from riskmodels.services.registry import registered_model_create
         from riskmodels.services.reviews import registered_model_inventory_update
-        from riskmodels.services.training import training_job_create
         from riskmodels.storage import dataset_frame
 
-        sys.path.insert(0, str(HERE))
-        from synthetic import make_numeric_data
-
-        sys.path.remove(str(HERE))
         dev, _ = user_upsert(username="bench-dev", role="developer")
         officer, _ = user_upsert(username="bench-officer", role="compliance_officer")
         underwriter, _ = user_upsert(username="bench-underwriter", role="underwriter")
 
-        def register(name: str, rows: int, seed: int):  # noqa: ANN202
-            path = tmp / f"{name}.parquet"
-            make_numeric_data(rows, path, seed=seed)
-            # One text column of noise: scoring needs a categorical encoder (see the docstring).
-            frame = pd.read_parquet(path)
-            frame.insert(0, "region", np.random.default_rng(seed).choice(REGIONS, size=rows))
-            frame.to_parquet(path)
-            del frame
-            version, _ = dataset_version_create(actor=dev, name=name, source=str(path), filename=path.name,
-                                                target="default")
-            path.unlink()
-            return version
-
         started = time.perf_counter()
-        training = register("train", TRAIN_ROWS, seed=3)
-        model = registered_model_create(actor=dev, name="bench-batch", owner_team="bench", purpose="benchmark")
-        job = training_job_create(actor=dev, registered_model=model, dataset_version=training,
-                                  request={"algorithm": "gradient_boosting"})
-        job_execute(job_id=job.pk)
-        Job.objects.filter(status=JobStatus.QUEUED).delete()  # its evaluation and battery: not needed here
-        version = ModelVersion.objects.get(training_job=job)
-        # Not through submit / validate / approve / promote (riskmodels/services/lifecycle.py): a
-        # benchmark sets the status directly, as tests/riskmodels/test_scoring_api.py does.
-        ModelVersion.objects.filter(pk=version.pk).update(status=VersionStatus.CHAMPION)
+        training = register_synthetic(dev, tmp, "train", TRAIN_ROWS, seed=3)
+        model, version = train_champion(dev, training, "bench-batch")
         model = registered_model_inventory_update(actor=officer, model=model,
                                                   changes={"scoring_policy": {"cutoff": 0.5}})
-        version = ModelVersion.objects.get(pk=version.pk)
         spec = TrainingSpec.from_dict(version.spec)
         pipeline = load_artifact(default_storage.open(version.artifact_path).read(),
                                  expected_sha256=version.artifact_sha256)
-        dataset = register(f"batch-{args.batch_rows}", args.batch_rows, seed=100)
-        warmup = register("warm-up", WARMUP_ROWS, seed=99)
+        dataset = register_synthetic(dev, tmp, f"batch-{args.batch_rows}", args.batch_rows, seed=100)
+        warmup = register_synthetic(dev, tmp, "warm-up", WARMUP_ROWS, seed=99)
         print(f"set-up {time.perf_counter() - started:.0f} s: {args.database}, HGB {dict(spec.hyperparameters)} trained on "
               f"{TRAIN_ROWS:,} rows; dataset version of {args.batch_rows:,} rows x {len(spec.features)} features ({len(spec.categorical)} categorical); "
               f"load average {load_at_start[0]:.2f}", flush=True)
@@ -707,12 +727,7 @@ def batch_main(args: argparse.Namespace) -> None:  # noqa: C901, PLR0912, PLR091
     finally:
         if pool is not None:
             pool.stop()
-        try:
-            from django.db import connections
-
-            connections.close_all()
-        except Exception:  # noqa: BLE001 - Django may not be set up yet
-            pass
+        close_connections()
         if database:
             subprocess.run(["dropdb", "--force", "-h", args.pg_host, "-p", str(args.pg_port), "-U", "postgres",
                             database], check=False)

@@ -47,7 +47,13 @@ from riskmodels.models import (
     VersionStatus,
 )
 from riskmodels.services.explanations.cache import pipeline_load
-from riskmodels.services.scoring import NOT_APPROVED, champion_or_refuse, scorer_for, scoring_policy_of
+from riskmodels.services.scoring import (
+    NOT_APPROVED,
+    canonical_inputs,
+    champion_or_refuse,
+    scorer_for,
+    scoring_policy_of,
+)
 from riskmodels.storage import HashingWriter, dataset_rows, save_bytes, save_stream
 
 _SCHEMA = pa.schema([("row", pa.int64()), ("reference", pa.string()), ("pd", pa.float64()),
@@ -144,9 +150,8 @@ def _ledger_rows(job: Job, scorer: Any, batch: ScoredBatch, frame: pd.DataFrame,
     pds, decisions, bands = batch.pd.tolist(), batch.decision.tolist(), batch.band.tolist()
     rows = []
     for i, (row, *values) in enumerate(zip(frame.index.tolist(), *columns, strict=True)):
-        # The canonical JSON of the inputs is both what is stored and what is hashed
-        # (riskmodels.services.scoring.features_sha256 encodes the same way).
-        inputs = json.dumps(dict(zip(features, values, strict=True)), separators=(",", ":"), allow_nan=False)
+        # The canonical JSON of the inputs is both what is stored and what is hashed.
+        inputs = canonical_inputs(dict(zip(features, values, strict=True)))
         flags, details = batch.flags(i) if flagged[i] else ((), {})
         reasons = json.dumps([r.to_dict() for r in batch.reason_list(i, scorer.catalogue)]) if adverse[i] else "[]"
         rows.append((now, references[i], *constant, inputs if keep else None,

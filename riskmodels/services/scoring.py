@@ -85,7 +85,9 @@ def scorer_for(version: ModelVersion, *, policy: ScoringPolicy) -> Scorer:
     spec = TrainingSpec.from_dict(version.spec)
     options = ExplainOptions()
     explainer = explainer_for(version, spec, options, lambda: training_background(version, options))
-    categories = _CATEGORIES.get(version.artifact_sha256, lambda: known_categories(pipeline_load(version)))
+    # Only explainers without a row encoder need the categories (the encoder knows its own).
+    categories = ({} if explainer.encoder is not None else
+                  _CATEGORIES.get(version.artifact_sha256, lambda: known_categories(pipeline_load(version))))
     return Scorer(
         version=version, spec=spec, policy=policy, explainer=explainer,
         protected=frozenset(c["name"] for c in version.dataset_version.schema if c["role"] == "protected"),
@@ -94,11 +96,15 @@ def scorer_for(version: ModelVersion, *, policy: ScoringPolicy) -> Scorer:
         categories=categories, fingerprint=_fingerprint_row(explainer.fingerprint.to_dict()))
 
 
+def canonical_inputs(ordered: dict[str, Any]) -> str:
+    """Return an applicant's features (already in the model's feature order) as the canonical JSON that is
+    stored and hashed: compact, in that order, no NaN."""
+    return json.dumps(ordered, separators=(",", ":"), allow_nan=False)
+
+
 def features_sha256(features: dict[str, Any], spec: TrainingSpec) -> str:
     """Return the SHA-256 of an applicant's features as canonical JSON, in the model's feature order."""
-    ordered = {f: features.get(f) for f in spec.features}
-    return hashlib.sha256(json.dumps(ordered, sort_keys=False, separators=(",", ":"),
-                                     allow_nan=False).encode()).hexdigest()
+    return hashlib.sha256(canonical_inputs({f: features.get(f) for f in spec.features}).encode()).hexdigest()
 
 
 def _feature_errors(i: int, features: Any, spec: TrainingSpec) -> dict[str, Any]:
