@@ -11,6 +11,7 @@ from riskmodels.models.explanations import ExplanationPlot, ExplanationReport, R
 from riskmodels.models.jobs import Job, JobChunk, JobKind, JobStatus
 from riskmodels.models.scoring import CreditDecision, DecisionOverride, ExplainerRecord, Outcome, OverrideReason
 from riskmodels.models.monitoring import Alert, MonitoringReference, MonitoringRun, ObservedOutcome
+from riskmodels.models.retention import LegalHold
 from riskmodels.models.lifecycle import Decision, Finding, PeriodicReview, ValidationRun
 from riskmodels.models.registry import (
     Evaluation,
@@ -23,7 +24,7 @@ from riskmodels.models.registry import (
 )
 
 __all__ = [
-    "Alert", "MonitoringReference", "MonitoringRun", "ObservedOutcome",
+    "Alert", "LegalHold", "MonitoringReference", "MonitoringRun", "ObservedOutcome",
     "CreditDecision", "DecisionOverride", "ExplainerRecord", "LedgerInputs", "Outcome", "OverrideReason",
     "DATASET_NAME_VALIDATOR", "ColumnRole", "Dataset", "DatasetVersion", "Evaluation", "ExplanationPlot",
     "ExplanationReport", "Job", "JobChunk", "JobKind", "ReasonText", "Decision", "Finding", "PeriodicReview",

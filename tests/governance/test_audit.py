@@ -12,6 +12,7 @@ from django.db import connection, transaction
 
 from governance.audit import audit_checkpoint, audit_record, audit_verify, compute_hash, correlation_id
 from governance.models import GENESIS_HASH, AuditEvent, AuditHead
+from tests.db_backends import triggers_suspended
 
 pytestmark = pytest.mark.django_db
 
@@ -26,7 +27,9 @@ def _append(n: int, actor=None) -> list[AuditEvent]:  # noqa: ANN001
 
 
 def _sql(statement: str, params: list) -> None:  # noqa: ANN001
-    with connection.cursor() as cursor:
+    # The tamperer these tests play owns the database: the append-only triggers
+    # (tests/governance/test_append_only.py) are disabled first; the chain must still tell.
+    with triggers_suspended({AuditEvent._meta.db_table}), connection.cursor() as cursor:
         cursor.execute(statement, params)
 
 
