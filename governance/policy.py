@@ -50,6 +50,7 @@ class Capability(StrEnum):
     OUTCOME_RECORD = "outcome.record"  # post what became of decided applicants (defaulted or not, when)
     ALERT_ACKNOWLEDGE = "alert.acknowledge"  # a monitoring alert: seen, and what is being done about it
     MONITORING_RUN = "monitoring.run"  # request a stability or performance run of a champion
+    LEGAL_HOLD_MANAGE = "legal_hold.manage"  # place and lift legal holds, which suspend the retention purge
 
 
 D, V, C, A, U = Role.DEVELOPER, Role.VALIDATOR, Role.COMPLIANCE_OFFICER, Role.AUDITOR, Role.UNDERWRITER
@@ -82,6 +83,7 @@ GRANTS: dict[Capability, frozenset[Role]] = {
     # alert is often theirs to judge. Never developers: acknowledging an alert on one's own model is self-review.
     Capability.ALERT_ACKNOWLEDGE: frozenset({V, C}),
     Capability.MONITORING_RUN: frozenset({D, V, C}),
+    Capability.LEGAL_HOLD_MANAGE: frozenset({C}),
 }
 
 # What a refusal says, by capability: it names who may, so the user knows whom to ask.
@@ -112,6 +114,7 @@ REFUSALS: dict[Capability, str] = {
     Capability.OUTCOME_RECORD: "only model developers record the observed outcomes of decisions",
     Capability.ALERT_ACKNOWLEDGE: "only compliance officers and validators acknowledge monitoring alerts",
     Capability.MONITORING_RUN: "only developers, validators and compliance officers request monitoring runs",
+    Capability.LEGAL_HOLD_MANAGE: "only compliance officers place and lift legal holds",
 }
 SEPARATION_OF_DUTIES = "separation_of_duties"
 
@@ -179,7 +182,7 @@ OBJECT_RULES: dict[Capability, tuple[ObjectRule, ...]] = {
 ADMIN_PERMISSIONS: dict[Capability, tuple[str, ...]] = {
     Capability.DOMAIN_READ: tuple(f"riskmodels.view_{model}" for model in (
         "dataset", "datasetversion", "registeredmodel", "modelversion", "evaluation", "job", "explanationreport",
-        "decision", "finding", "periodicreview", "alert")),
+        "decision", "finding", "periodicreview", "alert", "legalhold")),
     Capability.DATASET_UPLOAD: ("riskmodels.add_datasetversion",),
     Capability.REASON_TEXT_EDIT: tuple(f"riskmodels.{verb}_reasontext" for verb in ("view", "add", "change", "delete")),
     Capability.AUDIT_READ: ("governance.view_auditevent",),
