@@ -342,6 +342,8 @@ CELERY_BEAT_SCHEDULE = {
     "flag-overdue-reviews": {"task": "riskmodels.flag_overdue_reviews", "schedule": 3600.0},
     # Daily, each over the last MONITORING_WINDOW_DAYS of the ledger.
     "schedule-stability-runs": {"task": "riskmodels.schedule_stability_runs", "schedule": 86400.0},
+    # Daily, the records whose retention has ended (manage.py purge_expired does the same by hand).
+    "purge-expired": {"task": "riskmodels.purge_expired", "schedule": 86400.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 

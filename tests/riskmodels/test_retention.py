@@ -175,3 +175,19 @@ def test_observed_outcomes_may_have_a_shorter_retention_than_their_decisions(wor
     assert CreditDecision.objects.filter(pk=decision.pk).exists()
     assert _purge_events()["observed_outcomes"]["deleted"]["observed_outcomes"] == {
         "count": 1, "ids_sha256": _expected_hash([outcome.pk])}
+
+
+def test_the_daily_beat_task_purges_and_a_second_delivery_purges_nothing_more(world):  # noqa: ANN001
+    from django.conf import settings
+
+    from governance.celery import app
+    from riskmodels.jobs.dispatch import PURGE_EXPIRED
+
+    assert settings.CELERY_BEAT_SCHEDULE["purge-expired"] == {"task": PURGE_EXPIRED, "schedule": 86400.0}
+    app.loader.import_default_modules()  # the tasks, as a worker registers them (nothing imports them)
+    ledger_entries(world.version, 2, decided_at=OLD)
+    app.tasks[PURGE_EXPIRED]()
+    app.tasks[PURGE_EXPIRED]()
+    counts = [e.after["deleted"]["decision_ledger"]["count"]
+              for e in AuditEvent.objects.filter(action="retention.purged", target_id="decision_ledger")]
+    assert counts == [2, 0] and not CreditDecision.objects.exists()
