@@ -182,7 +182,7 @@ OBJECT_RULES: dict[Capability, tuple[ObjectRule, ...]] = {
 ADMIN_PERMISSIONS: dict[Capability, tuple[str, ...]] = {
     Capability.DOMAIN_READ: tuple(f"riskmodels.view_{model}" for model in (
         "dataset", "datasetversion", "registeredmodel", "modelversion", "evaluation", "job", "explanationreport",
-        "decision", "finding", "periodicreview", "alert", "legalhold")),
+        "decision", "finding", "periodicreview", "alert")),
     Capability.DATASET_UPLOAD: ("riskmodels.add_datasetversion",),
     Capability.REASON_TEXT_EDIT: tuple(f"riskmodels.{verb}_reasontext" for verb in ("view", "add", "change", "delete")),
     Capability.AUDIT_READ: ("governance.view_auditevent",),

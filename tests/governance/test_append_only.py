@@ -10,11 +10,13 @@ import importlib
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management.color import no_style
 from django.db import DatabaseError, connection, transaction
 
 from governance import append_only
 from governance.append_only import AUDIT_RULE, AUDIT_TABLE, LEDGER_RULE, LEDGER_TABLE, OVERRIDE_TABLE, PG_TRIGGERS
 from governance.audit import audit_record, audit_verify
+from governance.models import AuditEvent
 from riskmodels.models import CreditDecision, DecisionOverride, LegalHold
 from tests.riskmodels.ledger import OLD, YOUNG, ledger_entries, ledger_world
 
@@ -109,6 +111,16 @@ def test_the_sqlite_triggers_are_installed():
     expected = {statement.split()[2] for group in ("audit", "ledger") for statement in
                 append_only.install_sql(group, "sqlite")}
     assert expected <= names and len(expected) == 8
+
+
+def test_djangos_own_flush_is_refused_so_manage_py_flush_cannot_empty_the_audit_log():
+    # The test backends suspend the triggers around their flush; Django's own backend (production) does not.
+    _event()
+    djangos = type(connection.ops).__mro__[1](connection)
+    with pytest.raises(DatabaseError, match=AUDIT_RULE), transaction.atomic():
+        for statement in djangos.sql_flush(no_style(), [AUDIT_TABLE]):
+            _execute(statement)
+    assert AuditEvent.objects.count() == 1
 
 
 # --- The decision ledger: no UPDATE, no TRUNCATE; DELETE only when old and unheld ---------------------------
