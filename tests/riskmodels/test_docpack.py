@@ -274,12 +274,15 @@ def test_the_fetcher_refuses_every_url_but_the_packs_own_images_even_in_raw_html
     # The second wall: HTML that did reach the renderer unescaped still fetches nothing.
     base, hits = local_server
     fetcher = pdf_module.PackFetcher({"roc": b"\x89PNG"})
-    html = (f'<img src="{base}/x.png"><img src="file:///etc/passwd"><img src="https://example.org/y.png">'
-            f'<div style="background: url({base}/css.png)">x</div><img src="docpack:unknown.png">')
+    html = (f'<style>@import url({base}/import.css);</style><link rel="stylesheet" href="file:///etc/x.css">'
+            f'<img src="{base}/x.png"><img src="file:///etc/passwd"><img src="https://example.org/y.png">'
+            f'<div style="background: url({base}/css.png)">x</div><img src="docpack:unknown.png">'
+            '<img src="data:image/png;base64,iVBORw0KGgo=">')
     pdf, pages = pdf_module.html_to_pdf(html, {}, fetcher=fetcher)
     assert hits == []
-    assert sorted(fetcher.refused) == sorted([f"{base}/x.png", "file:///etc/passwd", "https://example.org/y.png",
-                                              f"{base}/css.png", "docpack:unknown.png"])
+    assert sorted(fetcher.refused) == sorted([f"{base}/import.css", "file:///etc/x.css", f"{base}/x.png",
+                                              "file:///etc/passwd", "https://example.org/y.png", f"{base}/css.png",
+                                              "docpack:unknown.png", "data:image/png;base64,iVBORw0KGgo="])
     assert pdf.startswith(b"%PDF-") and pages == 1
     assert fetcher.fetch("docpack:roc.png").read() == b"\x89PNG"
 
