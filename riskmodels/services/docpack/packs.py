@@ -23,7 +23,7 @@ from governance.audit import audit_record
 from governance.policy import Capability, require
 from riskmodels.jobs import Finished, Progress, job_dispatch
 from riskmodels.jobs.state import WORKER_LABEL
-from riskmodels.ml.monitoring_plots import NoData, approval_by_group, psi_over_time
+from riskmodels.ml.monitoring_plots import approval_by_group, psi_over_time
 from riskmodels.ml.plots import PLOT_NAMES, render_evaluation_plots
 from riskmodels.models import DocumentationPack, Evaluation, ExplanationPlot, Job, JobKind, ModelVersion
 from riskmodels.services.docpack.contents import SCHEMA, pack_contents, pack_json
@@ -70,7 +70,9 @@ def _figures(version: ModelVersion, document: dict[str, Any]) -> tuple[dict[str,
             name = f"fairness-{block['evaluation']}-{index}"
             try:
                 images[name] = approval_by_group(column)
-            except NoData:
+            except ValueError:
+                # NoData (no group has a rate), or a label matplotlib cannot typeset: the table above
+                # the chart carries the same figures, so the pack goes without the chart.
                 name = None
             columns.append({"column": column, "image": name})
         fairness.append({**block, "column_views": columns})
