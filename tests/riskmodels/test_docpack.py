@@ -195,6 +195,19 @@ def test_the_mapping_says_no_evidence_recorded_where_the_version_has_none(world)
     assert html.count(NO_EVIDENCE) >= 4
 
 
+def test_a_version_with_monitoring_records_has_them_in_its_pack_and_its_mapping(world):  # noqa: ANN001
+    from tests.riskmodels.alerting import raise_alerts
+
+    alert, = raise_alerts(world.version)
+    document = json.loads(pack_json(pack_contents(world.version)))
+    jsonschema.validate(document, json.loads(SCHEMA_FILE.read_text()), cls=jsonschema.Draft202012Validator)
+    assert [a["id"] for a in document["monitoring"]["alerts"]] == [alert.pk]
+    assert [r["id"] for r in document["monitoring"]["stability_runs"]] == [alert.run_id]
+    mapping = {(m["framework"], m["ref"]): m for m in document["mapping"]}
+    assert mapping[(AI, "9")]["status"] == mapping[(SR, "ongoing_monitoring")]["status"] == "evidence recorded"
+    assert {"stability runs", "alerts"} <= set(mapping[(AI, "9")]["evidence"])
+
+
 # --- The renderer fetches nothing; user text is escaped -----------------------------------------------------
 
 class _Recorder(http.server.BaseHTTPRequestHandler):
