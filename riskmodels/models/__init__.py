@@ -7,6 +7,7 @@ from riskmodels.models.datasets import (
     DatasetVersion,
     ProtectedCharacteristic,
 )
+from riskmodels.models.docpack import DocumentationPack
 from riskmodels.models.explanations import ExplanationPlot, ExplanationReport, ReasonText
 from riskmodels.models.jobs import Job, JobChunk, JobKind, JobStatus
 from riskmodels.models.scoring import CreditDecision, DecisionOverride, ExplainerRecord, Outcome, OverrideReason
@@ -26,7 +27,7 @@ from riskmodels.models.registry import (
 __all__ = [
     "Alert", "LegalHold", "MonitoringReference", "MonitoringRun", "ObservedOutcome",
     "CreditDecision", "DecisionOverride", "ExplainerRecord", "LedgerInputs", "Outcome", "OverrideReason",
-    "DATASET_NAME_VALIDATOR", "ColumnRole", "Dataset", "DatasetVersion", "Evaluation", "ExplanationPlot",
+    "DATASET_NAME_VALIDATOR", "ColumnRole", "Dataset", "DocumentationPack", "DatasetVersion", "Evaluation", "ExplanationPlot",
     "ExplanationReport", "Job", "JobChunk", "JobKind", "ReasonText", "Decision", "Finding", "PeriodicReview",
     "JobStatus", "ModelType", "ProtectedCharacteristic", "ModelVersion", "RegisteredModel", "RiskTier", "ValidationRun", "VersionStatus",
 ]

@@ -283,6 +283,8 @@ def _request_stability_run(user: Any, world: World) -> Answer:
 def _place_legal_hold(user: Any, world: World) -> Answer:
     return _answer(client_for(user).post(f"/api/v1/models/{world.model_version.registered_model.name}/legal-holds/",
                                          {"reason": "Litigation: applicant complaint"}, format="json"))
+def _generate_documentation_pack(user: Any, world: World) -> Answer:
+    return _answer(client_for(user).post(f"/api/v1/model-versions/{world.model_version.pk}/documentation-packs/"))
 
 
 PROBES: dict[Capability, Probe] = {
@@ -313,6 +315,7 @@ PROBES: dict[Capability, Probe] = {
     Capability.ALERT_ACKNOWLEDGE: Probe(_acknowledge_alert, ok=200),
     Capability.MONITORING_RUN: Probe(_request_stability_run, ok=202),
     Capability.LEGAL_HOLD_MANAGE: Probe(_place_legal_hold, ok=201),
+    Capability.DOCPACK_GENERATE: Probe(_generate_documentation_pack, ok=202),
 }
 
 
