@@ -8,11 +8,12 @@ and its files are removed after the commit.
 
 Registered here: the decision ledger (with its overrides and observed outcomes, which cannot outlive
 the decision they belong to), observed outcomes on their own (personal data, possibly shorter),
-and batch-scoring output files (a copy of ledger rows). Deliberately not: dataset versions (they
+batch-scoring output files (a copy of ledger rows) and documentation packs (their files and
+records; the audit log keeps each pack's hashes). Deliberately not: dataset versions (they
 are the evidence a model version was trained and validated on, kept as long as the model's
 record), model versions, evaluations and reports, and the audit log, which is never purged
-(``retention_register`` refuses it). Documentation packs and audit exports register their own
-entry (``retention_register``) with their model.
+(``retention_register`` refuses it); audit exports are files named only by their audit event,
+kept with the log.
 """
 
 from __future__ import annotations
@@ -31,7 +32,15 @@ from django.utils import timezone
 
 from governance.audit import audit_record
 from governance.models import AuditEvent, AuditHead
-from riskmodels.models import CreditDecision, DecisionOverride, Job, JobKind, LegalHold, ObservedOutcome
+from riskmodels.models import (
+    CreditDecision,
+    DecisionOverride,
+    DocumentationPack,
+    Job,
+    JobKind,
+    LegalHold,
+    ObservedOutcome,
+)
 from riskmodels.storage import delete_quietly
 
 RETENTION_LABEL = "system:retention"
@@ -166,6 +175,27 @@ retention_register(RecordType(
     name="batch_scoring_outputs", model=Job, setting="batch_scoring_outputs",
     env="RETENTION_BATCH_SCORING_OUTPUT_MONTHS", expired=_batch_outputs_expired, delete=_batch_outputs_delete,
     files=_batch_outputs_files))
+
+
+# --- Documentation packs -----------------------------------------------------------------------------------
+
+def _packs_expired(cutoff: dt.datetime) -> QuerySet[DocumentationPack]:
+    return DocumentationPack.objects.filter(created_at__lt=cutoff).exclude(
+        model_version__registered_model_id__in=_held_models())
+
+
+def _packs_files(ids: list[Any]) -> list[str]:
+    return [path for pack in DocumentationPack.objects.filter(pk__in=ids)
+            for path in (pack.json_path, pack.html_path, pack.pdf_path)]
+
+
+def _packs_delete(ids: list[Any]) -> dict[str, dict[str, Any]]:
+    return {"documentation_packs": _summary(_delete_ids(DocumentationPack, "pk", ids))}
+
+
+retention_register(RecordType(
+    name="documentation_packs", model=DocumentationPack, setting="documentation_packs",
+    env="RETENTION_DOCUMENTATION_PACK_MONTHS", expired=_packs_expired, delete=_packs_delete, files=_packs_files))
 
 
 # --- The purge --------------------------------------------------------------------------------------------

@@ -19,7 +19,16 @@ from django.db import DatabaseError
 
 from governance.audit import audit_verify
 from governance.models import AuditEvent, AuditHead
-from riskmodels.models import CreditDecision, DecisionOverride, Job, JobKind, JobStatus, LegalHold, ObservedOutcome
+from riskmodels.models import (
+    CreditDecision,
+    DecisionOverride,
+    DocumentationPack,
+    Job,
+    JobKind,
+    JobStatus,
+    LegalHold,
+    ObservedOutcome,
+)
 from riskmodels.services.retention import (
     RecordType,
     months_before,
@@ -75,7 +84,7 @@ def test_the_purge_deletes_expired_unheld_decisions_keeps_young_and_held_ones_an
     assert event["cutoff"] == months_before(NOW, 25).isoformat()
     assert report["decision_ledger"].deleted == event["deleted"]
     # One event per record type, each in its type's transaction, and the chain stays whole.
-    assert set(_purge_events()) == {"decision_ledger", "observed_outcomes", "batch_scoring_outputs"}
+    assert set(_purge_events()) == {"decision_ledger", "observed_outcomes", "batch_scoring_outputs", "documentation_packs"}
     assert audit_verify().ok
 
 
@@ -143,6 +152,39 @@ def test_a_held_models_batch_output_is_kept(world):  # noqa: ANN001
     LegalHold.objects.create(registered_model=world.model, reason="litigation", placed_by_username="carl")
     retention_purge(now=NOW)
     assert default_storage.exists(path)
+
+
+def _pack(version, created_at: dt.datetime, tag: str) -> tuple[DocumentationPack, list[str]]:  # noqa: ANN001
+    paths = [default_storage.save(f"docpacks/{tag}/pack.{ext}", ContentFile(b"pack bytes")) for ext in ("json", "html", "pdf")]
+    job = Job.objects.create(kind=JobKind.DOCUMENTATION_PACK, status=JobStatus.SUCCEEDED, params={},
+                             registered_model=version.registered_model, model_version=version, finished_at=created_at,
+                             dataset_version=version.dataset_version,
+                             requested_by_username="vera")
+    files = {ext: (path, "0" * 64, 10) for ext, path in zip(("json", "html", "pdf"), paths, strict=True)}
+    with mock.patch("django.utils.timezone.now", return_value=created_at):
+        pack = DocumentationPack.objects.create(
+            model_version=version, job=job, schema="riskgov.docpack/1", pdf_pages=1, created_by_username="vera",
+            **{f"{ext}_{field}": value for ext, (path, sha, size) in files.items()
+               for field, value in (("path", path), ("sha256", sha), ("size", size))})
+    return pack, paths
+
+
+def test_documentation_packs_are_kept_ten_years_then_purged_with_their_files_unless_held(world):  # noqa: ANN001
+    eleven_years_ago = NOW - dt.timedelta(days=11 * 366)
+    expired, expired_files = _pack(world.version, eleven_years_ago, "expired")
+    young, young_files = _pack(world.version, NOW - dt.timedelta(days=9 * 366), "young")
+    held, held_files = _pack(world.other_version, eleven_years_ago, "held")
+    LegalHold.objects.create(registered_model=world.other_model, reason="examination", placed_by_username="carl")
+
+    retention_purge(now=NOW)
+
+    assert set(DocumentationPack.objects.values_list("pk", flat=True)) == {young.pk, held.pk}
+    assert not any(default_storage.exists(p) for p in expired_files)
+    assert all(default_storage.exists(p) for p in young_files + held_files)
+    event = _purge_events()["documentation_packs"]
+    assert event["retention_months"] == 120 and event["files_removed"] == 3
+    assert event["deleted"] == {"documentation_packs": {"count": 1, "ids_sha256": _expected_hash([expired.pk])}}
+    assert audit_verify().ok
 
 
 def test_the_registry_refuses_the_audit_log():
