@@ -52,9 +52,9 @@ def _format_time(value: datetime) -> str:
     return value.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def canonical_bytes(event: AuditEvent) -> bytes:
-    """Serialise the hashed fields of ``event`` deterministically (sorted keys, no spaces)."""
-    body = {
+def hashed_fields(event: AuditEvent) -> dict[str, Any]:
+    """Return the fields of ``event`` that its hash covers, as plain JSON values (exports carry exactly these)."""
+    return {
         "seq": event.seq,
         "created_at": _format_time(event.created_at),
         "actor_id": event.actor_id,
@@ -68,7 +68,14 @@ def canonical_bytes(event: AuditEvent) -> bytes:
         "request_id": event.request_id,
         "prev_hash": event.prev_hash,
     }
-    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def canonical_bytes(event: AuditEvent) -> bytes:
+    """Serialise the hashed fields of ``event`` deterministically (sorted keys, no spaces).
+
+    tools/verify_audit_export.py repeats this for examiners (a test keeps the two equal).
+    """
+    return json.dumps(hashed_fields(event), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def compute_hash(event: AuditEvent) -> str:
