@@ -8,6 +8,7 @@ what was true then, and it is the log an examiner can verify.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,10 @@ OPEN_FINDING_STATUSES = frozenset({"open", "remediated"})
 APPROVED_STATUSES = frozenset({"approved", "champion"})
 
 
+def _is_date(text: str) -> bool:
+    return bool(re.fullmatch(r"\d{4}-\d{2}-\d{2}", text))
+
+
 def parse_moment(value: str, *, field: str, end_of_day: bool = False) -> dt.datetime:
     """Return ``value`` (YYYY-MM-DD or an ISO datetime; naive means UTC) as an aware UTC datetime.
 
@@ -35,8 +40,9 @@ def parse_moment(value: str, *, field: str, end_of_day: bool = False) -> dt.date
     """
     text = (value or "").strip()
     try:
-        moment = parse_datetime(text)
-        day = None if moment is not None else parse_date(text)
+        # parse_datetime takes a bare date for midnight: test for a date first.
+        day = parse_date(text) if _is_date(text) else None
+        moment = parse_datetime(text) if day is None else None
     except ValueError:
         moment = day = None
     if moment is None and day is None:
@@ -49,15 +55,15 @@ def parse_moment(value: str, *, field: str, end_of_day: bool = False) -> dt.date
     return moment.astimezone(dt.UTC)
 
 
-def moment_until(value: str, *, field: str) -> tuple[Q, dt.datetime]:
-    """Return the filter on ``created_at`` for "up to ``value``" and its bound.
+def moment_until(value: str, *, field: str) -> tuple[Q, dt.datetime, bool]:
+    """Return the filter on ``created_at`` for "up to ``value``", its bound and whether the bound is included.
 
     A date takes in its whole day (before the next day starts); a datetime is taken as given,
     its instant included.
     """
     bound = parse_moment(value, field=field, end_of_day=True)
-    whole_day = parse_datetime((value or "").strip()) is None
-    return (Q(created_at__lt=bound) if whole_day else Q(created_at__lte=bound)), bound
+    whole_day = _is_date((value or "").strip())
+    return (Q(created_at__lt=bound) if whole_day else Q(created_at__lte=bound)), bound, not whole_day
 
 
 def _refers_to(related: Any, registered_model: Any) -> Q | None:
@@ -173,7 +179,7 @@ def inventory_as_of_for_user(*, user: Any, moment: str) -> dict[str, Any]:
     """
     require(user, Capability.DOMAIN_READ)
     require(user, Capability.AUDIT_READ)
-    up_to, bound = moment_until(moment, field="date")
+    up_to, bound, _ = moment_until(moment, field="date")
     events = AuditEvent.objects.filter(up_to)
     relevant = Q(action__in=("registered_model.created", "model_version.created")) | \
         Q(action__startswith="model_version.", after__has_key="status") | \

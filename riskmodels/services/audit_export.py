@@ -73,8 +73,8 @@ def _filters(*, actor: Any, model: str, actor_username: str, action: str, since:
         query &= Q(action__startswith=prefix) if prefix.endswith(".") else Q(action=action)
         used["action"] = action
     lower = parse_moment(since, field="since") if since else None
-    up_to, upper = moment_until(until, field="until") if until else (Q(), None)
-    if lower and upper and lower > upper:
+    up_to, upper, inclusive = moment_until(until, field="until") if until else (Q(), None, True)
+    if lower and upper and (lower > upper or (lower == upper and not inclusive)):
         raise ValidationFailed(f"since ({since}) is after until ({until})", code="invalid",
                                details={"field": "since"})
     if lower:
