@@ -106,7 +106,8 @@ class _Span:
 def _write_jsonl(events: QuerySet[AuditEvent], span: _Span, handle: BinaryIO) -> None:
     for event in events.iterator(chunk_size=2000):
         row = {**hashed_fields(event), "hash": event.hash}
-        handle.write((json.dumps(row, sort_keys=True, ensure_ascii=False) + "\n").encode())
+        # ASCII only: a line separator (U+2028) inside a string must not split the line for any reader.
+        handle.write((json.dumps(row, sort_keys=True) + "\n").encode())
         span.add(event.seq, event.hash)
 
 
