@@ -41,11 +41,23 @@ def current_correlation_id() -> str:
     return _correlation.get()
 
 
+def _as_stored_float(text: str) -> float | int:
+    # PostgreSQL's jsonb keeps numbers as numerics: it gives 1e+16 back as 10000000000000000 (an int
+    # once parsed) and -0.0 as 0.0. Hash what every database gives back, or the chain breaks on reading.
+    value = float(text)
+    if value == 0:
+        return 0.0
+    if value.is_integer() and abs(value) >= 1e16:
+        return int(value)
+    return value
+
+
 def _normalise(data: Any) -> Any:
     """Return ``data`` as plain JSON values, exactly as the database will give it back."""
     if data is None:
         return None
-    return json.loads(json.dumps(data, cls=DjangoJSONEncoder, allow_nan=False, sort_keys=True))
+    return json.loads(json.dumps(data, cls=DjangoJSONEncoder, allow_nan=False, sort_keys=True),
+                      parse_float=_as_stored_float)
 
 
 def _format_time(value: datetime) -> str:
