@@ -19,7 +19,8 @@ import hashlib
 import io
 import json
 import uuid
-from dataclasses import dataclass
+import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -31,7 +32,7 @@ from django.utils import timezone
 
 from governance.audit import audit_record, hashed_fields
 from governance.exceptions import NotFound, ValidationFailed
-from governance.models import AuditEvent, AuditHead, GENESIS_HASH
+from governance.models import GENESIS_HASH, AuditEvent, AuditHead
 from governance.policy import Capability, require
 from riskmodels.selectors.audit_history import moment_until, parse_moment, registered_model_audit_filter
 from riskmodels.services.ledger_export import csv_safe
@@ -88,19 +89,18 @@ def _filters(*, actor: Any, model: str, actor_username: str, action: str, since:
 
 @dataclass
 class _Span:
+    """What the manifest says about the rows written: how many, first and last seq, the ranges left out."""
+
     count: int = 0
     first: int | None = None
     last: int | None = None
-    last_hash: str = GENESIS_HASH
+    gaps: list[list[int]] = field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        self.gaps: list[list[int]] = []
-
-    def add(self, seq: int, digest: str) -> None:
+    def add(self, seq: int) -> None:
         if self.last is not None and seq > self.last + 1:
             self.gaps.append([self.last + 1, seq - 1])
         self.first = seq if self.first is None else self.first
-        self.last, self.last_hash, self.count = seq, digest, self.count + 1
+        self.last, self.count = seq, self.count + 1
 
 
 def _write_jsonl(events: QuerySet[AuditEvent], span: _Span, handle: BinaryIO) -> None:
@@ -108,7 +108,7 @@ def _write_jsonl(events: QuerySet[AuditEvent], span: _Span, handle: BinaryIO) ->
         row = {**hashed_fields(event), "hash": event.hash}
         # ASCII only: a line separator (U+2028) inside a string must not split the line for any reader.
         handle.write((json.dumps(row, sort_keys=True) + "\n").encode())
-        span.add(event.seq, event.hash)
+        span.add(event.seq)
 
 
 def _write_csv(events: QuerySet[AuditEvent], handle: BinaryIO) -> None:
@@ -214,8 +214,6 @@ def audit_verifier_source(*, user: Any) -> bytes:
 
 def audit_export_bundle(*, user: Any, id: str, handle: BinaryIO) -> None:
     """Write a ZIP of the export's files, its manifest and the verifier to ``handle``."""
-    import zipfile
-
     found = []
     for name in ("events.jsonl", "events.csv", "manifest.json"):
         try:

@@ -124,7 +124,7 @@ def test_an_inserted_row_with_a_valid_hash_fails_at_its_sequence_number(export):
     verifier = _verifier_module()
     # A forger who knows the format: a row that links to row 3 and hashes correctly, placed after it.
     forged = {**json.loads(lines[3]), "action": "model_version.approve", "actor_username": "forger"}
-    forged.update(seq=_seq(lines[3]) + 1, prev_hash=json.loads(lines[2 + 1])["hash"])
+    forged.update(seq=_seq(lines[3]) + 1, prev_hash=json.loads(lines[3])["hash"])
     forged["hash"] = verifier.row_hash(forged)
     lines.insert(4, json.dumps(forged, sort_keys=True))
     _write(events, lines)
