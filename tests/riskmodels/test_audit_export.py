@@ -213,3 +213,30 @@ def test_events_appended_after_the_head_was_read_are_not_in_the_export(auditor, 
     events, stored_manifest = save_export(client, second, tmp_path)
     assert json.loads(events.read_text().splitlines()[-1])["action"] == "audit.exported"
     assert run_verifier(events, stored_manifest).returncode == 0
+
+
+def test_the_admin_page_exports_through_the_same_service_and_links_the_files(auditor, two_models, client):  # noqa: ANN001
+    client.force_login(auditor)
+    assert "Export for an examiner" in client.get("/admin/governance/auditevent/").content.decode()
+    page = client.post("/admin/governance/auditevent/export/", {"file_format": "csv", "model": "retail-pd"})
+    assert page.status_code == 200
+    exported = AuditEvent.objects.get(action="audit.exported")
+    assert exported.after["filters"] == {"model": "retail-pd"}
+    body = page.content.decode()
+    assert f"/api/v1/audit-exports/{exported.target_id}/events.csv" in body
+    assert client.get(f"/api/v1/audit-exports/{exported.target_id}/manifest.json").status_code == 200
+
+
+def test_the_admin_page_shows_a_bad_filter_and_writes_nothing(auditor, client, _isolated_media):  # noqa: ANN001
+    client.force_login(auditor)
+    before = AuditEvent.objects.count()
+    page = client.post("/admin/governance/auditevent/export/", {"file_format": "jsonl", "model": "no-such-model"})
+    assert "model &#x27;no-such-model&#x27; does not exist" in page.content.decode()
+    assert AuditEvent.objects.count() == before and stored_files(_isolated_media) == []
+
+
+def test_the_admin_page_refuses_a_developer_with_the_policys_reason(developer, client):  # noqa: ANN001
+    client.force_login(developer)
+    page = client.post("/admin/governance/auditevent/export/", {"file_format": "jsonl"})
+    assert "only validators, compliance officers and auditors can read the audit log" in page.content.decode()
+    assert not AuditEvent.objects.filter(action="audit.exported").exists()
