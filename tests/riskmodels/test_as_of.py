@@ -5,14 +5,17 @@ was true then (champions changing, approvals, a finding opened then closed)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 from unittest import mock
 
 import pytest
+from django.core.files.storage import default_storage
 from django.core.management import call_command
 from django.test import override_settings
 from rest_framework.test import APIClient
 
 from riskmodels.models import ModelVersion, VersionStatus
+from riskmodels.services.audit_export import audit_events_export, audit_export_file_get_for_user
 from riskmodels.services import findings, lifecycle
 from governance.accounts import user_upsert
 from governance.roles import Role
@@ -148,3 +151,22 @@ def test_a_bad_date_is_refused_naming_the_parameter(auditor, history, date):  # 
     response = client_for(auditor).get("/api/v1/inventory/as-of/", {"date": date})
     assert response.status_code == 400
     assert response.json()["error"]["details"]["field"] == "date"
+
+
+def test_an_export_filtered_by_the_model_holds_its_versions_decisions_and_findings(auditor, history):  # noqa: ANN001
+    # The export's model filter over this real history (tests/riskmodels/test_audit_export.py has the rest).
+    model, first, second, finding = history
+    export = audit_events_export(actor=auditor, file_format="jsonl", model=model.name)
+    stored = audit_export_file_get_for_user(user=auditor, id=export.id, name="events.jsonl")
+    with default_storage.open(stored.path) as handle:
+        rows = [json.loads(line) for line in handle]
+    targets = {(r["target_type"], r["target_id"]) for r in rows}
+    actions = {r["action"] for r in rows}
+    assert {"registered_model.created", "registered_model.review_scheduled", "train_job.created",
+            "model_version.created", "model_version.approve", "model_version.promote", "model_version.replace",
+            "model_version.retire", "finding.raised", "finding.remediated", "finding.closed"} <= actions
+    assert {("riskmodels.modelversion", str(first.pk)), ("riskmodels.modelversion", str(second.pk)),
+            ("riskmodels.finding", str(finding.pk)), ("riskmodels.registeredmodel", str(model.pk))} <= targets
+    # Nothing about users, tokens or datasets: they do not refer to the model.
+    assert not {t for t, _ in targets} & {"auth.user", "knox.authtoken", "riskmodels.dataset",
+                                           "riskmodels.datasetversion"}
