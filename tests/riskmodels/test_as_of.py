@@ -14,11 +14,11 @@ from django.core.management import call_command
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from riskmodels.models import ModelVersion, VersionStatus
-from riskmodels.services.audit_export import audit_events_export, audit_export_file_get_for_user
-from riskmodels.services import findings, lifecycle
 from governance.accounts import user_upsert
 from governance.roles import Role
+from riskmodels.models import ModelVersion, VersionStatus
+from riskmodels.services import findings, lifecycle
+from riskmodels.services.audit_export import audit_events_export, audit_export_file_get_for_user
 from tests.conftest import (
     client_for,
     media_settings,
