@@ -38,7 +38,8 @@ def parse_moment(value: str, *, field: str, end_of_day: bool = False) -> dt.date
     A bare date means the start of that day in UTC, or with ``end_of_day`` the start of the next
     one (an upper bound that takes in the whole day). Raise ValidationFailed naming ``field``.
     """
-    text = (value or "").strip()
+    # An unescaped "+02:00" in a query string arrives as " 02:00".
+    text = (value or "").strip().replace(" ", "+")
     try:
         # parse_datetime takes a bare date for midnight: test for a date first.
         day = parse_date(text) if _is_date(text) else None

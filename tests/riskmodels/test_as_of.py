@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 from governance.accounts import user_upsert
 from governance.roles import Role
 from riskmodels.models import ModelVersion, VersionStatus
+from riskmodels.selectors.audit_history import parse_moment
 from riskmodels.services import findings, lifecycle
 from riskmodels.services.audit_export import audit_events_export, audit_export_file_get_for_user
 from tests.conftest import (
@@ -110,6 +111,8 @@ def test_the_inventory_at_each_date_is_what_was_true_then(auditor, history):  # 
 
     day2_morning = _as_of(auditor, "2031-02-10T09:00:00Z")  # an instant before the day's decisions
     assert _ids(day2_morning["approved"]) == [first.pk] and _ids(day2_morning["open_findings"]) == [finding.pk]
+    assert _as_of(auditor, "2031-02-10T11:00:00+02:00") == day2_morning  # the same instant, in another zone
+    assert _ids(_as_of(auditor, "2031-02-10T10:00:00Z")["approved"]) == [first.pk, second.pk]  # the instant included
 
     day2 = _as_of(auditor, "2031-02-10")
     assert day2["champion"]["id"] == first.pk
@@ -170,3 +173,8 @@ def test_an_export_filtered_by_the_model_holds_its_versions_decisions_and_findin
     # Nothing about users, tokens or datasets: they do not refer to the model.
     assert not {t for t, _ in targets} & {"auth.user", "knox.authtoken", "riskmodels.dataset",
                                            "riskmodels.datasetversion"}
+
+
+def test_an_offset_whose_plus_a_query_string_turned_into_a_space_still_parses():
+    assert parse_moment("2031-02-10T11:00:00 02:00", field="date") == DAY2 - dt.timedelta(hours=1)
+    assert parse_moment("2031-02-10", field="date", end_of_day=True) == dt.datetime(2031, 2, 11, tzinfo=dt.UTC)
