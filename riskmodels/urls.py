@@ -2,6 +2,7 @@ from django.urls import path
 
 from riskmodels.apis import (
     alerts,
+    audit_exports,
     datasets,
     docpacks,
     explanations,
@@ -18,6 +19,12 @@ from riskmodels.apis import (
 )
 
 urlpatterns = [
+    path("audit-events/export/", audit_exports.AuditEventsExportApi.as_view(), name="audit-events-export"),
+    path("audit-exports/verifier.py", audit_exports.AuditVerifierApi.as_view(), name="audit-export-verifier"),
+    path("audit-exports/<str:id>/bundle.zip", audit_exports.AuditExportBundleApi.as_view(),
+         name="audit-export-bundle"),
+    path("audit-exports/<str:id>/<str:name>", audit_exports.AuditExportFileApi.as_view(), name="audit-export-file"),
+    path("inventory/as-of/", audit_exports.InventoryAsOfApi.as_view(), name="inventory-as-of"),
     path("datasets/", datasets.DatasetsApi.as_view(), name="datasets"),
     path("dataset-versions/", datasets.DatasetVersionListApi.as_view(), name="dataset-version-list"),
     path("dataset-versions/<int:id>/", datasets.DatasetVersionDetailApi.as_view(), name="dataset-version-detail"),

@@ -50,6 +50,17 @@ def test_verify_reports_the_count_and_the_head_hash():
     assert result.head_hash == events[-1].hash == AuditHead.objects.get().hash
 
 
+def test_numbers_postgres_gives_back_differently_still_verify():
+    # jsonb returns 1e+16 as an integer and -0.0 as 0.0: the hash must be of what comes back.
+    with transaction.atomic():
+        recorded = audit_record(actor=None, action="test.event", target_type="thing", target_id=1,
+                                after={"big": 1.5e300, "round": 1e16, "negative_zero": -0.0, "small": 2.5e-05})
+    stored = AuditEvent.objects.get(pk=recorded.pk)
+    assert stored.after == {"big": int(1.5e300), "round": 10**16, "negative_zero": 0.0, "small": 2.5e-05}
+    assert compute_hash(stored) == stored.hash
+    assert audit_verify().ok
+
+
 @pytest.mark.django_db(transaction=True)
 def test_it_refuses_to_record_outside_a_transaction():
     with pytest.raises(RuntimeError, match="inside the transaction"):
