@@ -9,6 +9,9 @@ A capability is granted to roles (``GRANTS``, data). Some capabilities also carr
 rules (``OBJECT_RULES``): each is a named check on the object acted on, such as separation
 of duties, that refuses with its own reason even when the role allows the capability. This
 module imports nothing of the domain apps: object rules read plain attributes of the object.
+
+Teams bound what a user sees (``team_ids_visible_to``): the selectors of the ML domain filter
+every query by it, so another team's object is answered exactly like a missing one (404).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from governance.exceptions import PermissionDenied
+from governance.exceptions import PermissionDenied, ValidationFailed
 from governance.roles import Role, user_roles
 
 
@@ -242,3 +245,48 @@ def require(user: Any, capability: Capability, obj: Any = None) -> None:
     refused = _refused(user, capability, obj)
     if refused is not None:
         raise PermissionDenied(refused[0], code=refused[1])
+
+
+# Teams. Developers and underwriters work inside their teams; validators, compliance officers
+# and auditors oversee: the teams they are assigned to, or every team when their profile says so.
+OVERSIGHT_ROLES = frozenset({V, C, A})
+
+
+def team_ids_visible_to(user: Any) -> frozenset[int] | None:
+    """Return the ids of the teams whose datasets and models ``user`` may see, or None for every team.
+
+    Read once per user object (like its roles); the services that change a user's teams drop the cache.
+    """
+    roles = user_roles(user)
+    if not roles:
+        return frozenset()
+    if hasattr(user, "_governance_team_ids"):
+        return user._governance_team_ids
+    profile = getattr(user, "governance_profile", None) if roles & OVERSIGHT_ROLES else None
+    visible = None if profile is not None and profile.sees_all_teams else frozenset(
+        user.teams.values_list("pk", flat=True))
+    user._governance_team_ids = visible
+    return visible
+
+
+def team_for_new_object(user: Any, slug: str | None) -> Any:
+    """Return the team a new dataset or model of ``user`` goes in: the one named, or their only team.
+
+    Only a member creates in a team (seeing every team is oversight, not ownership). Raises
+    ValidationFailed (400) when the user is in several teams and names none, PermissionDenied (403)
+    when they name a team they are not in or belong to no team.
+    """
+    teams = list(user.teams.order_by("slug")) if user_roles(user) else []
+    if slug:
+        chosen = next((team for team in teams if team.slug == slug), None)
+        if chosen is None:
+            raise PermissionDenied(f"you are not a member of team {slug!r}: you can create only in your own teams "
+                                   f"({', '.join(t.slug for t in teams) or 'none'})", code="not_a_team_member")
+        return chosen
+    if len(teams) == 1:
+        return teams[0]
+    if not teams:
+        raise PermissionDenied("you belong to no team: a compliance officer must add you to one before you create "
+                               "datasets or models", code="no_team")
+    raise ValidationFailed(f"say which team: you are in {', '.join(t.slug for t in teams)}; pass team=<slug>",
+                           code="team_required", details={"field": "team"})

@@ -17,7 +17,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.test import RequestFactory, override_settings
 
-from governance.accounts import role_groups_sync, user_upsert
+from governance.accounts import role_groups_sync
 from governance.exceptions import PermissionDenied
 from governance.policy import (
     ADMIN_PERMISSIONS,
@@ -39,6 +39,7 @@ from tests.conftest import (
     module_media,
     register_demo_dataset,
     register_model,
+    team_member,
     train_submittable_version,
 )
 
@@ -73,7 +74,7 @@ shared_media, _isolated_media = module_media("policy-media")
 @pytest.fixture(scope="module")
 def world(django_db_setup, django_db_blocker, shared_media):  # noqa: ANN001,ANN201
     with django_db_blocker.unblock(), override_settings(**media_settings(shared_media)):
-        owner, _ = user_upsert(username="owen-owner", role=Role.DEVELOPER)
+        owner, _ = team_member(username="owen-owner", role=Role.DEVELOPER)
         dataset_version = register_demo_dataset(owner)
         model = register_model(owner)
         # With its test-split evaluation and SHAP report, so that the submit probe can succeed.
