@@ -13,7 +13,7 @@ from django.utils.text import slugify
 from governance.audit import audit_record
 from governance.exceptions import Conflict, ValidationFailed
 from governance.models import Team, UserProfile
-from governance.policy import admin_permissions_of
+from governance.policy import Capability, admin_permissions_of, require
 from governance.roles import Role, user_roles
 
 User = get_user_model()
@@ -140,7 +140,12 @@ def _teams_named(slugs: Sequence[str]) -> list[Team]:
 
 
 def team_create(*, name: str, slug: str = "", actor: Any | None = None) -> Team:
-    """Create a team (its slug from the name unless given); audit it. 409 when the name or slug is taken."""
+    """Create a team (its slug from the name unless given); audit it. 409 when the name or slug is taken.
+
+    ``actor`` None is the command line (system); a person needs ``team.manage``.
+    """
+    if actor is not None:
+        require(actor, Capability.TEAM_MANAGE)
     name = (name or "").strip()
     slug = slug or slugify(name)
     if not name or len(name) > 100 or not slug:

@@ -53,6 +53,7 @@ class Capability(StrEnum):
     OUTCOME_RECORD = "outcome.record"  # post what became of decided applicants (defaulted or not, when)
     ALERT_ACKNOWLEDGE = "alert.acknowledge"  # a monitoring alert: seen, and what is being done about it
     MONITORING_RUN = "monitoring.run"  # request a stability or performance run of a champion
+    TEAM_MANAGE = "team.manage"  # create teams, assign users to them, give oversight roles every team
 
 
 D, V, C, A, U = Role.DEVELOPER, Role.VALIDATOR, Role.COMPLIANCE_OFFICER, Role.AUDITOR, Role.UNDERWRITER
@@ -85,6 +86,7 @@ GRANTS: dict[Capability, frozenset[Role]] = {
     # alert is often theirs to judge. Never developers: acknowledging an alert on one's own model is self-review.
     Capability.ALERT_ACKNOWLEDGE: frozenset({V, C}),
     Capability.MONITORING_RUN: frozenset({D, V, C}),
+    Capability.TEAM_MANAGE: frozenset({C}),
 }
 
 # What a refusal says, by capability: it names who may, so the user knows whom to ask.
@@ -115,6 +117,7 @@ REFUSALS: dict[Capability, str] = {
     Capability.OUTCOME_RECORD: "only model developers record the observed outcomes of decisions",
     Capability.ALERT_ACKNOWLEDGE: "only compliance officers and validators acknowledge monitoring alerts",
     Capability.MONITORING_RUN: "only developers, validators and compliance officers request monitoring runs",
+    Capability.TEAM_MANAGE: "only compliance officers manage teams and who belongs to them",
 }
 SEPARATION_OF_DUTIES = "separation_of_duties"
 
@@ -189,6 +192,8 @@ ADMIN_PERMISSIONS: dict[Capability, tuple[str, ...]] = {
     Capability.PROTECTED_CATALOGUE_EDIT: tuple(f"riskmodels.{verb}_protectedcharacteristic"
                                                for verb in ("view", "add", "change", "delete")),
     Capability.DECISION_READ: ("riskmodels.view_creditdecision", "riskmodels.view_decisionoverride"),
+    Capability.TEAM_MANAGE: tuple(f"governance.{verb}_{model}" for model in ("team", "userprofile")
+                                  for verb in ("view", "add", "change")),
 }
 
 

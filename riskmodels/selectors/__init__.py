@@ -147,27 +147,44 @@ def job_get_for_user(*, user: Any, id: int):  # noqa: ANN201
         raise NotFound(f"job {id} does not exist") from None
 
 
-def evaluation_get_for_user(*, user: Any, id: int):  # noqa: ANN201
-    """Return one evaluation, or raise NotFound / PermissionDenied."""
+def evaluation_list_for_user(*, user: Any) -> QuerySet:
+    """Return the evaluations the user may see."""
     from riskmodels.models import Evaluation
 
     require(user, Capability.DOMAIN_READ)
+    return scoped(Evaluation.objects.select_related("model_version__registered_model"), user=user)
+
+
+def evaluation_get_for_user(*, user: Any, id: int):  # noqa: ANN201
+    """Return one evaluation, or raise NotFound / PermissionDenied."""
     try:
-        return scoped(Evaluation.objects.select_related("model_version__registered_model"), user=user).get(pk=id)
-    except (Evaluation.DoesNotExist, ValueError, TypeError):
+        return evaluation_list_for_user(user=user).get(pk=id)
+    except (ObjectDoesNotExist, ValueError, TypeError):
         raise NotFound(f"evaluation {id} does not exist") from None
+
+
+def explanation_report_list_for_user(*, user: Any) -> QuerySet:
+    """Return the SHAP reports the user may see."""
+    from riskmodels.models import ExplanationReport
+
+    require(user, Capability.DOMAIN_READ)
+    return scoped(ExplanationReport.objects.select_related("model_version__registered_model"), user=user)
 
 
 def explanation_report_get_for_user(*, user: Any, id: int):  # noqa: ANN201
     """Return one SHAP report, or raise NotFound / PermissionDenied."""
-    from riskmodels.models import ExplanationReport
+    try:
+        return explanation_report_list_for_user(user=user).get(pk=id)
+    except (ObjectDoesNotExist, ValueError, TypeError):
+        raise NotFound(f"explanation report {id} does not exist") from None
+
+
+def reason_text_list_for_user(*, user: Any) -> QuerySet:
+    """Return the reason-code texts of the models the user may see."""
+    from riskmodels.models import ReasonText
 
     require(user, Capability.DOMAIN_READ)
-    try:
-        return scoped(ExplanationReport.objects.select_related("model_version__registered_model"),
-                      user=user).get(pk=id)
-    except (ExplanationReport.DoesNotExist, ValueError, TypeError):
-        raise NotFound(f"explanation report {id} does not exist") from None
+    return scoped(ReasonText.objects.select_related("registered_model"), user=user)
 
 
 def registered_model_champion(*, registered_model: Any):  # noqa: ANN201

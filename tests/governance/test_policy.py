@@ -170,6 +170,23 @@ def _edit_reason_text(user: Any, world: World) -> Answer:
     return 200, None
 
 
+def _manage_teams(user: Any, world: World) -> Answer:
+    # Teams are managed in the admin (and by the command line); the admin and the service must agree.
+    from governance.accounts import team_create
+    from governance.models import Team
+
+    request = RequestFactory().get("/admin/governance/team/add/")
+    request.user = user
+    offered = admin.site._registry[Team].has_add_permission(request)
+    try:
+        team_create(actor=user, name="policy-probe-team")
+    except PermissionDenied as exc:
+        assert not offered, "the admin offers what the service refuses"
+        return 403, exc.message
+    assert offered, "the service allows what the admin hides"
+    return 200, None
+
+
 def _edit_protected_catalogue(user: Any, world: World) -> Answer:
     # Like reason texts: edited in the admin, through the service; both must agree.
     from riskmodels.models import ProtectedCharacteristic
@@ -308,6 +325,7 @@ PROBES: dict[Capability, Probe] = {
     Capability.OUTCOME_RECORD: Probe(_record_outcome, ok=201, gates=()),
     Capability.ALERT_ACKNOWLEDGE: Probe(_acknowledge_alert, ok=200),
     Capability.MONITORING_RUN: Probe(_request_stability_run, ok=202),
+    Capability.TEAM_MANAGE: Probe(_manage_teams, ok=200, gates=()),
 }
 
 
@@ -400,7 +418,9 @@ def test_only_compliance_officers_groups_may_change_anything_in_the_admin():
     for role in Role:
         changes = [p for p in admin_permissions_of(role) if not p.split(".")[1].startswith("view_")]
         expected = {Role.DEVELOPER: ["riskmodels.add_datasetversion"],
-                    Role.COMPLIANCE_OFFICER: ["riskmodels.add_protectedcharacteristic", "riskmodels.add_reasontext",
+                    Role.COMPLIANCE_OFFICER: ["governance.add_team", "governance.add_userprofile",
+                                              "governance.change_team", "governance.change_userprofile",
+                                              "riskmodels.add_protectedcharacteristic", "riskmodels.add_reasontext",
                                               "riskmodels.change_protectedcharacteristic",
                                               "riskmodels.change_reasontext",
                                               "riskmodels.delete_protectedcharacteristic",
