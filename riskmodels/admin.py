@@ -312,10 +312,12 @@ class RegisteredModelAdmin(ScopedBySelector, admin.ModelAdmin):
                      name="riskmodels_registeredmodel_monitoring_plot"), *super().get_urls()]
 
     def monitoring_plot_view(self, request: HttpRequest, pk: int, plot: str) -> HttpResponse:
-        model = registered_model_list_for_user(user=request.user).filter(pk=pk).first()
-        if model is None:
-            raise Http404
-        return drawn_png(lambda: monitoring_plot_render(user=request.user, model=model, plot=plot))
+        def draw() -> bytes:
+            model = registered_model_list_for_user(user=request.user).filter(pk=pk).first()
+            if model is None:
+                raise NotFound(f"model {pk} does not exist")
+            return monitoring_plot_render(user=request.user, model=model, plot=plot)
+        return drawn_png(draw)
 
     def save_model(self, request: HttpRequest, obj: RegisteredModel, form: Any, change: bool) -> None:
         changes = {name: form.cleaned_data[name] for name in form.changed_data if name in INVENTORY_FIELDS}
@@ -556,5 +558,8 @@ class EvaluationAdmin(ReadOnlyAdmin):
     def plot_view(self, request: HttpRequest, pk: int, name: str) -> FileResponse:
         if not self.has_view_permission(request):
             raise Http404
-        evaluation = evaluation_list_for_user(user=request.user).filter(pk=pk).first()
-        return png_or_404(evaluation.plots if evaluation else {}, name)
+        try:
+            evaluation = evaluation_get_for_user(user=request.user, id=pk)
+        except (NotFound, PermissionDenied):
+            raise Http404 from None
+        return png_or_404(evaluation.plots, name)
