@@ -576,7 +576,7 @@ def batch_main(args: argparse.Namespace) -> None:  # noqa: C901, PLR0912, PLR091
         call_command("migrate", verbosity=0)
         import pyarrow.parquet as pq
 
-        from governance.accounts import user_upsert
+        from governance.accounts import team_get_or_create, user_upsert
         from governance.models import AuditEvent
         from riskmodels.jobs.kinds import job_execute
         from riskmodels.ml.persistence import load_artifact
@@ -586,9 +586,10 @@ def batch_main(args: argparse.Namespace) -> None:  # noqa: C901, PLR0912, PLR091
         from riskmodels.services.reviews import registered_model_inventory_update
         from riskmodels.storage import dataset_frame
 
-        dev, _ = user_upsert(username="bench-dev", role="developer")
-        officer, _ = user_upsert(username="bench-officer", role="compliance_officer")
-        underwriter, _ = user_upsert(username="bench-underwriter", role="underwriter")
+        bench_team = team_get_or_create(name="bench").slug  # benchmark objects in their own team
+        dev, _ = user_upsert(username="bench-dev", role="developer", teams=[bench_team])
+        officer, _ = user_upsert(username="bench-officer", role="compliance_officer", teams=[bench_team])
+        underwriter, _ = user_upsert(username="bench-underwriter", role="underwriter", teams=[bench_team])
 
         started = time.perf_counter()
         training = register_synthetic(dev, tmp, "train", TRAIN_ROWS, seed=3)
