@@ -860,7 +860,8 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
 
         # Underwriters score; explain-rows needs a role that may explain.
         role = "underwriter" if args.service_endpoint == "score" else "developer"
-        token = manage("create_api_user", "bench-scorer", "--role", role).strip().splitlines()[-1]
+        token = manage("create_api_user", "bench-scorer", "--role", role,
+                       "--team", "retail-credit").strip().splitlines()[-1]  # the demo's team
         champion = ModelVersion.objects.get(registered_model__name=DEMO_MODEL, status=VersionStatus.CHAMPION)
         spec = TrainingSpec.from_dict(champion.spec)
         pipeline = load_artifact(read_verified(champion.artifact_path, champion.artifact_sha256),
