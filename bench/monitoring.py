@@ -155,7 +155,7 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
         from threadpoolctl import threadpool_info, threadpool_limits
 
         call_command("migrate", verbosity=0)
-        from governance.accounts import user_upsert
+        from governance.accounts import team_get_or_create, user_upsert
         from governance.models import AuditEvent
         from riskmodels.jobs.kinds import job_execute
         from riskmodels.ml.persistence import load_artifact
@@ -167,9 +167,10 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
         from riskmodels.services.stability import stability_run_request
         from riskmodels.storage import dataset_frame
 
-        dev, _ = user_upsert(username="bench-dev", role="developer")
-        officer, _ = user_upsert(username="bench-officer", role="compliance_officer")
-        underwriter, _ = user_upsert(username="bench-underwriter", role="underwriter")
+        bench_team = team_get_or_create(name="bench").slug  # benchmark objects in their own team
+        dev, _ = user_upsert(username="bench-dev", role="developer", teams=[bench_team])
+        officer, _ = user_upsert(username="bench-officer", role="compliance_officer", teams=[bench_team])
+        underwriter, _ = user_upsert(username="bench-underwriter", role="underwriter", teams=[bench_team])
 
         started = time.perf_counter()
         training = bench_scoring.register_synthetic(dev, tmp, "train", TRAIN_ROWS, seed=3, drop=("x19",))

@@ -576,7 +576,7 @@ def batch_main(args: argparse.Namespace) -> None:  # noqa: C901, PLR0912, PLR091
         call_command("migrate", verbosity=0)
         import pyarrow.parquet as pq
 
-        from governance.accounts import user_upsert
+        from governance.accounts import team_get_or_create, user_upsert
         from governance.models import AuditEvent
         from riskmodels.jobs.kinds import job_execute
         from riskmodels.ml.persistence import load_artifact
@@ -586,9 +586,10 @@ def batch_main(args: argparse.Namespace) -> None:  # noqa: C901, PLR0912, PLR091
         from riskmodels.services.reviews import registered_model_inventory_update
         from riskmodels.storage import dataset_frame
 
-        dev, _ = user_upsert(username="bench-dev", role="developer")
-        officer, _ = user_upsert(username="bench-officer", role="compliance_officer")
-        underwriter, _ = user_upsert(username="bench-underwriter", role="underwriter")
+        bench_team = team_get_or_create(name="bench").slug  # benchmark objects in their own team
+        dev, _ = user_upsert(username="bench-dev", role="developer", teams=[bench_team])
+        officer, _ = user_upsert(username="bench-officer", role="compliance_officer", teams=[bench_team])
+        underwriter, _ = user_upsert(username="bench-underwriter", role="underwriter", teams=[bench_team])
 
         started = time.perf_counter()
         training = register_synthetic(dev, tmp, "train", TRAIN_ROWS, seed=3)
@@ -859,7 +860,8 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
 
         # Underwriters score; explain-rows needs a role that may explain.
         role = "underwriter" if args.service_endpoint == "score" else "developer"
-        token = manage("create_api_user", "bench-scorer", "--role", role).strip().splitlines()[-1]
+        token = manage("create_api_user", "bench-scorer", "--role", role,
+                       "--team", "retail-credit").strip().splitlines()[-1]  # the demo's team
         champion = ModelVersion.objects.get(registered_model__name=DEMO_MODEL, status=VersionStatus.CHAMPION)
         spec = TrainingSpec.from_dict(champion.spec)
         pipeline = load_artifact(read_verified(champion.artifact_path, champion.artifact_sha256),

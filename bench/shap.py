@@ -150,7 +150,7 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from governance.accounts import user_upsert
+    from governance.accounts import team_get_or_create, user_upsert
     from governance.models import AuditEvent
     from riskmodels.ml.explain.parquet import read_values
     from riskmodels.ml.persistence import load_artifact
@@ -166,7 +166,8 @@ def main() -> None:  # noqa: C901, PLR0915 - one linear script
     sys.path.insert(0, str(HERE))
     from synthetic import make_numeric_data
 
-    dev, _ = user_upsert(username="bench-dev", role="developer")
+    bench_team = team_get_or_create(name="bench").slug  # benchmark objects in their own team
+    dev, _ = user_upsert(username="bench-dev", role="developer", teams=[bench_team])
 
     def register(name: str, rows: int, seed: int):  # noqa: ANN202
         path = var / f"{name}.parquet"

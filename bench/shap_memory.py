@@ -44,7 +44,7 @@ def measure(rows: int, chunk: int) -> dict[str, float]:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from governance.accounts import user_upsert
+    from governance.accounts import team_get_or_create, user_upsert
     from governance.celery import app
     from riskmodels.jobs.kinds import chunk_execute, job_execute
     from riskmodels.models import ExplanationReport, JobChunk, ModelVersion
@@ -59,7 +59,8 @@ def measure(rows: int, chunk: int) -> dict[str, float]:
 
     path = var / "bench.parquet"
     make_data(2 * rows, path)
-    dev, _ = user_upsert(username="bench-dev", role="developer")
+    bench_team = team_get_or_create(name="bench").slug  # benchmark objects in their own team
+    dev, _ = user_upsert(username="bench-dev", role="developer", teams=[bench_team])
     dataset, _ = dataset_version_create(actor=dev, name="bench", source=str(path), filename=path.name, target="default")
     model = registered_model_create(actor=dev, name="bench-model", owner_team="bench", purpose="benchmark")
     job = training_job_create(actor=dev, registered_model=model, dataset_version=dataset,

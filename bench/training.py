@@ -56,7 +56,7 @@ def main() -> None:
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from governance.accounts import user_upsert
+    from governance.accounts import team_get_or_create, user_upsert
     from governance.models import AuditEvent
     from riskmodels.ml.pipelines import TrainingSpec, build_pipeline, prepare_features
     from riskmodels.ml.training import binary_target, split
@@ -68,7 +68,8 @@ def main() -> None:
 
     data_path = var / "bench.parquet"
     make_data(args.rows, data_path)
-    dev, _ = user_upsert(username="bench-dev", role="developer")
+    bench_team = team_get_or_create(name="bench").slug  # benchmark objects in their own team
+    dev, _ = user_upsert(username="bench-dev", role="developer", teams=[bench_team])
     dataset, _ = dataset_version_create(actor=dev, name="bench", source=str(data_path), filename="bench.parquet",
                                         target="default")
     model = registered_model_create(actor=dev, name="bench-model", owner_team="bench", purpose="benchmark")

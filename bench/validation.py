@@ -47,7 +47,7 @@ def main() -> None:
     import numpy as np
     import shap
 
-    from governance.accounts import user_upsert
+    from governance.accounts import team_get_or_create, user_upsert
     from governance.celery import app
     from riskmodels.jobs.kinds import job_execute
     from riskmodels.ml.pipelines import TrainingSpec, prepare_features
@@ -66,7 +66,8 @@ def main() -> None:
 
     path = var / "bench.parquet"
     make_numeric_data(args.rows, path)
-    dev, _ = user_upsert(username="bench-dev", role="developer")
+    bench_team = team_get_or_create(name="bench").slug  # benchmark objects in their own team
+    dev, _ = user_upsert(username="bench-dev", role="developer", teams=[bench_team])
     dataset, _ = dataset_version_create(actor=dev, name="bench", source=str(path), filename=path.name, target="default")
     model = registered_model_create(actor=dev, name="bench-model", owner_team="bench", purpose="benchmark")
     job = training_job_create(actor=dev, registered_model=model, dataset_version=dataset,

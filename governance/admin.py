@@ -1,4 +1,4 @@
-"""Admin for compliance staff: the read-only audit log, and users whose changes are audited."""
+"""Admin for compliance staff: the read-only audit log, users, teams and team access, every change audited."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from governance.accounts import (
+    team_record_admin_change,
+    team_snapshot,
     user_record_admin_change,
     user_record_admin_delete,
     user_record_password_change,
@@ -21,7 +23,8 @@ from governance.accounts import (
 )
 from governance.admin_base import ReadOnlyAdminMixin
 from governance.exceptions import ServiceError
-from governance.models import AuditEvent
+from governance.models import AuditEvent, Team, UserProfile
+from governance.policy import Capability, allowed
 from riskmodels.services.audit_export import FILE_FORMATS, audit_events_export
 
 User = get_user_model()
@@ -118,3 +121,63 @@ class AuditedUserAdmin(UserAdmin):
 
 admin.site.unregister(User)
 admin.site.register(User, AuditedUserAdmin)
+
+
+class ManagedByTeamCapability:
+    """Pages that follow the policy's ``team.manage`` (and Django's permissions); nothing is deleted here."""
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return allowed(request.user, Capability.TEAM_MANAGE) and super().has_view_permission(  # type: ignore[misc]
+            request, obj)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return allowed(request.user, Capability.TEAM_MANAGE) and super().has_add_permission(request)  # type: ignore[misc]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return allowed(request.user, Capability.TEAM_MANAGE) and super().has_change_permission(  # type: ignore[misc]
+            request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a team owns records (PROTECT) and a profile is evidence of who saw what
+
+
+@admin.register(Team)
+class TeamAdmin(ManagedByTeamCapability, admin.ModelAdmin):
+    """Teams and their members: compliance officers assign users to teams; every change is audited."""
+
+    list_display = ["name", "slug", "member_count", "created_at"]
+    search_fields = ["name", "slug", "members__username"]
+    prepopulated_fields = {"slug": ["name"]}
+    filter_horizontal = ["members"]
+    fields = ["name", "slug", "members"]
+
+    @admin.display(description="members")
+    def member_count(self, obj: Team) -> int:
+        return obj.members.count()
+
+    def save_model(self, request: HttpRequest, obj: Team, form: Any, change: bool) -> None:
+        obj._audit_before = team_snapshot(Team.objects.get(pk=obj.pk)) if change else None
+        super().save_model(request, obj, form, change)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        # Members are saved here: audit after them, still inside the admin's transaction.
+        team_record_admin_change(actor=request.user, team=form.instance, before=form.instance._audit_before)
+
+
+@admin.register(UserProfile)
+class UserProfileAdmin(ManagedByTeamCapability, admin.ModelAdmin):
+    """Which validators, compliance officers and auditors see every team (audited as a change of the user)."""
+
+    list_display = ["user", "sees_all_teams"]
+    list_filter = ["sees_all_teams"]
+    search_fields = ["user__username"]
+    fields = ["user", "sees_all_teams"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return ["user"] if obj is not None else []
+
+    def save_model(self, request: HttpRequest, obj: UserProfile, form: Any, change: bool) -> None:
+        before = user_snapshot(User.objects.get(pk=obj.user_id))
+        super().save_model(request, obj, form, change)
+        user_record_admin_change(actor=request.user, user=obj.user, before=before)

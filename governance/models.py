@@ -1,4 +1,4 @@
-"""Compliance-domain tables: the append-only, hash-chained audit log."""
+"""Compliance-domain tables: the append-only, hash-chained audit log; teams and who belongs to them."""
 
 from __future__ import annotations
 
@@ -72,3 +72,38 @@ class AuditHead(models.Model):
 
     def __str__(self) -> str:
         return f"audit head #{self.seq}"
+
+
+class Team(models.Model):
+    """Name a group of people who own datasets and models; the boundary of what a member sees.
+
+    Every dataset and registered model belongs to one team; everything made from them (versions,
+    jobs, evaluations, reports, decisions, findings, alerts, runs) inherits it through its foreign
+    keys. Who sees which team is ``governance.policy.team_ids_visible_to``.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=100, unique=True)
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="teams")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class UserProfile(models.Model):
+    """Hold what governance records about a user beyond Django's auth tables.
+
+    ``sees_all_teams`` gives a validator, compliance officer or auditor every team, present and
+    future (second-line and third-line oversight); the policy ignores it for other roles.
+    """
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="governance_profile")
+    sees_all_teams = models.BooleanField(default=False, help_text="Validators, compliance officers and auditors "
+                                                                  "only: see every team's data, not just their own.")
+
+    def __str__(self) -> str:
+        return f"profile of {self.user}"

@@ -9,6 +9,9 @@ A capability is granted to roles (``GRANTS``, data). Some capabilities also carr
 rules (``OBJECT_RULES``): each is a named check on the object acted on, such as separation
 of duties, that refuses with its own reason even when the role allows the capability. This
 module imports nothing of the domain apps: object rules read plain attributes of the object.
+
+Teams bound what a user sees (``team_ids_visible_to``): the selectors of the ML domain filter
+every query by it, so another team's object is answered exactly like a missing one (404).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from governance.exceptions import PermissionDenied
+from governance.exceptions import PermissionDenied, ValidationFailed
 from governance.roles import Role, user_roles
 
 
@@ -52,6 +55,7 @@ class Capability(StrEnum):
     MONITORING_RUN = "monitoring.run"  # request a stability or performance run of a champion
     LEGAL_HOLD_MANAGE = "legal_hold.manage"  # place and lift legal holds, which suspend the retention purge
     DOCPACK_GENERATE = "docpack.generate"  # generate a version's documentation pack (reading one is domain.read)
+    TEAM_MANAGE = "team.manage"  # create teams, assign users to them, give oversight roles every team
 
 
 D, V, C, A, U = Role.DEVELOPER, Role.VALIDATOR, Role.COMPLIANCE_OFFICER, Role.AUDITOR, Role.UNDERWRITER
@@ -87,6 +91,7 @@ GRANTS: dict[Capability, frozenset[Role]] = {
     Capability.LEGAL_HOLD_MANAGE: frozenset({C}),
     # Not auditors: generating a pack is a recorded change (a job, files, an audit event), and auditors stay read-only.
     Capability.DOCPACK_GENERATE: frozenset({D, V, C}),
+    Capability.TEAM_MANAGE: frozenset({C}),
 }
 
 # What a refusal says, by capability: it names who may, so the user knows whom to ask.
@@ -120,6 +125,7 @@ REFUSALS: dict[Capability, str] = {
     Capability.LEGAL_HOLD_MANAGE: "only compliance officers place and lift legal holds",
     Capability.DOCPACK_GENERATE: "only developers, validators and compliance officers generate documentation packs; "
                                  "auditors download them",
+    Capability.TEAM_MANAGE: "only compliance officers manage teams and who belongs to them",
 }
 SEPARATION_OF_DUTIES = "separation_of_duties"
 
@@ -194,6 +200,8 @@ ADMIN_PERMISSIONS: dict[Capability, tuple[str, ...]] = {
     Capability.PROTECTED_CATALOGUE_EDIT: tuple(f"riskmodels.{verb}_protectedcharacteristic"
                                                for verb in ("view", "add", "change", "delete")),
     Capability.DECISION_READ: ("riskmodels.view_creditdecision", "riskmodels.view_decisionoverride"),
+    Capability.TEAM_MANAGE: tuple(f"governance.{verb}_{model}" for model in ("team", "userprofile")
+                                  for verb in ("view", "add", "change")),
 }
 
 
@@ -250,3 +258,48 @@ def require(user: Any, capability: Capability, obj: Any = None) -> None:
     refused = _refused(user, capability, obj)
     if refused is not None:
         raise PermissionDenied(refused[0], code=refused[1])
+
+
+# Teams. Developers and underwriters work inside their teams; validators, compliance officers
+# and auditors oversee: the teams they are assigned to, or every team when their profile says so.
+OVERSIGHT_ROLES = frozenset({V, C, A})
+
+
+def team_ids_visible_to(user: Any) -> frozenset[int] | None:
+    """Return the ids of the teams whose datasets and models ``user`` may see, or None for every team.
+
+    Read once per user object (like its roles); the services that change a user's teams drop the cache.
+    """
+    roles = user_roles(user)
+    if not roles:
+        return frozenset()
+    if hasattr(user, "_governance_team_ids"):
+        return user._governance_team_ids
+    profile = getattr(user, "governance_profile", None) if roles & OVERSIGHT_ROLES else None
+    visible = None if profile is not None and profile.sees_all_teams else frozenset(
+        user.teams.values_list("pk", flat=True))
+    user._governance_team_ids = visible
+    return visible
+
+
+def team_for_new_object(user: Any, slug: str | None) -> Any:
+    """Return the team a new dataset or model of ``user`` goes in: the one named, or their only team.
+
+    Only a member creates in a team (seeing every team is oversight, not ownership). Raises
+    ValidationFailed (400) when the user is in several teams and names none, PermissionDenied (403)
+    when they name a team they are not in or belong to no team.
+    """
+    teams = list(user.teams.order_by("slug")) if user_roles(user) else []
+    if slug:
+        chosen = next((team for team in teams if team.slug == slug), None)
+        if chosen is None:
+            raise PermissionDenied(f"you are not a member of team {slug!r}: you can create only in your own teams "
+                                   f"({', '.join(t.slug for t in teams) or 'none'})", code="not_a_team_member")
+        return chosen
+    if len(teams) == 1:
+        return teams[0]
+    if not teams:
+        raise PermissionDenied("you belong to no team: a compliance officer must add you to one before you create "
+                               "datasets or models", code="no_team")
+    raise ValidationFailed(f"say which team: you are in {', '.join(t.slug for t in teams)}; pass team=<slug>",
+                           code="team_required", details={"field": "team"})

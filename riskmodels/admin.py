@@ -23,7 +23,6 @@ from riskmodels.models import (
     ProtectedCharacteristic,
     DatasetVersion,
     Evaluation,
-    ExplanationPlot,
     ExplanationReport,
     Job,
     ModelVersion,
@@ -35,7 +34,19 @@ from riskmodels.admin_retention import LegalHoldAdminMixin, legal_hold_context
 from riskmodels.admin_workspace import Workspace
 from riskmodels.apis.files import stored_png
 from riskmodels.apis.monitoring_plots import png_response
-from riskmodels.selectors import evaluation_get_for_user
+from riskmodels.selectors import (
+    alert_list_for_user,
+    dataset_list_for_user,
+    dataset_version_list_for_user,
+    evaluation_get_for_user,
+    evaluation_list_for_user,
+    explanation_report_get_for_user,
+    explanation_report_list_for_user,
+    job_list_for_user,
+    model_version_list_for_user,
+    reason_text_list_for_user,
+    registered_model_list_for_user,
+)
 from riskmodels.selectors.decisions import decision_stats_for_user
 from riskmodels.services.datasets import (
     dataset_roles_parse,
@@ -65,7 +76,19 @@ class EditedWithCapability:
             request, obj)
 
 
-class ReadOnlyAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
+class ScopedBySelector:
+    """An admin page whose rows are the entity selector's answer for the signed-in user (their teams)."""
+
+    selector: Callable[..., Any]
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        try:
+            return self.selector(user=request.user)
+        except PermissionDenied:
+            return self.model.objects.none()  # type: ignore[attr-defined]
+
+
+class ReadOnlyAdmin(ScopedBySelector, ReadOnlyAdminMixin, admin.ModelAdmin):
     """Records of what happened: visible, never edited or deleted through the admin."""
 
 
@@ -92,6 +115,8 @@ class DatasetUploadForm(forms.Form):
         help_text='JSON: {"column": "protected" | "identifier" | "excluded" | "feature"}. Others are features.',
     )
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+    team = forms.SlugField(required=False, help_text="Slug of the team a new dataset belongs to; empty: your only "
+                                                     "team.")
 
     def clean_roles(self) -> dict[str, str]:
         try:
@@ -107,15 +132,19 @@ class DatasetVersionInline(RecordInline):
 
 @admin.register(Dataset)
 class DatasetAdmin(ReadOnlyAdmin):
-    list_display = ["name", "description", "created_at"]
+    list_display = ["name", "team", "description", "created_at"]
+    list_filter = ["team"]
     search_fields = ["name"]
-    readonly_fields = ["name", "description", "created_at", "created_by"]
+    readonly_fields = ["name", "team", "description", "created_at", "created_by"]
+    selector = staticmethod(dataset_list_for_user)
     inlines = [DatasetVersionInline]
 
 
 @admin.register(DatasetVersion)
-class DatasetVersionAdmin(admin.ModelAdmin):
+class DatasetVersionAdmin(ScopedBySelector, admin.ModelAdmin):
     """Inventory of dataset versions; "Add" is an upload that goes through the same service as the API."""
+
+    selector = staticmethod(dataset_version_list_for_user)
 
     list_display = ["__str__", "n_rows", "n_columns", "target", "short_sha", "warning_count", "created_at", "created_by"]
     list_filter = ["dataset"]
@@ -171,7 +200,7 @@ class DatasetVersionAdmin(admin.ModelAdmin):
                 version, created = dataset_version_create(
                     actor=request.user, name=form.cleaned_data["name"], source=source, filename=upload.name,
                     size=upload.size, target=form.cleaned_data["target"] or None, roles=form.cleaned_data["roles"],
-                    description=form.cleaned_data["description"],
+                    description=form.cleaned_data["description"], team=form.cleaned_data["team"] or None,
                 )
             except ServiceError as exc:
                 form.add_error(None, exc.message)
@@ -243,12 +272,13 @@ DECISION_STATS_DAYS = 30
 
 
 @admin.register(RegisteredModel)
-class RegisteredModelAdmin(LegalHoldAdminMixin, admin.ModelAdmin):
+class RegisteredModelAdmin(LegalHoldAdminMixin, ScopedBySelector, admin.ModelAdmin):
     """The model inventory: compliance officers set tier, owner, cadence and floors (through the service, audited)."""
 
     form = RegisteredModelInventoryForm
-    list_display = ["name", "risk_tier", "model_type", "owner", "next_review_date", "owner_team", "created_at"]
-    list_filter = ["risk_tier", "model_type"]
+    selector = staticmethod(registered_model_list_for_user)
+    list_display = ["name", "team", "risk_tier", "model_type", "owner", "next_review_date", "owner_team", "created_at"]
+    list_filter = ["team", "risk_tier", "model_type"]
     search_fields = ["name", "owner_team", "purpose"]
     fields = [*RECORD_FIELDS[:4], *INVENTORY_FIELDS, *RECORD_FIELDS[4:]]
     inlines = [ModelVersionInline]
@@ -285,10 +315,12 @@ class RegisteredModelAdmin(LegalHoldAdminMixin, admin.ModelAdmin):
                      name="riskmodels_registeredmodel_monitoring_plot"), *self.legal_hold_urls(), *super().get_urls()]
 
     def monitoring_plot_view(self, request: HttpRequest, pk: int, plot: str) -> HttpResponse:
-        model = RegisteredModel.objects.filter(pk=pk).first()
-        if model is None:
-            raise Http404
-        return drawn_png(lambda: monitoring_plot_render(user=request.user, model=model, plot=plot))
+        def draw() -> bytes:
+            model = registered_model_list_for_user(user=request.user).filter(pk=pk).first()
+            if model is None:
+                raise NotFound(f"model {pk} does not exist")
+            return monitoring_plot_render(user=request.user, model=model, plot=plot)
+        return drawn_png(draw)
 
     def save_model(self, request: HttpRequest, obj: RegisteredModel, form: Any, change: bool) -> None:
         changes = {name: form.cleaned_data[name] for name in form.changed_data if name in INVENTORY_FIELDS}
@@ -298,6 +330,7 @@ class RegisteredModelAdmin(LegalHoldAdminMixin, admin.ModelAdmin):
 
 @admin.register(Job)
 class JobAdmin(ReadOnlyAdmin):
+    selector = staticmethod(job_list_for_user)
     list_display = ["id", "kind", "registered_model", "model_version", "progress", "attempts", "requested_by_username",
                     "created_at", "finished_at"]
     list_filter = ["kind", "status"]
@@ -324,8 +357,7 @@ class AlertAdmin(ReadOnlyAdmin):
               "status", "acknowledged_by_username", "acknowledged_at", "comment", "notified", "created_at"]
     readonly_fields = fields
 
-    def get_queryset(self, request: HttpRequest) -> Any:
-        return super().get_queryset(request).select_related("registered_model", "model_version")
+    selector = staticmethod(alert_list_for_user)
 
 
 def _metric(value: Any) -> str:
@@ -355,9 +387,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
         return format_html('<a href="{}">Open the decision page of {}</a>',
                            reverse("admin:riskmodels_workspace_version", args=[obj.pk]), obj)
 
-    def get_queryset(self, request: HttpRequest) -> Any:
-        return super().get_queryset(request).select_related("registered_model").prefetch_related("evaluations",
-                                                                                                  "explanations")
+    selector = staticmethod(model_version_list_for_user)
 
     @admin.display(description="SHA-256")
     def short_sha(self, obj: ModelVersion) -> str:
@@ -412,6 +442,7 @@ class ModelVersionAdmin(ReadOnlyAdmin):
 
 @admin.register(ExplanationReport)
 class ExplanationReportAdmin(ReadOnlyAdmin):
+    selector = staticmethod(explanation_report_list_for_user)
     list_display = ["__str__", "scope", "status", "n_rows", "additivity_error", "created_at"]
     list_filter = ["status", "scope"]
     fields = ["model_version", "dataset_version", "scope", "status", "message", "fingerprint", "selection",
@@ -426,7 +457,11 @@ class ExplanationReportAdmin(ReadOnlyAdmin):
     def plot_view(self, request: HttpRequest, pk: int, name: str) -> FileResponse:
         if not self.has_view_permission(request):
             raise Http404
-        return png_or_404({p.slug: p.path for p in ExplanationPlot.objects.filter(report_id=pk)}, name)
+        try:
+            report = explanation_report_get_for_user(user=request.user, id=pk)
+        except (NotFound, PermissionDenied):
+            raise Http404 from None
+        return png_or_404({p.slug: p.path for p in report.plot_files.all()}, name)
 
 
 class ReasonTextForm(forms.ModelForm):
@@ -436,7 +471,7 @@ class ReasonTextForm(forms.ModelForm):
 
 
 @admin.register(ReasonText)
-class ReasonTextAdmin(EditedWithCapability, admin.ModelAdmin):
+class ReasonTextAdmin(ScopedBySelector, EditedWithCapability, admin.ModelAdmin):
     """The reason-code catalogue: compliance officers edit it here; every change is audited."""
 
     form = ReasonTextForm
@@ -445,6 +480,13 @@ class ReasonTextAdmin(EditedWithCapability, admin.ModelAdmin):
     search_fields = ["feature", "text"]
 
     edit_capability = Capability.REASON_TEXT_EDIT
+    selector = staticmethod(reason_text_list_for_user)
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "registered_model":
+            # Only the models of the officer's teams can be given a text.
+            kwargs["queryset"] = registered_model_list_for_user(user=request.user)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         return ["registered_model", "feature"] if obj is not None else []
@@ -487,6 +529,7 @@ class ProtectedCharacteristicAdmin(EditedWithCapability, admin.ModelAdmin):
 
 @admin.register(Evaluation)
 class EvaluationAdmin(ReadOnlyAdmin):
+    selector = staticmethod(evaluation_list_for_user)
     list_display = ["__str__", "scope", "auc", "ks", "created_at"]
     list_filter = ["scope"]
     fields = ["model_version", "dataset_version", "scope", "threshold", "metrics", "train_metrics", "degradation",
@@ -518,5 +561,8 @@ class EvaluationAdmin(ReadOnlyAdmin):
     def plot_view(self, request: HttpRequest, pk: int, name: str) -> FileResponse:
         if not self.has_view_permission(request):
             raise Http404
-        evaluation = Evaluation.objects.filter(pk=pk).first()
-        return png_or_404(evaluation.plots if evaluation else {}, name)
+        try:
+            evaluation = evaluation_get_for_user(user=request.user, id=pk)
+        except (NotFound, PermissionDenied):
+            raise Http404 from None
+        return png_or_404(evaluation.plots, name)

@@ -58,12 +58,30 @@ def stored_files(media: Path) -> list[Path]:
     return sorted(p for p in media.rglob("*") if p.is_file())
 
 
+DEFAULT_TEAM = "default"
+
+
+def default_team():  # noqa: ANN201
+    """Return the team every persona joins and every fixture's dataset and model belong to (made without an
+    audit event, as test scenery, so tests that count events see only their own)."""
+    from governance.models import Team
+
+    return Team.objects.get_or_create(slug=DEFAULT_TEAM, defaults={"name": DEFAULT_TEAM})[0]
+
+
+def team_member(*, username: str, role: Role | str, teams: list[str] | None = None, **kwargs):  # noqa: ANN003,ANN201
+    """``user_upsert`` for tests: the user joins the default team (or ``teams``, which must exist)."""
+    if teams is None:
+        default_team()
+    return user_upsert(username=username, role=role, teams=teams if teams is not None else [DEFAULT_TEAM], **kwargs)
+
+
 def _persona(username: str, role: Role | None):  # noqa: ANN202
     if role is None:
         from django.contrib.auth import get_user_model
 
         return get_user_model().objects.create_user(username=username, password="outsider-pass-123")
-    user, _ = user_upsert(username=username, role=role, password=f"{username}-pass-123")
+    user, _ = team_member(username=username, role=role, password=f"{username}-pass-123")
     return user
 
 

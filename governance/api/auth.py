@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance.accounts import api_token_issue, api_token_revoke
-from governance.policy import access_of
+from governance.policy import access_of, team_ids_visible_to
 
 
 class LoginApi(APIView):
@@ -41,15 +41,19 @@ class LogoutApi(APIView):
 
 
 class WhoAmIApi(APIView):
-    """Return the authenticated user, their roles and the capabilities those roles grant."""
+    """Return the authenticated user, their roles, the capabilities those roles grant and their teams."""
 
     @extend_schema(
         summary="The current user",
         responses=inline_serializer("WhoAmI", {"username": serializers.CharField(),
                                                "roles": serializers.ListField(child=serializers.CharField()),
-                                               "capabilities": serializers.ListField(child=serializers.CharField())}),
+                                               "capabilities": serializers.ListField(child=serializers.CharField()),
+                                               "teams": serializers.ListField(child=serializers.CharField()),
+                                               "sees_all_teams": serializers.BooleanField()}),
     )
     def get(self, request: Request) -> Response:
         access = access_of(request.user)
         return Response({"username": request.user.username, "roles": sorted(r.value for r in access.roles),
-                         "capabilities": sorted(c.value for c in access.capabilities)})
+                         "capabilities": sorted(c.value for c in access.capabilities),
+                         "teams": sorted(request.user.teams.values_list("slug", flat=True)),
+                         "sees_all_teams": team_ids_visible_to(request.user) is None})

@@ -15,11 +15,12 @@ from rest_framework.views import APIView
 from governance.api.errors import RequestTooLarge
 from governance.api.permissions import CanReadDomain
 from governance.api.views import SelectorListApi
-from riskmodels.apis.files import PARQUET, stored_download
+from riskmodels.apis.files import PARQUET, download_response
 from riskmodels.ml.ingest import ROLES
 from riskmodels.models import Dataset, DatasetVersion
 from riskmodels.selectors import dataset_list_for_user, dataset_version_get_for_user, dataset_version_list_for_user
 from riskmodels.services.datasets import dataset_roles_parse, dataset_version_create
+from riskmodels.services.downloads import dataset_version_download
 
 
 class ColumnSerializer(serializers.Serializer):
@@ -30,13 +31,14 @@ class ColumnSerializer(serializers.Serializer):
 
 class DatasetVersionOutputSerializer(serializers.ModelSerializer):
     dataset = serializers.CharField(source="dataset.name")
+    team = serializers.CharField(source="dataset.team.slug")
     schema = ColumnSerializer(many=True)
     profile = serializers.JSONField()
     created_by = serializers.CharField(source="created_by.username", default=None)
 
     class Meta:
         model = DatasetVersion
-        fields = ["id", "dataset", "version", "sha256", "size_bytes", "n_rows", "n_columns", "target", "schema",
+        fields = ["id", "dataset", "team", "version", "sha256", "size_bytes", "n_rows", "n_columns", "target", "schema",
                   "profile", "source_filename", "source_format", "note", "created_at", "created_by"]
 
 
@@ -47,10 +49,11 @@ class DatasetListApi(SelectorListApi):
 
     class OutputSerializer(serializers.ModelSerializer):
         latest_version = serializers.SerializerMethodField()
+        team = serializers.CharField(source="team.slug")
 
         class Meta:
             model = Dataset
-            fields = ["id", "name", "description", "created_at", "latest_version"]
+            fields = ["id", "name", "team", "description", "created_at", "latest_version"]
 
         def get_latest_version(self, obj: Dataset) -> int | None:
             latest = obj.versions.order_by("-version").values_list("version", flat=True).first()
@@ -78,6 +81,8 @@ class DatasetsApi(DatasetListApi):
         )
         description = serializers.CharField(required=False, allow_blank=True, default="")
         note = serializers.CharField(required=False, allow_blank=True, default="")
+        team = serializers.SlugField(required=False, help_text="Slug of the team a new dataset belongs to; "
+                                                                "default: your only team (required if you have several).")
 
         def validate_roles(self, value: str) -> dict[str, str]:
             # The service's parser, shared with the admin's upload form; its ValidationFailed
@@ -106,7 +111,7 @@ class DatasetsApi(DatasetListApi):
         version, created = dataset_version_create(
             actor=request.user, name=data["name"], source=source, filename=upload.name, size=upload.size,
             target=data.get("target") or None, roles=data.get("roles") or {}, description=data["description"],
-            note=data["note"],
+            note=data["note"], team=data.get("team"),
         )
         return Response(DatasetVersionOutputSerializer(version).data,
                         status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
@@ -142,13 +147,11 @@ class DatasetVersionDetailApi(APIView):
 
 
 class DatasetVersionDownloadApi(APIView):
-    """Download the stored Parquet file; its SHA-256 is in the ``Digest``-style header."""
+    """Download the stored Parquet file (audited); its SHA-256 is in the ``X-Content-SHA256`` header."""
 
     permission_classes = [CanReadDomain]
 
     @extend_schema(summary="Download a dataset version (Parquet)",
                    responses={(200, "application/vnd.apache.parquet"): OpenApiResponse(description="Parquet bytes")})
     def get(self, request: Request, id: int) -> FileResponse:
-        version = dataset_version_get_for_user(user=request.user, id=id)
-        return stored_download(version.storage_path, sha256=version.sha256, content_type=PARQUET,
-                               filename=f"{version.dataset.name}-v{version.version}.parquet")
+        return download_response(dataset_version_download(user=request.user, id=id), content_type=PARQUET)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -40,10 +42,11 @@ class ExplanationReportOutputSerializer(serializers.ModelSerializer):
         return f"/api/v1/explanation-reports/{obj.pk}/values.parquet"
 
 
-def _optional_dataset_version(request: Request, data: dict) -> DatasetVersion | None:  # type: ignore[type-arg]
+def _optional_dataset_version(request: Request, data: dict, version: Any) -> DatasetVersion | None:  # type: ignore[type-arg]
     if "dataset_version" not in data:
         return None
-    return dataset_version_get_for_user(user=request.user, id=data["dataset_version"])
+    return dataset_version_get_for_user(user=request.user, id=data["dataset_version"],
+                                        for_model=version.registered_model)
 
 
 class ExplanationReportCreateApi(APIView):
@@ -64,7 +67,7 @@ class ExplanationReportCreateApi(APIView):
         data = serializer.validated_data
         version = model_version_get_for_user(user=request.user, id=id)
         job = explanation_job_create(actor=request.user, model_version=version,
-                                     dataset_version=_optional_dataset_version(request, data),
+                                     dataset_version=_optional_dataset_version(request, data, version),
                                      max_rows=data.get("max_rows"), seed=data["seed"])
         return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
@@ -126,6 +129,6 @@ class LocalExplanationApi(APIView):
         data = serializer.validated_data
         version = model_version_get_for_user(user=request.user, id=id)
         body = explanation_local(actor=request.user, model_version=version, rows=data.get("rows"),
-                                 dataset_version=_optional_dataset_version(request, data), row_ids=data.get("row_ids"),
+                                 dataset_version=_optional_dataset_version(request, data, version), row_ids=data.get("row_ids"),
                                  with_plots=request.query_params.get("plots") in ("1", "true"))
         return Response(body)

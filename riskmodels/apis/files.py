@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.core.files.storage import default_storage
 from django.http import FileResponse
 
@@ -13,6 +15,13 @@ def stored_download(path: str, *, sha256: str, filename: str, content_type: str)
     response = FileResponse(default_storage.open(path, "rb"), as_attachment=True, filename=filename,
                             content_type=content_type)
     response["X-Content-SHA256"] = sha256
+    return response
+
+
+def download_response(download: Any, *, content_type: str) -> FileResponse:
+    """Return an audited download (riskmodels.services.downloads) as an attachment with its recorded hash."""
+    response = FileResponse(download.handle, as_attachment=True, filename=download.filename, content_type=content_type)
+    response["X-Content-SHA256"] = download.sha256
     return response
 
 

@@ -64,7 +64,7 @@ class TrainingJobCreateApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = dict(serializer.validated_data)
         model = registered_model_get_for_user(user=request.user, name=data.pop("registered_model"))
-        dataset_version = dataset_version_get_for_user(user=request.user, id=data.pop("dataset_version"))
+        dataset_version = dataset_version_get_for_user(user=request.user, id=data.pop("dataset_version"), for_model=model)
         job = training_job_create(actor=request.user, registered_model=model, dataset_version=dataset_version,
                                   request=data)
         return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)

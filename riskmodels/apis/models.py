@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 from governance.api.permissions import CanReadDomain
 from governance.api.views import SelectorListApi
 from governance.exceptions import NotFound, ValidationFailed
-from riskmodels.apis.files import stored_download, stored_png
+from riskmodels.apis.files import download_response, stored_png
 from riskmodels.apis.jobs import JobOutputSerializer
 from riskmodels.ml.pipelines import hyperparameter_schema
 from riskmodels.models import Evaluation, ModelVersion, RegisteredModel
@@ -26,6 +26,7 @@ from riskmodels.selectors import (
     registered_model_get_for_user,
     registered_model_list_for_user,
 )
+from riskmodels.services.downloads import model_version_artifact_download
 from riskmodels.services.evaluation import evaluation_job_create, model_versions_compare
 from riskmodels.services.lifecycle import review_cadence_months
 from riskmodels.services.registry import registered_model_create
@@ -45,13 +46,14 @@ class AlgorithmListApi(APIView):
 class RegisteredModelOutputSerializer(serializers.ModelSerializer):
     created_by = serializers.CharField(source="created_by.username", default=None)
     owner = serializers.CharField(source="owner.username", default=None)
+    team = serializers.CharField(source="team.slug")
     review_cadence_in_force = serializers.SerializerMethodField(
         help_text="Months between periodic reviews: the model's own cadence, else its risk tier's default.")
     champion = serializers.SerializerMethodField(help_text="Id of the version that scores now, or null.")
 
     class Meta:
         model = RegisteredModel
-        fields = ["id", "name", "owner_team", "purpose", "description", "risk_tier", "model_type", "business_use",
+        fields = ["id", "name", "team", "owner_team", "purpose", "description", "risk_tier", "model_type", "business_use",
                   "limitations", "owner", "review_cadence_months", "review_cadence_in_force", "next_review_date",
                   "min_auc", "min_ks", "max_brier", "max_calibration_gap", "battery_thresholds", "scoring_policy",
                   "ledger_inputs", "actionable_features", "monitoring_thresholds", "champion", "created_at", "created_by"]
@@ -78,6 +80,8 @@ class RegisteredModelsApi(SelectorListApi):
         owner_team = serializers.CharField(max_length=100)
         purpose = serializers.CharField()
         description = serializers.CharField(required=False, allow_blank=True, default="")
+        team = serializers.SlugField(required=False, help_text="Slug of the team the model belongs to; default: your "
+                                                                "only team (required if you have several).")
 
     selector = staticmethod(registered_model_list_for_user)
 
@@ -168,17 +172,15 @@ class ModelVersionDetailApi(APIView):
 
 
 class ModelVersionArtifactApi(APIView):
-    """Download the skops artifact; ``X-Content-SHA256`` carries its recorded hash."""
+    """Download the skops artifact (audited); ``X-Content-SHA256`` carries its recorded hash."""
 
     permission_classes = [CanReadDomain]
 
     @extend_schema(summary="Download a model artifact (skops)",
                    responses={(200, "application/octet-stream"): OpenApiResponse(description="skops bytes")})
     def get(self, request: Request, id: int) -> FileResponse:
-        version = model_version_get_for_user(user=request.user, id=id)
-        return stored_download(version.artifact_path, sha256=version.artifact_sha256,
-                               content_type="application/octet-stream",
-                               filename=f"{version.registered_model.name}-v{version.version}.skops")
+        return download_response(model_version_artifact_download(user=request.user, id=id),
+                                 content_type="application/octet-stream")
 
 
 class EvaluationCreateApi(APIView):
@@ -196,7 +198,8 @@ class EvaluationCreateApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         version = model_version_get_for_user(user=request.user, id=id)
-        dataset_version = dataset_version_get_for_user(user=request.user, id=serializer.validated_data["dataset_version"])
+        dataset_version = dataset_version_get_for_user(user=request.user, id=serializer.validated_data["dataset_version"],
+                                                       for_model=version.registered_model)
         job = evaluation_job_create(actor=request.user, model_version=version, dataset_version=dataset_version,
                                     threshold=serializer.validated_data["threshold"])
         return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
@@ -262,6 +265,7 @@ class ModelVersionCompareApi(APIView):
                                    code="invalid") from None
         champion = model_version_get_for_user(user=request.user, id=champion_id)
         challenger = model_version_get_for_user(user=request.user, id=challenger_id)
-        dataset_version = dataset_version_get_for_user(user=request.user, id=dataset_id) if dataset_id else None
+        dataset_version = dataset_version_get_for_user(user=request.user, id=dataset_id,
+                                                       for_model=champion.registered_model) if dataset_id else None
         return Response(model_versions_compare(champion=champion, challenger=challenger,
                                                dataset_version=dataset_version))

@@ -118,7 +118,8 @@ class PerformanceRunsApi(PerformanceRunListApi):
         data = dict(serializer.validated_data)
         model = registered_model_get_for_user(user=request.user, name=name)
         if data["dataset_version"] is not None:
-            data["dataset_version"] = dataset_version_get_for_user(user=request.user, id=data["dataset_version"])
+            data["dataset_version"] = dataset_version_get_for_user(user=request.user, id=data["dataset_version"],
+                                                                   for_model=model)
         job = performance_run_create(actor=request.user, model=model, **data)
         return Response(JobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 

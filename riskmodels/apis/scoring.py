@@ -252,7 +252,8 @@ class BatchScoringJobCreateApi(APIView):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         model = scoring_model_get_for_user(user=request.user, name=name)
-        dataset_version = dataset_version_get_for_user(user=request.user, id=serializer.validated_data["dataset_version"])
+        dataset_version = dataset_version_get_for_user(user=request.user, id=serializer.validated_data["dataset_version"],
+                                                       for_model=model)
         job = batch_scoring_job_create(actor=request.user, model=model, dataset_version=dataset_version,
                                        reference_column=serializer.validated_data["reference_column"])
         return Response(JobOutputSerializer(job).data, status=202)

@@ -66,7 +66,7 @@ class StabilityRunsApi(APIView):
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         model = registered_model_get_for_user(user=request.user, name=name)
-        dataset_version = (dataset_version_get_for_user(user=request.user, id=data["dataset_version"])
+        dataset_version = (dataset_version_get_for_user(user=request.user, id=data["dataset_version"], for_model=model)
                            if "dataset_version" in data else None)
         job = stability_run_request(actor=request.user, model=model, dataset_version=dataset_version,
                                     since=data.get("since"), until=data.get("until"))

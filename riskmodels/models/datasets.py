@@ -26,6 +26,8 @@ class Dataset(models.Model):
     """Name a family of dataset versions (e.g. ``german-credit``)."""
 
     name = models.CharField(max_length=100, unique=True, validators=[DATASET_NAME_VALIDATOR])
+    # Who may see it and everything made from it (governance.policy.team_ids_visible_to).
+    team = models.ForeignKey("governance.Team", on_delete=models.PROTECT, related_name="+")
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")

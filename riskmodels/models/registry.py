@@ -40,6 +40,9 @@ class RegisteredModel(models.Model):
     """
 
     name = models.CharField(max_length=100, unique=True, validators=[MODEL_NAME_VALIDATOR])
+    # Who may see it and everything made from it (governance.policy.team_ids_visible_to);
+    # ``owner_team`` is the inventory's free-text name of the accountable business unit.
+    team = models.ForeignKey("governance.Team", on_delete=models.PROTECT, related_name="+")
     owner_team = models.CharField(max_length=100)
     purpose = models.TextField()
     description = models.TextField(blank=True)

@@ -1,4 +1,9 @@
-"""Read operations of the ML domain, with the object-level permission checks every interface uses."""
+"""Read operations of the ML domain, with the object-level permission checks every interface uses.
+
+Every query here is scoped to the teams the user may see (``scoped``, by the rule in
+``governance.policy.team_ids_visible_to``): another team's object is answered as a missing one,
+404 with the same message, so its existence is not revealed.
+"""
 
 from __future__ import annotations
 
@@ -7,42 +12,95 @@ from dataclasses import dataclass
 from typing import Any, TypedDict
 
 from django.core.exceptions import ObjectDoesNotExist
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
-from governance.exceptions import NotFound
-from governance.policy import Capability, allowed, require
+from governance.exceptions import NotFound, ValidationFailed
+from governance.policy import Capability, allowed, require, team_ids_visible_to
 from riskmodels.models import Dataset, DatasetVersion
+
+# How each entity reaches its team(s), by its foreign keys. A job names both a model and the
+# data it ran on: it is visible only where both are (creation refuses to mix teams anyway).
+TEAM_PATHS: dict[str, tuple[str, ...]] = {
+    "dataset": ("team_id",),
+    "datasetversion": ("dataset__team_id",),
+    "registeredmodel": ("team_id",),
+    "modelversion": ("registered_model__team_id",),
+    "job": ("registered_model__team_id", "dataset_version__dataset__team_id"),
+    "evaluation": ("model_version__registered_model__team_id",),
+    "explanationreport": ("model_version__registered_model__team_id",),
+    "decision": ("model_version__registered_model__team_id",),
+    "finding": ("model_version__registered_model__team_id",),
+    "validationrun": ("model_version__registered_model__team_id",),
+    "periodicreview": ("model_version__registered_model__team_id",),
+    "alert": ("registered_model__team_id",),
+    "monitoringrun": ("model_version__registered_model__team_id",),
+    "monitoringreference": ("model_version__registered_model__team_id",),
+    "creditdecision": ("registered_model__team_id",),
+    "decisionoverride": ("decision__registered_model__team_id",),
+    "reasontext": ("registered_model__team_id",),
+}
+
+
+def scoped(queryset: QuerySet, *, user: Any) -> QuerySet:
+    """Return ``queryset`` limited to the objects of the teams ``user`` may see (every team: unchanged).
+
+    The one place a query is cut to the user's teams: every selector of the ML domain goes through it.
+    """
+    team_ids = team_ids_visible_to(user)
+    if team_ids is None:
+        return queryset
+    paths = TEAM_PATHS[queryset.model._meta.model_name]
+    condition = Q()
+    for path in paths:
+        condition &= Q(**{f"{path}__in": team_ids})
+    return queryset.filter(condition)
 
 
 def dataset_list_for_user(*, user: Any) -> QuerySet[Dataset]:
-    """Return the datasets the user may see (every dataset, for any role)."""
+    """Return the datasets of the teams the user may see."""
     require(user, Capability.DOMAIN_READ)
-    return Dataset.objects.all()
+    return scoped(Dataset.objects.select_related("team"), user=user)
 
 
 def dataset_version_list_for_user(*, user: Any) -> QuerySet[DatasetVersion]:
     """Return the dataset versions the user may see."""
     require(user, Capability.DOMAIN_READ)
-    return DatasetVersion.objects.select_related("dataset", "created_by")
+    return scoped(DatasetVersion.objects.select_related("dataset__team", "created_by"), user=user)
 
 
-def dataset_version_get_for_user(*, user: Any, id: int) -> DatasetVersion:
-    """Return one dataset version, or raise NotFound / PermissionDenied."""
+def dataset_version_get_for_user(*, user: Any, id: int, for_model: Any = None) -> DatasetVersion:
+    """Return one dataset version, or raise NotFound / PermissionDenied.
+
+    With ``for_model`` (a registered model the version is to be used with), a version of another
+    team is refused (400): one team's model is never fitted, scored or judged on another's data.
+    """
     require(user, Capability.DOMAIN_READ)
     try:
-        return DatasetVersion.objects.select_related("dataset", "created_by").get(pk=id)
+        version = dataset_version_list_for_user(user=user).get(pk=id)
     except (DatasetVersion.DoesNotExist, ValueError, TypeError):
         raise NotFound(f"dataset version {id} does not exist") from None
+    if for_model is not None:
+        dataset_version_check_team(dataset_version=version, registered_model=for_model)
+    return version
+
+
+def dataset_version_check_team(*, dataset_version: DatasetVersion, registered_model: Any) -> None:
+    """Raise ValidationFailed unless the dataset version belongs to the model's team."""
+    if dataset_version.dataset.team_id != registered_model.team_id:
+        raise ValidationFailed(
+            f"dataset version {dataset_version.pk} belongs to team {dataset_version.dataset.team.slug!r} and model "
+            f"{registered_model.name!r} to another team: a model is used only with its own team's data",
+            code="team_mismatch", details={"field": "dataset_version"})
 
 
 def registered_model_list_for_user(*, user: Any) -> QuerySet:
-    """Return the model inventory (every model, for any role), each with ``champion_version_id``."""
+    """Return the models of the teams the user may see, each with ``champion_version_id``."""
     from riskmodels.models import ModelVersion, RegisteredModel, VersionStatus
 
     require(user, Capability.DOMAIN_READ)
     champion = ModelVersion.objects.filter(registered_model=OuterRef("pk"), status=VersionStatus.CHAMPION)
-    return RegisteredModel.objects.select_related("owner").annotate(
+    return scoped(RegisteredModel.objects.select_related("owner", "team"), user=user).annotate(
         champion_version_id=Subquery(champion.values("pk")[:1]))
 
 
@@ -61,8 +119,8 @@ def model_version_list_for_user(*, user: Any) -> QuerySet:
     from riskmodels.models import ModelVersion
 
     require(user, Capability.DOMAIN_READ)
-    return ModelVersion.objects.select_related("registered_model", "dataset_version__dataset").prefetch_related(
-        "evaluations", "explanations")
+    return scoped(ModelVersion.objects.select_related("registered_model", "dataset_version__dataset"),
+                  user=user).prefetch_related("evaluations", "explanations")
 
 
 def model_version_get_for_user(*, user: Any, id: int):  # noqa: ANN201
@@ -78,7 +136,7 @@ def job_list_for_user(*, user: Any) -> QuerySet:
     from riskmodels.models import Job
 
     require(user, Capability.DOMAIN_READ)
-    return Job.objects.select_related("registered_model", "model_version", "dataset_version")
+    return scoped(Job.objects.select_related("registered_model", "model_version", "dataset_version"), user=user)
 
 
 def job_get_for_user(*, user: Any, id: int):  # noqa: ANN201
@@ -89,26 +147,44 @@ def job_get_for_user(*, user: Any, id: int):  # noqa: ANN201
         raise NotFound(f"job {id} does not exist") from None
 
 
-def evaluation_get_for_user(*, user: Any, id: int):  # noqa: ANN201
-    """Return one evaluation, or raise NotFound / PermissionDenied."""
+def evaluation_list_for_user(*, user: Any) -> QuerySet:
+    """Return the evaluations the user may see."""
     from riskmodels.models import Evaluation
 
     require(user, Capability.DOMAIN_READ)
+    return scoped(Evaluation.objects.select_related("model_version__registered_model"), user=user)
+
+
+def evaluation_get_for_user(*, user: Any, id: int):  # noqa: ANN201
+    """Return one evaluation, or raise NotFound / PermissionDenied."""
     try:
-        return Evaluation.objects.select_related("model_version__registered_model").get(pk=id)
-    except (Evaluation.DoesNotExist, ValueError, TypeError):
+        return evaluation_list_for_user(user=user).get(pk=id)
+    except (ObjectDoesNotExist, ValueError, TypeError):
         raise NotFound(f"evaluation {id} does not exist") from None
+
+
+def explanation_report_list_for_user(*, user: Any) -> QuerySet:
+    """Return the SHAP reports the user may see."""
+    from riskmodels.models import ExplanationReport
+
+    require(user, Capability.DOMAIN_READ)
+    return scoped(ExplanationReport.objects.select_related("model_version__registered_model"), user=user)
 
 
 def explanation_report_get_for_user(*, user: Any, id: int):  # noqa: ANN201
     """Return one SHAP report, or raise NotFound / PermissionDenied."""
-    from riskmodels.models import ExplanationReport
+    try:
+        return explanation_report_list_for_user(user=user).get(pk=id)
+    except (ObjectDoesNotExist, ValueError, TypeError):
+        raise NotFound(f"explanation report {id} does not exist") from None
+
+
+def reason_text_list_for_user(*, user: Any) -> QuerySet:
+    """Return the reason-code texts of the models the user may see."""
+    from riskmodels.models import ReasonText
 
     require(user, Capability.DOMAIN_READ)
-    try:
-        return ExplanationReport.objects.select_related("model_version__registered_model").get(pk=id)
-    except (ExplanationReport.DoesNotExist, ValueError, TypeError):
-        raise NotFound(f"explanation report {id} does not exist") from None
+    return scoped(ReasonText.objects.select_related("registered_model"), user=user)
 
 
 def registered_model_champion(*, registered_model: Any):  # noqa: ANN201
@@ -126,16 +202,17 @@ def decision_list_for_user(*, user: Any, model_version_id: int | None = None) ->
     from riskmodels.models import Decision
 
     require(user, Capability.DOMAIN_READ)
-    decisions = Decision.objects.select_related("model_version__registered_model").order_by("created_at", "id")
+    decisions = scoped(Decision.objects.select_related("model_version__registered_model"), user=user).order_by(
+        "created_at", "id")
     return decisions if model_version_id is None else decisions.filter(model_version_id=model_version_id)
 
 
 def finding_list_for_user(*, user: Any) -> QuerySet:
-    """Return the findings the user may see (every finding, for any role)."""
+    """Return the findings the user may see."""
     from riskmodels.models import Finding
 
     require(user, Capability.DOMAIN_READ)
-    return Finding.objects.select_related("model_version__registered_model", "owner")
+    return scoped(Finding.objects.select_related("model_version__registered_model", "owner"), user=user)
 
 
 def finding_get_for_user(*, user: Any, id: int):  # noqa: ANN201
@@ -147,11 +224,12 @@ def finding_get_for_user(*, user: Any, id: int):  # noqa: ANN201
 
 
 def alert_list_for_user(*, user: Any) -> QuerySet:
-    """Return the monitoring alerts the user may see (every alert, for any role that reads the domain), newest first."""
+    """Return the monitoring alerts the user may see, newest first."""
     from riskmodels.models import Alert
 
     require(user, Capability.DOMAIN_READ)
-    return Alert.objects.select_related("registered_model", "model_version", "run").order_by("-created_at", "-id")
+    return scoped(Alert.objects.select_related("registered_model", "model_version", "run"), user=user).order_by(
+        "-created_at", "-id")
 
 
 def alert_get_for_user(*, user: Any, id: int):  # noqa: ANN201
@@ -186,7 +264,7 @@ def reviews_due_list_for_user(*, user: Any, within_days: int, today: dt.date | N
     require(user, Capability.DOMAIN_READ)
     today = today or timezone.localdate()
     champions = ModelVersion.objects.filter(registered_model=OuterRef("pk"), status=VersionStatus.CHAMPION)
-    models = (RegisteredModel.objects.select_related("owner")
+    models = (scoped(RegisteredModel.objects.select_related("owner"), user=user)
               .filter(next_review_date__lte=today + dt.timedelta(days=within_days))
               .annotate(champion_version_id=Subquery(champions.values("pk")[:1]))
               .filter(champion_version_id__isnull=False).order_by("next_review_date", "name"))
@@ -197,11 +275,12 @@ def reviews_due_list_for_user(*, user: Any, within_days: int, today: dt.date | N
 
 
 def validation_run_list_for_user(*, user: Any) -> QuerySet:
-    """Return the validation battery runs the user may see (every run, for any role), newest first."""
+    """Return the validation battery runs the user may see, newest first."""
     from riskmodels.models import ValidationRun
 
     require(user, Capability.DOMAIN_READ)
-    return ValidationRun.objects.select_related("model_version__registered_model").order_by("-created_at")
+    return scoped(ValidationRun.objects.select_related("model_version__registered_model"), user=user).order_by(
+        "-created_at")
 
 
 def validation_run_get_for_user(*, user: Any, id: int):  # noqa: ANN201
@@ -307,7 +386,7 @@ def workspace_queues_for_user(*, user: Any) -> WorkspaceQueues:
 
     require(user, Capability.DOMAIN_READ)
     today = timezone.localdate()
-    versions = ModelVersion.objects.select_related("registered_model", "training_job").order_by(
+    versions = scoped(ModelVersion.objects.select_related("registered_model", "training_job"), user=user).order_by(
         "registered_model__name", "version")
 
     def allowed_on(capability: Capability, version: Any) -> bool:
@@ -322,7 +401,8 @@ def workspace_queues_for_user(*, user: Any) -> WorkspaceQueues:
     awaiting_approval = [v for v in versions.filter(status=S.VALIDATED) if allowed_on(Capability.VERSION_APPROVE, v)]
     awaiting_promotion = [v for v in versions.filter(status=S.APPROVED) if allowed(user, Capability.VERSION_PROMOTE)]
 
-    open_findings = Finding.objects.filter(status__in=(Finding.Status.OPEN, Finding.Status.REMEDIATED)).select_related(
+    open_findings = scoped(Finding.objects.all(), user=user).filter(
+        status__in=(Finding.Status.OPEN, Finding.Status.REMEDIATED)).select_related(
         "model_version__registered_model", "model_version__training_job").order_by("due_date", "id")
     actors_cache: dict[int, Any] = {}
     by_severity: dict[str, list[WorkspaceFindingRow]] = {s: [] for s in Finding.Severity.values}
@@ -337,7 +417,7 @@ def workspace_queues_for_user(*, user: Any) -> WorkspaceQueues:
 
     horizon = today + dt.timedelta(days=WORKSPACE_REVIEW_HORIZON_DAYS)
     reviews = []
-    for model in RegisteredModel.objects.filter(next_review_date__lte=horizon,
+    for model in scoped(RegisteredModel.objects.all(), user=user).filter(next_review_date__lte=horizon,
                                                 versions__status=S.CHAMPION).distinct().order_by("next_review_date"):
         reviews.append(WorkspaceReviewRow(model=model, champion=registered_model_champion(registered_model=model),
                                           overdue=model.next_review_date < today))
@@ -345,17 +425,17 @@ def workspace_queues_for_user(*, user: Any) -> WorkspaceQueues:
         awaiting_validation=awaiting_validation, awaiting_approval=awaiting_approval,
         awaiting_promotion=awaiting_promotion,
         findings_by_severity=[(Finding.Severity(s).label, rows) for s, rows in by_severity.items()],
-        reviews_due=reviews, today=today, alerts=_workspace_alerts(),
+        reviews_due=reviews, today=today, alerts=_workspace_alerts(user),
         may_acknowledge_alerts=allowed(user, Capability.ALERT_ACKNOWLEDGE))
 
 
 WORKSPACE_ACKNOWLEDGED_ALERTS = 10  # acknowledged alerts shown below the open ones, newest first
 
 
-def _workspace_alerts() -> list[Any]:
+def _workspace_alerts(user: Any) -> list[Any]:
     from riskmodels.models import Alert
 
-    alerts = Alert.objects.select_related("registered_model", "model_version")
+    alerts = scoped(Alert.objects.select_related("registered_model", "model_version"), user=user)
     return [*alerts.filter(status=Alert.Status.OPEN).order_by("-created_at", "-id"),
             *alerts.filter(status=Alert.Status.ACKNOWLEDGED).order_by("-acknowledged_at", "-id")[
                 :WORKSPACE_ACKNOWLEDGED_ALERTS]]
@@ -450,6 +530,6 @@ def workspace_finding_get_for_user(*, user: Any, id: int):  # noqa: ANN201
 
     require(user, Capability.DOMAIN_READ)
     try:
-        return Finding.objects.select_related("model_version__registered_model").get(pk=id)
+        return scoped(Finding.objects.select_related("model_version__registered_model"), user=user).get(pk=id)
     except (Finding.DoesNotExist, ValueError, TypeError):
         raise NotFound(f"finding {id} does not exist") from None

@@ -12,10 +12,11 @@ from django.utils import timezone
 from governance.exceptions import NotFound, ValidationFailed
 from governance.policy import Capability, require
 from riskmodels.models import CreditDecision, DecisionOverride, Job, JobKind, JobStatus, Outcome, RegisteredModel
+from riskmodels.selectors import scoped
 
 
-def _model_named(name: str) -> RegisteredModel:
-    model = RegisteredModel.objects.filter(name=name).first()
+def _model_named(name: str, user: Any) -> RegisteredModel:
+    model = scoped(RegisteredModel.objects.select_related("team"), user=user).filter(name=name).first()
     if model is None:
         raise NotFound(f"model {name!r} does not exist")
     return model
@@ -24,13 +25,13 @@ def _model_named(name: str) -> RegisteredModel:
 def scoring_model_get_for_user(*, user: Any, name: str) -> RegisteredModel:
     """Return the registered model a caller wants to score with (underwriters see no other domain data)."""
     require(user, Capability.MODEL_SCORE)
-    return _model_named(name)
+    return _model_named(name, user)
 
 
 def decision_model_get_for_user(*, user: Any, name: str) -> RegisteredModel:
     """Return the registered model whose decisions a caller wants to read."""
     require(user, Capability.DECISION_READ)
-    return _model_named(name)
+    return _model_named(name, user)
 
 
 def _day(value: Any, field: str) -> dt.datetime | None:
@@ -49,7 +50,7 @@ def credit_decision_list_for_user(*, user: Any, reference: str | None = None, mo
                                   decisive: Any = None) -> QuerySet[CreditDecision]:
     """Return ledger entries, newest first, filtered by reference, model name, version id and [since, until)."""
     require(user, Capability.DECISION_READ)
-    entries = CreditDecision.objects.select_related("registered_model", "model_version", "override")
+    entries = scoped(CreditDecision.objects.select_related("registered_model", "model_version", "override"), user=user)
     if reference:
         entries = entries.filter(reference=reference)
     if model:
@@ -74,8 +75,8 @@ def credit_decision_get_for_user(*, user: Any, id: Any) -> CreditDecision:
     """Return one ledger entry, or raise NotFound / PermissionDenied."""
     require(user, Capability.DECISION_READ)
     try:
-        return CreditDecision.objects.select_related("registered_model", "model_version__dataset_version",
-                                                     "fingerprint").get(pk=id)
+        return scoped(CreditDecision.objects.select_related("registered_model", "model_version__dataset_version",
+                                                            "fingerprint"), user=user).get(pk=id)
     except (CreditDecision.DoesNotExist, ValueError, TypeError):
         raise NotFound(f"decision {id} does not exist") from None
 
@@ -83,7 +84,7 @@ def credit_decision_get_for_user(*, user: Any, id: Any) -> CreditDecision:
 def decision_override_list_for_user(*, user: Any) -> QuerySet[DecisionOverride]:
     """Return every override with its ledger entry, newest first."""
     require(user, Capability.DECISION_READ)
-    return DecisionOverride.objects.select_related("decision__registered_model").order_by("-id")
+    return scoped(DecisionOverride.objects.select_related("decision__registered_model"), user=user).order_by("-id")
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,7 @@ def decision_stats_for_user(*, user: Any, model: RegisteredModel, days: int = 30
     """Return a model's decision volume, approve rate and override rates over the last ``days`` days."""
     require(user, Capability.DECISION_READ)
     since = (now or timezone.now()) - dt.timedelta(days=days)
-    entries = CreditDecision.objects.filter(registered_model=model, decisive=True, created_at__gte=since)
+    entries = scoped(CreditDecision.objects.all(), user=user).filter(registered_model=model, decisive=True, created_at__gte=since)
     counts = entries.aggregate(total=Count("id"), approved=Count("id", filter=Q(outcome=Outcome.APPROVE)),
                                referred=Count("id", filter=Q(outcome=Outcome.REFER)),
                                declined=Count("id", filter=Q(outcome=Outcome.DECLINE)))
@@ -138,7 +139,8 @@ def decision_stats_for_user(*, user: Any, model: RegisteredModel, days: int = 30
 def batch_scoring_job_get_for_user(*, user: Any, id: Any) -> Job:
     """Return a finished batch scoring job whose output the user may download, or raise NotFound."""
     require(user, Capability.DECISION_READ)
-    job = Job.objects.filter(pk=id, kind=JobKind.BATCH_SCORE).select_related("registered_model").first()
+    job = scoped(Job.objects.filter(pk=id, kind=JobKind.BATCH_SCORE), user=user).select_related(
+        "registered_model").first()
     if job is None:
         raise NotFound(f"batch scoring job {id} does not exist")
     if job.status != JobStatus.SUCCEEDED:

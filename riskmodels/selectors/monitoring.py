@@ -9,12 +9,14 @@ from django.db.models import QuerySet
 from governance.exceptions import NotFound
 from governance.policy import Capability, require
 from riskmodels.models import ModelVersion, MonitoringReference, MonitoringRun, RegisteredModel
+from riskmodels.selectors import scoped
 
 
 def monitoring_run_list_for_user(*, user: Any) -> QuerySet[MonitoringRun]:
-    """Return the monitoring runs the user may see (every run, for any domain reader), newest first."""
+    """Return the monitoring runs the user may see, newest first."""
     require(user, Capability.DOMAIN_READ)
-    return MonitoringRun.objects.select_related("model_version__registered_model").order_by("-created_at", "-id")
+    return scoped(MonitoringRun.objects.select_related("model_version__registered_model"), user=user).order_by(
+        "-created_at", "-id")
 
 
 def stability_run_list_for_user(*, user: Any, model: RegisteredModel) -> QuerySet[MonitoringRun]:
@@ -34,7 +36,7 @@ def monitoring_run_get_for_user(*, user: Any, id: int) -> MonitoringRun:
 def monitoring_reference_get_for_user(*, user: Any, version: ModelVersion) -> MonitoringReference:
     """Return a version's frozen monitoring reference, or raise NotFound (never promoted, or still computing)."""
     require(user, Capability.DOMAIN_READ)
-    reference = MonitoringReference.objects.filter(model_version=version).first()
+    reference = scoped(MonitoringReference.objects.filter(model_version=version), user=user).first()
     if reference is None:
         raise NotFound(f"model version {version.pk} has no monitoring reference: it is frozen by a job queued when "
                        "the version is first promoted")

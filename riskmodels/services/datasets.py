@@ -18,8 +18,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 
 from governance.audit import audit_record
-from governance.exceptions import PayloadTooLarge, ValidationFailed
-from governance.policy import Capability, require
+from governance.exceptions import Conflict, PayloadTooLarge, ValidationFailed
+from governance.policy import Capability, require, team_for_new_object
 from riskmodels.exceptions import DatasetRejected
 from riskmodels.ml.ingest import ROLES, IngestError, IngestResult, ingest
 from riskmodels.ml.protected import DEFAULT_CATALOGUE, Characteristic, protected_suspects
@@ -168,15 +168,19 @@ def dataset_version_create(
     roles: Mapping[str, str] | None = None,
     description: str = "",
     note: str = "",
+    team: str | None = None,
 ) -> tuple[DatasetVersion, bool]:
     """Register ``source`` (CSV or Parquet) as the next version of dataset ``name``.
 
-    Returns ``(version, created)``. Uploading content and schema identical to an
-    existing version of the same dataset returns that version with ``created=False``.
-    Nothing is stored, and nothing audited, when the input is rejected.
+    A new dataset goes in ``team`` (a slug; default: the actor's only team); a new version of an
+    existing one stays in that dataset's team, which the actor must be a member of. Returns
+    ``(version, created)``. Uploading content and schema identical to an existing version of the
+    same dataset returns that version with ``created=False``. Nothing is stored, and nothing
+    audited, when the input is rejected.
     """
     require(actor, Capability.DATASET_UPLOAD)
     _check_name(name)
+    owning_team = _owning_team(actor, name, team)
     roles = _check_roles(roles)
     limit = settings.DATASET_MAX_UPLOAD_BYTES
     if size is not None and size > limit:
@@ -200,7 +204,7 @@ def dataset_version_create(
                 storage_path = default_storage.save(storage_path, File(handle))
             stored_here = True
         try:
-            version = _record_version(actor=actor, name=name, description=description, note=note,
+            version = _record_version(actor=actor, name=name, team=owning_team, description=description, note=note,
                                       result=result, schema=schema, target=target or "",
                                       storage_path=storage_path, filename=filename)
         except BaseException:
@@ -213,17 +217,32 @@ def dataset_version_create(
         tmp_path.unlink(missing_ok=True)
 
 
-def _record_version(*, actor: Any, name: str, description: str, note: str, result: IngestResult,
+def _owning_team(actor: Any, name: str, slug: str | None) -> Any:
+    """Return the team the upload goes in: the existing dataset's, or the one named (or the actor's only one)."""
+    existing = Dataset.objects.filter(name=name).select_related("team").first()
+    if existing is None:
+        return team_for_new_object(actor, slug)
+    if not actor.teams.filter(pk=existing.team_id).exists():
+        # Names are unique across teams; say no more than that this one is taken.
+        raise Conflict(f"the dataset name {name!r} is taken; choose another name", code="duplicate_name",
+                       details={"field": "name"})
+    if slug and slug != existing.team.slug:
+        raise ValidationFailed(f"dataset {name!r} belongs to team {existing.team.slug!r}, not {slug!r}: a dataset "
+                               "never changes team", code="team_mismatch", details={"field": "team"})
+    return existing.team
+
+
+def _record_version(*, actor: Any, name: str, team: Any, description: str, note: str, result: IngestResult,
                     schema: list[dict[str, Any]], target: str, storage_path: str, filename: str) -> DatasetVersion:
     for attempt in range(3):
         try:
             with transaction.atomic():
                 dataset, created = Dataset.objects.get_or_create(
-                    name=name, defaults={"description": description, "created_by": actor}
+                    name=name, defaults={"description": description, "created_by": actor, "team": team}
                 )
                 if created:
                     audit_record(actor=actor, action="dataset.created", target=dataset,
-                                 after={"name": name, "description": description})
+                                 after={"name": name, "team": team.slug, "description": description})
                 # Lock the dataset row so concurrent uploads number their versions in turn.
                 dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
                 latest = dataset.versions.aggregate(m=Max("version"))["m"] or 0

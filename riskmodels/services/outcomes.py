@@ -15,6 +15,7 @@ from governance.audit import audit_record
 from governance.exceptions import Conflict, ValidationFailed
 from governance.policy import Capability, require
 from riskmodels.models import CreditDecision, DatasetVersion, ModelVersion, ObservedOutcome
+from riskmodels.selectors import scoped
 
 DUPLICATE_OUTCOME = "duplicate_outcome"
 
@@ -96,9 +97,13 @@ def _duplicate(decision: int, index: int, message: str) -> Conflict:
                     details={"index": index, "decision": decision})
 
 
-def _check_against_ledger(items: list[_Item], today: dt.date) -> None:
-    """Refuse the first item whose decision is unknown, a shadow, already has an outcome, or is dated impossibly."""
-    decisions = {row["pk"]: row for row in CreditDecision.objects.filter(pk__in=[i.decision for i in items])
+def _check_against_ledger(items: list[_Item], today: dt.date, actor: Any) -> None:
+    """Refuse the first item whose decision is unknown, a shadow, already has an outcome, or is dated impossibly.
+
+    Another team's decision is unknown here, with the same words as a missing one.
+    """
+    decisions = {row["pk"]: row for row in scoped(CreditDecision.objects.filter(pk__in=[i.decision for i in items]),
+                                                  user=actor)
                  .values("pk", "decisive", "created_at", "model_version_id")}
     recorded = set(ObservedOutcome.objects.filter(decision_id__in=list(decisions))
                    .values_list("decision_id", flat=True))
@@ -160,7 +165,7 @@ def outcomes_record(*, actor: Any, items: Any, today: dt.date | None = None) -> 
             raise _duplicate(item.decision, item.index,
                              f"decision {item.decision} is also outcomes[{first_seen[item.decision]}]")
         first_seen[item.decision] = item.index
-    _check_against_ledger(parsed, today or timezone.now().astimezone(dt.UTC).date())
+    _check_against_ledger(parsed, today or timezone.now().astimezone(dt.UTC).date(), actor)
     try:
         with transaction.atomic():
             rows = ObservedOutcome.objects.bulk_create([

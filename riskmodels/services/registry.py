@@ -8,15 +8,16 @@ from django.db import IntegrityError, transaction
 
 from governance.audit import audit_record
 from governance.exceptions import Conflict, ValidationFailed
-from governance.policy import Capability, require
+from governance.policy import Capability, require, team_for_new_object
 from riskmodels.models import RegisteredModel
 from riskmodels.models.registry import MODEL_NAME_VALIDATOR
 
 
 def registered_model_create(*, actor: Any, name: str, owner_team: str, purpose: str,
-                            description: str = "") -> RegisteredModel:
-    """Add a model to the inventory; only developers register models."""
+                            description: str = "", team: str | None = None) -> RegisteredModel:
+    """Add a model to the inventory of ``team`` (a slug; default: the actor's only team); only developers do."""
     require(actor, Capability.MODEL_REGISTER)
+    owning_team = team_for_new_object(actor, team)
     if not MODEL_NAME_VALIDATOR.regex.match(name or ""):
         raise ValidationFailed(str(MODEL_NAME_VALIDATOR.message), code="invalid_name", details={"field": "name"})
     if not owner_team.strip() or not purpose.strip():
@@ -24,10 +25,11 @@ def registered_model_create(*, actor: Any, name: str, owner_team: str, purpose: 
                                code="invalid")
     try:
         with transaction.atomic():
-            model = RegisteredModel.objects.create(name=name, owner_team=owner_team.strip(), purpose=purpose.strip(),
-                                                   description=description, created_by=actor)
+            model = RegisteredModel.objects.create(name=name, team=owning_team, owner_team=owner_team.strip(),
+                                                   purpose=purpose.strip(), description=description, created_by=actor)
             audit_record(actor=actor, action="registered_model.created", target=model,
-                         after={"name": name, "owner_team": model.owner_team, "purpose": model.purpose})
+                         after={"name": name, "team": owning_team.slug, "owner_team": model.owner_team,
+                                "purpose": model.purpose})
     except IntegrityError:
         raise Conflict(f"a model named {name!r} already exists", code="duplicate_name") from None
     return model

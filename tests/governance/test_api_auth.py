@@ -57,6 +57,7 @@ def test_login_with_a_password_issues_a_token_that_works_and_is_audited(develope
     assert client.get("/api/v1/me/").json() == {
         "username": "dana-developer", "roles": ["developer"],
         "capabilities": sorted(c.value for c in capabilities_of(Role.DEVELOPER)),
+        "teams": ["default"], "sees_all_teams": False,
     }
     event = AuditEvent.objects.filter(action="api_token.issued").last()
     assert event.actor_username == "dana-developer"

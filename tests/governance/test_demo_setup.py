@@ -5,13 +5,21 @@ from __future__ import annotations
 from io import StringIO
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.management import call_command
 
 from governance.audit import audit_verify
 from governance.models import AuditEvent
-from riskmodels.models import Decision, Finding, ModelVersion, RegisteredModel
+from riskmodels.models import Dataset, Decision, Finding, ModelVersion, RegisteredModel
+from riskmodels.selectors import registered_model_list_for_user
+
+User = get_user_model()
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _dataset_teams() -> set[str]:
+    return set(Dataset.objects.values_list("team__slug", flat=True))
 
 
 def _run() -> str:
@@ -28,6 +36,11 @@ def test_the_demo_shows_a_champion_through_every_step_and_a_version_awaiting_val
 
     model = RegisteredModel.objects.get(name="retail-pd")
     assert (model.risk_tier, model.model_type, model.min_auc) == ("high", "application_pd", 0.65)
+    # Everything of the demo is in retail-credit; the second team's developer sees none of it.
+    assert model.team.slug == "retail-credit" and _dataset_teams() == {"retail-credit"}
+    assert set(model.team.members.values_list("username", flat=True)) >= {"dev", "underwriter", "validator"}
+    assert registered_model_list_for_user(user=User.objects.get(username="sme-dev")).count() == 0
+    assert registered_model_list_for_user(user=User.objects.get(username="auditor")).count() == 1
     assert model.owner.username == "compliance" and model.business_use and model.limitations
     assert model.next_review_date is not None
     assert ModelVersion.objects.count() == 2  # the second run added nothing

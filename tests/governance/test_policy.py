@@ -17,7 +17,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.test import RequestFactory, override_settings
 
-from governance.accounts import role_groups_sync, user_upsert
+from governance.accounts import role_groups_sync
 from governance.exceptions import PermissionDenied
 from governance.policy import (
     ADMIN_PERMISSIONS,
@@ -39,6 +39,7 @@ from tests.conftest import (
     module_media,
     register_demo_dataset,
     register_model,
+    team_member,
     train_submittable_version,
 )
 
@@ -73,7 +74,7 @@ shared_media, _isolated_media = module_media("policy-media")
 @pytest.fixture(scope="module")
 def world(django_db_setup, django_db_blocker, shared_media):  # noqa: ANN001,ANN201
     with django_db_blocker.unblock(), override_settings(**media_settings(shared_media)):
-        owner, _ = user_upsert(username="owen-owner", role=Role.DEVELOPER)
+        owner, _ = team_member(username="owen-owner", role=Role.DEVELOPER)
         dataset_version = register_demo_dataset(owner)
         model = register_model(owner)
         # With its test-split evaluation and SHAP report, so that the submit probe can succeed.
@@ -162,6 +163,23 @@ def _edit_reason_text(user: Any, world: World) -> Answer:
     try:
         reason_text_set(actor=user, registered_model=world.model_version.registered_model, feature="purpose",
                         text="The loan purpose carries elevated risk.")
+    except PermissionDenied as exc:
+        assert not offered, "the admin offers what the service refuses"
+        return 403, exc.message
+    assert offered, "the service allows what the admin hides"
+    return 200, None
+
+
+def _manage_teams(user: Any, world: World) -> Answer:
+    # Teams are managed in the admin (and by the command line); the admin and the service must agree.
+    from governance.accounts import team_create
+    from governance.models import Team
+
+    request = RequestFactory().get("/admin/governance/team/add/")
+    request.user = user
+    offered = admin.site._registry[Team].has_add_permission(request)
+    try:
+        team_create(actor=user, name="policy-probe-team")
     except PermissionDenied as exc:
         assert not offered, "the admin offers what the service refuses"
         return 403, exc.message
@@ -316,6 +334,7 @@ PROBES: dict[Capability, Probe] = {
     Capability.MONITORING_RUN: Probe(_request_stability_run, ok=202),
     Capability.LEGAL_HOLD_MANAGE: Probe(_place_legal_hold, ok=201),
     Capability.DOCPACK_GENERATE: Probe(_generate_documentation_pack, ok=202),
+    Capability.TEAM_MANAGE: Probe(_manage_teams, ok=200, gates=()),
 }
 
 
@@ -408,7 +427,9 @@ def test_only_compliance_officers_groups_may_change_anything_in_the_admin():
     for role in Role:
         changes = [p for p in admin_permissions_of(role) if not p.split(".")[1].startswith("view_")]
         expected = {Role.DEVELOPER: ["riskmodels.add_datasetversion"],
-                    Role.COMPLIANCE_OFFICER: ["riskmodels.add_protectedcharacteristic", "riskmodels.add_reasontext",
+                    Role.COMPLIANCE_OFFICER: ["governance.add_team", "governance.add_userprofile",
+                                              "governance.change_team", "governance.change_userprofile",
+                                              "riskmodels.add_protectedcharacteristic", "riskmodels.add_reasontext",
                                               "riskmodels.change_protectedcharacteristic",
                                               "riskmodels.change_reasontext",
                                               "riskmodels.delete_protectedcharacteristic",

@@ -16,13 +16,12 @@ from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
 
-from governance.accounts import user_upsert
 from governance.roles import Role
 from riskmodels.jobs.kinds import job_execute
 from riskmodels.models import Alert, Job, JobKind, ModelVersion, MonitoringRun
 from riskmodels.services.alerts import Breach, alerts_raise, worst_light
 from riskmodels.services.training import training_job_create
-from tests.conftest import media_settings, register_demo_dataset, register_model
+from tests.conftest import media_settings, register_demo_dataset, register_model, team_member
 
 
 def trained_version_world():  # noqa: ANN201
@@ -33,7 +32,7 @@ def trained_version_world():  # noqa: ANN201
     @pytest.fixture(scope="module")
     def world(django_db_setup, django_db_blocker, shared_media):  # noqa: ANN001,ANN202
         with django_db_blocker.unblock(), override_settings(**media_settings(shared_media)):
-            owner, _ = user_upsert(username="owen-owner", role=Role.DEVELOPER)
+            owner, _ = team_member(username="owen-owner", role=Role.DEVELOPER)
             dataset_version = register_demo_dataset(owner)
             job = training_job_create(actor=owner, registered_model=register_model(owner),
                                       dataset_version=dataset_version, request={"algorithm": "logistic_regression"})

@@ -13,7 +13,6 @@ from django.core.management import call_command
 from django.test import Client, RequestFactory, override_settings
 from django.urls import reverse
 
-from governance.accounts import user_upsert
 from governance.models import AuditEvent
 from governance.roles import Role
 from riskmodels.admin_decisions import _percent
@@ -35,6 +34,7 @@ from tests.conftest import (
     module_media,
     register_demo_dataset,
     register_model,
+    team_member,
     train_version,
 )
 from tests.riskmodels.test_admin_workspace import section, signed_in
@@ -66,9 +66,9 @@ def applicants(spec: TrainingSpec, n: int) -> list[dict[str, Any]]:
 @pytest.fixture(scope="module")
 def world(django_db_setup, django_db_blocker, shared_media):  # noqa: ANN001,ANN201
     with django_db_blocker.unblock(), override_settings(**media_settings(shared_media)):
-        owner, _ = user_upsert(username="owen-owner", role=Role.DEVELOPER)
-        officer, _ = user_upsert(username="olga-officer", role=Role.COMPLIANCE_OFFICER)
-        scorer, _ = user_upsert(username="sam-scorer", role=Role.UNDERWRITER)
+        owner, _ = team_member(username="owen-owner", role=Role.DEVELOPER)
+        officer, _ = team_member(username="olga-officer", role=Role.COMPLIANCE_OFFICER)
+        scorer, _ = team_member(username="sam-scorer", role=Role.UNDERWRITER)
         dataset_version = register_demo_dataset(owner)
         model = register_model(owner)
         champion, challenger = train_version(owner, model, dataset_version), train_version(owner, model, dataset_version)

@@ -99,10 +99,10 @@ def test_a_submitted_version_awaits_the_validator_and_not_the_others(submitted, 
 
 
 def test_a_version_in_validation_awaits_only_the_validator_who_took_it(submitted, validator, db):  # noqa: ANN001
-    from governance.accounts import user_upsert
+    from tests.conftest import team_member
     from governance.roles import Role
 
-    other, _ = user_upsert(username="val-two", role=Role.VALIDATOR, password="val-two-pass-123")
+    other, _ = team_member(username="val-two", role=Role.VALIDATOR, password="val-two-pass-123")
     version_take(actor=validator, version=submitted, rationale="Mine.")
     assert str(submitted) in section(start_page(signed_in(validator)), "awaiting-validation")
     assert str(submitted) not in section(start_page(signed_in(other)), "awaiting-validation")
@@ -206,11 +206,11 @@ def test_a_forced_post_of_a_forbidden_decision_is_refused_with_403_and_changes_n
 
 
 def test_separation_of_duties_is_refused_with_its_code(submitted, developer, db):  # noqa: ANN001
-    from governance.accounts import user_upsert
+    from tests.conftest import team_member
     from governance.roles import Role
 
     # The trainer, later made a validator, still may not take their own version.
-    user_upsert(username="dana-developer", role=Role.VALIDATOR, password="x-pass-123")
+    team_member(username="dana-developer", role=Role.VALIDATOR, password="x-pass-123")
     developer.refresh_from_db()
     response = signed_in(developer).post(decide_url(submitted, "take"), {"rationale": "My own."})
     assert response.status_code == 403

@@ -170,10 +170,10 @@ def test_sod_the_validator_of_a_version_cannot_approve_it(version, developer, va
 
 
 def test_sod_a_role_change_does_not_let_a_trainer_approve_their_own_work(version, developer, validator):  # noqa: ANN001
-    from governance.accounts import user_upsert
+    from tests.conftest import team_member
 
     _to_validated(version, developer, validator)
-    promoted, _ = user_upsert(username=developer.username, role=Role.COMPLIANCE_OFFICER)  # now only compliance
+    promoted, _ = team_member(username=developer.username, role=Role.COMPLIANCE_OFFICER)  # now only compliance
     with pytest.raises(PermissionDenied) as refused:
         version_approve(actor=promoted, version=version, rationale="approving as compliance now")
     assert refused.value.code == "separation_of_duties" and "trained" in refused.value.message

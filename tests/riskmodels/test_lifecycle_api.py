@@ -18,7 +18,6 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from governance.accounts import user_upsert
 from governance.audit import audit_verify
 from governance.models import AuditEvent
 from governance.roles import Role
@@ -32,6 +31,7 @@ from tests.conftest import (
     module_media,
     register_demo_dataset,
     register_model,
+    team_member,
     train_submittable_version,
 )
 
@@ -61,12 +61,12 @@ shared_media, _isolated_media = module_media("lifecycle-media")
 def world(django_db_setup, django_db_blocker, shared_media):  # noqa: ANN001,ANN201
     with django_db_blocker.unblock(), override_settings(**media_settings(shared_media)):
         # The trainer is the ``developer`` persona (the fixture finds this same user).
-        trainer, _ = user_upsert(username="dana-developer", role=Role.DEVELOPER, password="dana-developer-pass-123")
+        trainer, _ = team_member(username="dana-developer", role=Role.DEVELOPER, password="dana-developer-pass-123")
         dataset_version = register_demo_dataset(trainer)
         model = register_model(trainer)
         versions = [train_submittable_version(trainer, model, dataset_version) for _ in range(3)]
         # The personas of tests/conftest.py (the fixtures find these same users), and an outsider of its own.
-        users = {"developer": trainer, **{persona: user_upsert(username=name, role=Role(persona))[0] for persona, name in (
+        users = {"developer": trainer, **{persona: team_member(username=name, role=Role(persona))[0] for persona, name in (
             ("validator", "vera-validator"), ("compliance_officer", "carl-compliance"), ("auditor", "ada-auditor"))},
                  "outsider": get_user_model().objects.create_user(username="otto-outsider")}
         yield World(model, *versions, clients={persona: client_for(user) for persona, user in users.items()})
@@ -198,7 +198,7 @@ def test_a_high_tier_model_needs_two_distinct_approvers(compliance_officer, worl
 
 
 def test_a_developer_turned_compliance_officer_may_not_approve_the_version_they_trained(developer, world):  # noqa: ANN001
-    user_upsert(username=developer.username, role=Role.COMPLIANCE_OFFICER)  # the role changed; the record did not
+    team_member(username=developer.username, role=Role.COMPLIANCE_OFFICER)  # the role changed; the record did not
     _set_status(world.table, S.VALIDATED)
     message = _refused_for_separation_of_duties(_move(developer, world.table, "approve"), world.table, S.VALIDATED)
     assert "trained" in message
@@ -493,7 +493,7 @@ def test_two_concurrent_approvals_of_a_low_tier_version_let_exactly_one_through(
     job_execute(job_id=job.pk)
     version = ModelVersion.objects.get(training_job=job)
     _set_status(version, S.VALIDATED)
-    second_officer, _ = user_upsert(username="cora-compliance", role=Role.COMPLIANCE_OFFICER)
+    second_officer, _ = team_member(username="cora-compliance", role=Role.COMPLIANCE_OFFICER)
     clients = [client_for(compliance_officer), client_for(second_officer)]
     barrier = threading.Barrier(len(clients))
     responses: list[Any] = []

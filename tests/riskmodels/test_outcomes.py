@@ -14,7 +14,6 @@ from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from governance.accounts import user_upsert
 from governance.models import AuditEvent
 from governance.policy import REFUSALS, Capability
 from governance.roles import Role
@@ -36,7 +35,16 @@ from riskmodels.models import (
 from riskmodels.services.evaluation import labelled_pds
 from riskmodels.services.reviews import registered_model_inventory_update
 from riskmodels.services.training import training_job_create
-from tests.conftest import GERMAN_CREDIT, GERMAN_CREDIT_ROLES, client_for, media_settings, module_media, register_demo_dataset, register_model
+from tests.conftest import (
+    GERMAN_CREDIT,
+    GERMAN_CREDIT_ROLES,
+    client_for,
+    media_settings,
+    module_media,
+    register_demo_dataset,
+    register_model,
+    team_member,
+)
 from tests.db_backends import triggers_suspended
 
 pytestmark = pytest.mark.django_db
@@ -59,9 +67,9 @@ shared_media, _isolated_media = module_media("outcomes-media")
 @pytest.fixture(scope="module")
 def world(django_db_setup, django_db_blocker, shared_media):  # noqa: ANN001,ANN201
     with django_db_blocker.unblock(), override_settings(**media_settings(shared_media)):
-        owner, _ = user_upsert(username="owen-owner", role=Role.DEVELOPER)
-        officer, _ = user_upsert(username="olga-officer", role=Role.COMPLIANCE_OFFICER)
-        scorer, _ = user_upsert(username="ursula-underwriter", role=Role.UNDERWRITER)
+        owner, _ = team_member(username="owen-owner", role=Role.DEVELOPER)
+        officer, _ = team_member(username="olga-officer", role=Role.COMPLIANCE_OFFICER)
+        scorer, _ = team_member(username="ursula-underwriter", role=Role.UNDERWRITER)
         dataset_version = register_demo_dataset(owner)
         model = register_model(owner)
         job = training_job_create(actor=owner, registered_model=model, dataset_version=dataset_version,

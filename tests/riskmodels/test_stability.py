@@ -16,7 +16,6 @@ from django.core.management import call_command
 from django.test import override_settings
 from django.utils import timezone
 
-from governance.accounts import user_upsert
 from governance.celery import app
 from governance.models import AuditEvent
 from governance.roles import Role
@@ -51,6 +50,7 @@ from tests.conftest import (
     module_media,
     register_demo_dataset,
     register_model,
+    team_member,
     train_version,
 )
 
@@ -81,8 +81,8 @@ def _plain(value: Any) -> Any:
 @pytest.fixture(scope="module")
 def world(django_db_setup, django_db_blocker, shared_media):  # noqa: ANN001,ANN201
     with django_db_blocker.unblock(), override_settings(**media_settings(shared_media)):
-        owner, _ = user_upsert(username="owen-owner", role=Role.DEVELOPER)
-        officer, _ = user_upsert(username="olga-officer", role=Role.COMPLIANCE_OFFICER)
+        owner, _ = team_member(username="owen-owner", role=Role.DEVELOPER)
+        officer, _ = team_member(username="olga-officer", role=Role.COMPLIANCE_OFFICER)
         dataset_version = register_demo_dataset(owner)
         model = register_model(owner)
         champion = train_version(owner, model, dataset_version, "gradient_boosting")
