@@ -39,6 +39,8 @@ TEAM_PATHS: dict[str, tuple[str, ...]] = {
     "creditdecision": ("registered_model__team_id",),
     "decisionoverride": ("decision__registered_model__team_id",),
     "reasontext": ("registered_model__team_id",),
+    "legalhold": ("registered_model__team_id",),
+    "documentationpack": ("model_version__registered_model__team_id",),
 }
 
 

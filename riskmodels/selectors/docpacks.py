@@ -9,14 +9,16 @@ from django.db.models import QuerySet
 from governance.exceptions import NotFound
 from governance.policy import Capability, require
 from riskmodels.models import DocumentationPack
+from riskmodels.selectors import scoped
 
 PACK_FORMATS = ("html", "pdf", "json")
 
 
 def documentation_pack_list_for_user(*, user: Any, model_version_id: int | None = None) -> QuerySet[DocumentationPack]:
-    """Return the documentation packs the user may see (of one version, if given), newest first."""
+    """Return the documentation packs of the user's teams (of one version, if given), newest first."""
     require(user, Capability.DOMAIN_READ)
-    packs = DocumentationPack.objects.select_related("model_version__registered_model").order_by("-created_at", "-id")
+    packs = scoped(DocumentationPack.objects.select_related("model_version__registered_model"), user=user) \
+        .order_by("-created_at", "-id")
     return packs if model_version_id is None else packs.filter(model_version_id=model_version_id)
 
 

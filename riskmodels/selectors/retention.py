@@ -9,7 +9,7 @@ from django.db.models import QuerySet
 from governance.exceptions import NotFound
 from governance.policy import Capability, require
 from riskmodels.models import LegalHold
-from riskmodels.selectors import registered_model_get_for_user
+from riskmodels.selectors import registered_model_get_for_user, scoped
 
 
 def legal_hold_list_for_user(*, user: Any, name: str) -> QuerySet[LegalHold]:
@@ -19,11 +19,9 @@ def legal_hold_list_for_user(*, user: Any, name: str) -> QuerySet[LegalHold]:
 
 
 def legal_hold_get_for_user(*, user: Any, id: Any) -> LegalHold:
-    """Return one legal hold, or raise NotFound / PermissionDenied (as for its model)."""
+    """Return one legal hold of the user's teams, or raise NotFound / PermissionDenied."""
     require(user, Capability.DOMAIN_READ)  # before the lookup: an outsider learns nothing of which ids exist
     try:
-        hold = LegalHold.objects.select_related("registered_model").get(pk=id)
+        return scoped(LegalHold.objects.select_related("registered_model"), user=user).get(pk=id)
     except (LegalHold.DoesNotExist, ValueError, TypeError):
         raise NotFound(f"legal hold {id} does not exist") from None
-    registered_model_get_for_user(user=user, name=hold.registered_model.name)
-    return hold

@@ -15,10 +15,9 @@ import pytest
 from django.core.management import call_command
 from django.test import override_settings
 
-from governance.accounts import user_upsert
 from governance.roles import Role
 from riskmodels.models import CreditDecision, ExplainerRecord, ModelVersion, RegisteredModel
-from tests.conftest import media_settings, module_media, register_demo_dataset, register_model, train_version
+from tests.conftest import media_settings, module_media, register_demo_dataset, register_model, team_member, train_version
 
 NOW = dt.datetime.now(dt.UTC)
 YOUNG = NOW - dt.timedelta(days=30)
@@ -41,7 +40,7 @@ def ledger_world(prefix: str):  # noqa: ANN201
     @pytest.fixture(scope="module")
     def world(django_db_setup, django_db_blocker, shared_media):  # noqa: ANN001,ANN202
         with django_db_blocker.unblock(), override_settings(**media_settings(shared_media)):
-            owner, _ = user_upsert(username="owen-owner", role=Role.DEVELOPER)
+            owner, _ = team_member(username="owen-owner", role=Role.DEVELOPER)
             dataset_version = register_demo_dataset(owner)
             model, other = register_model(owner, "retail-pd"), register_model(owner, "cards-pd")
             yield LedgerWorld(model=model, version=train_version(owner, model, dataset_version),

@@ -14,7 +14,6 @@ from django.core.management import call_command
 from django.test import override_settings
 from rest_framework.test import APIClient
 
-from governance.accounts import user_upsert
 from governance.roles import Role
 from riskmodels.models import ModelVersion, VersionStatus
 from riskmodels.selectors.audit_history import parse_moment
@@ -26,6 +25,7 @@ from tests.conftest import (
     module_media,
     register_demo_dataset,
     register_model,
+    team_member,
     train_submittable_version,
 )
 
@@ -48,10 +48,10 @@ def history(django_db_setup, django_db_blocker, shared_media):  # noqa: ANN001,A
     """Two versions of one model through a quarter of decisions; returns (model, first, second, finding)."""
     with django_db_blocker.unblock(), override_settings(**media_settings(shared_media)):
         # The personas of tests/conftest.py: the fixtures find these same users.
-        developer, validator, compliance_officer = (user_upsert(username=name, role=role)[0] for name, role in (
+        developer, validator, compliance_officer = (team_member(username=name, role=role)[0] for name, role in (
             ("dana-developer", Role.DEVELOPER), ("vera-validator", Role.VALIDATOR),
             ("carl-compliance", Role.COMPLIANCE_OFFICER)))
-        user_upsert(username="ada-auditor", role=Role.AUDITOR)
+        team_member(username="ada-auditor", role=Role.AUDITOR)
         dataset_version = register_demo_dataset(developer)
         model = register_model(developer)
         first, second = (train_submittable_version(developer, model, dataset_version) for _ in range(2))

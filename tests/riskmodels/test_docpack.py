@@ -20,7 +20,6 @@ from django.core.management import call_command
 from django.test import Client, override_settings
 from django.urls import reverse
 
-from governance.accounts import user_upsert
 from governance.audit import audit_verify
 from governance.models import AuditEvent
 from governance.policy import REFUSALS, Capability
@@ -39,6 +38,7 @@ from tests.conftest import (
     register_demo_dataset,
     register_model,
     stored_files,
+    team_member,
     train_submittable_version,
     train_version,
 )
@@ -62,7 +62,7 @@ shared_media, _isolated_media = module_media("docpack-media")
 @pytest.fixture(scope="module")
 def world(django_db_setup, django_db_blocker, shared_media):  # noqa: ANN001,ANN201
     with django_db_blocker.unblock(), override_settings(**media_settings(shared_media)):
-        trainer, _ = user_upsert(username="dana-developer", role=Role.DEVELOPER, password="dana-developer-pass-123")
+        trainer, _ = team_member(username="dana-developer", role=Role.DEVELOPER, password="dana-developer-pass-123")
         version = train_submittable_version(trainer, register_model(trainer), register_demo_dataset(trainer))
         yield World(version=version, pack=_generate(trainer, version))
     with django_db_blocker.unblock():
