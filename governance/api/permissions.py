@@ -32,3 +32,4 @@ def capability_permission(capability: Capability) -> type[BasePermission]:
 # its service or selector checks (so the admin and management commands get the same answer).
 CanReadDomain = capability_permission(Capability.DOMAIN_READ)
 CanReadAuditLog = capability_permission(Capability.AUDIT_READ)
+CanCheckpointAuditLog = capability_permission(Capability.AUDIT_CHECKPOINT)

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance.api.permissions import CanReadDomain
+from governance.api.throttles import TrainingThrottle
 from governance.api.views import SelectorListApi
 from riskmodels.ml.pipelines import ALGORITHMS, SPLITS
 from riskmodels.models import Job
@@ -36,6 +37,7 @@ class TrainingJobCreateApi(APIView):
     """Queue the training of a new model version; answers 202 with the job to follow."""
 
     permission_classes = [CanReadDomain]
+    throttle_classes = [TrainingThrottle]
 
     class InputSerializer(serializers.Serializer):
         registered_model = serializers.CharField(help_text="Name of a registered model.")
