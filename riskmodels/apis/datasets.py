@@ -11,9 +11,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.api.permissions import CanReadDomain
+from governance.api.permissions import CanReadDomain, capability_permission
 from governance.api.throttles import UploadThrottle
 from governance.api.views import SelectorListApi
+from governance.policy import Capability
 from riskmodels.apis.files import PARQUET, stored_download
 from riskmodels.ml.ingest import ROLES
 from riskmodels.models import Dataset, DatasetVersion
@@ -62,7 +63,7 @@ class DatasetListApi(SelectorListApi):
 class DatasetsApi(DatasetListApi):
     """GET lists datasets; POST uploads a CSV or Parquet file as a new, immutable version of a dataset."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.DATASET_UPLOAD, writes_only=True)]
     throttle_classes = [UploadThrottle]
     parser_classes = [MultiPartParser, FormParser]
 
