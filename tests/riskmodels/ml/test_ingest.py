@@ -543,12 +543,15 @@ def _bomb(tmp_path: Path, *, dictionary: bool, rows: int = 2_000_000) -> Path:
     return path
 
 
-def test_a_parquet_file_whose_footer_declares_too_much_is_refused_before_it_is_decoded(tmp_path: Path):
+def test_a_parquet_file_whose_footer_declares_too_much_is_refused_before_it_is_decoded(tmp_path: Path, monkeypatch):
     source = _bomb(tmp_path, dictionary=False)
+    decoded = []
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", lambda self, *a, **k: decoded.append(1) or iter(()))
     out = tmp_path / "out" / "data.parquet"
     with pytest.raises(IngestError) as refused:
         ingest(source, out, target="target", max_decoded_bytes=1_000_000)
     assert refused.value.code == "too_large" and "1000000 bytes" in str(refused.value)
+    assert decoded == []  # refused from the footer alone
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
 
 
