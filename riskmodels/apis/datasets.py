@@ -90,7 +90,8 @@ class DatasetsApi(DatasetListApi):
         request=InputSerializer,
         responses={201: DatasetVersionOutputSerializer, 200: DatasetVersionOutputSerializer,
                    400: OpenApiResponse(description="The file or schema was rejected"),
-                   413: OpenApiResponse(description="The file exceeds DATASET_MAX_UPLOAD_BYTES")},
+                   413: OpenApiResponse(description="The file exceeds DATASET_MAX_UPLOAD_BYTES, or a Parquet "
+                                                        "file decodes past DATASET_MAX_DECODED_BYTES")},
     )
     def post(self, request: Request) -> Response:
         # A body over the limit was refused by RequestSizeLimitMiddleware before it was read, and
