@@ -212,6 +212,18 @@ def api_token_revoke(*, user: Any, token: Any) -> None:
                      before={"token_key": key})
 
 
+def api_tokens_revoke_all(*, user: Any) -> int:
+    """Revoke every API token of ``user`` (a token that may have leaked, wherever it is); audit it; return how many."""
+    from knox.models import get_token_model
+
+    with transaction.atomic():
+        keys = sorted(get_token_model().objects.filter(user=user).values_list("token_key", flat=True))
+        get_token_model().objects.filter(user=user).delete()
+        audit_record(actor=user, action="api_token.revoked_all", target=user, target_repr=user.username,
+                     before={"token_keys": keys}, after={"revoked": len(keys)})
+    return len(keys)
+
+
 def user_record_admin_change(*, actor: Any, user: Any, before: dict[str, Any] | None) -> None:
     """Audit a user created or changed through the admin (called inside its transaction)."""
     after = _user_snapshot(user)

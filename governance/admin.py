@@ -5,9 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import admin
 from django.contrib.auth import get_user_model
+from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth.admin import UserAdmin
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
@@ -23,6 +26,7 @@ from governance.accounts import (
 )
 from governance.admin_base import ReadOnlyAdminMixin
 from governance.exceptions import ServiceError
+from governance.logins import login_failure_record, login_lockout
 from governance.models import AuditEvent, Team, UserProfile
 from governance.policy import Capability, allowed
 from riskmodels.services.audit_export import FILE_FORMATS, audit_events_export
@@ -119,6 +123,32 @@ class AuditedUserAdmin(UserAdmin):
             super().delete_queryset(request, queryset)
 
 
+class AuditedAdminAuthenticationForm(AdminAuthenticationForm):
+    """The admin's sign-in form, with every refused sign-in audited (the lockout itself is django-axes')."""
+
+    def clean(self) -> dict[str, Any]:
+        username = self.cleaned_data.get("username") or ""
+        was_locked = login_lockout(request=self.request, username=username) is not None
+        try:
+            return super().clean()
+        except ValidationError:
+            login_failure_record(request=self.request, username=username, interface="admin", was_locked=was_locked)
+            raise
+
+
+def lockout_response(request: HttpRequest, original_response: HttpResponse | None, credentials: dict | None) -> HttpResponse:
+    """The page django-axes shows instead of the sign-in form while a username is locked out (AXES_LOCKOUT_CALLABLE)."""
+    username = (credentials or {}).get("username") or request.POST.get("username", "")
+    lockout = login_lockout(request=request, username=username)
+    context = {**admin.site.each_context(request), "username": username, "lockout": lockout,
+               "failure_limit": settings.AXES_FAILURE_LIMIT}
+    response = TemplateResponse(request, "admin/locked_out.html", context, status=429)
+    if lockout is not None:
+        response["Retry-After"] = str(lockout.retry_after)
+    return response.render()
+
+
+admin.site.login_form = AuditedAdminAuthenticationForm
 admin.site.unregister(User)
 admin.site.register(User, AuditedUserAdmin)
 

@@ -41,3 +41,15 @@ class Conflict(ServiceError):
 class PayloadTooLarge(ServiceError):
     status_code = 413
     default_code = "payload_too_large"
+
+
+class TooManyRequests(ServiceError):
+    """Refuse a request until ``retry_after`` seconds have passed (429 with a Retry-After header)."""
+
+    status_code = 429
+    default_code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int, code: str | None = None,
+                 details: dict[str, Any] | None = None) -> None:
+        super().__init__(message, code=code, details={"retry_after": retry_after, **(details or {})})
+        self.retry_after = retry_after

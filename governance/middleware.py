@@ -8,9 +8,11 @@ import uuid
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils.html import escape
 
 from governance.api.errors import error_body
 from governance.audit import correlation_id
+from governance.uploads import body_limit
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -29,6 +31,33 @@ class RequestIdMiddleware:
             response = self.get_response(request)
         response["X-Request-ID"] = request_id
         return response
+
+
+class RequestSizeLimitMiddleware:
+    """Refuse a body whose length is over its limit with 413, before a byte of it is read.
+
+    Placed before CSRF, which reads a form's fields: a 600 MB "form" is never parsed. A file
+    upload may be DATASET_MAX_UPLOAD_BYTES plus a small envelope; any other body
+    DATA_UPLOAD_MAX_MEMORY_SIZE (which DRF's JSON parser would not check by itself). The API
+    answers in its JSON error shape, anything else with a short page.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        limit, in_words = body_limit(request.content_type or "")
+        if length <= limit:
+            return self.get_response(request)
+        message = f"the request body is {length} bytes; {in_words}"
+        if request.path.startswith("/api/"):
+            return JsonResponse(error_body(status_code=413, code="payload_too_large", message=message), status=413)
+        return HttpResponse(f"<!doctype html><title>Request too large</title><h1>Request too large</h1>"
+                            f"<p>{escape(message)}.</p>", status=413)
 
 
 class ApiNotFoundMiddleware:

@@ -39,7 +39,8 @@ class Capability(StrEnum):
     JOB_CANCEL_ANY = "job.cancel_any"
     REASON_TEXT_EDIT = "reason_text.edit"
     PROTECTED_CATALOGUE_EDIT = "protected_catalogue.edit"  # the characteristics uploads are checked against
-    AUDIT_READ = "audit.read"  # read and verify the chain, request a checkpoint
+    AUDIT_READ = "audit.read"  # read and verify the chain
+    AUDIT_CHECKPOINT = "audit.checkpoint"  # ask a worker to append a checkpoint: a write, so never an auditor's
     MODEL_INVENTORY_EDIT = "model.inventory_edit"  # risk tier, owner, review cadence, performance floors
     VERSION_SUBMIT = "version.submit"
     VERSION_VALIDATE = "version.validate"  # take, conclude, return, reject; raise and close findings; reviews
@@ -73,6 +74,8 @@ GRANTS: dict[Capability, frozenset[Role]] = {
     Capability.REASON_TEXT_EDIT: frozenset({C}),
     Capability.PROTECTED_CATALOGUE_EDIT: frozenset({C}),
     Capability.AUDIT_READ: frozenset({V, C, A}),
+    # An auditor changes nothing (issue 17), not even by appending to the chain they examine.
+    Capability.AUDIT_CHECKPOINT: frozenset({V, C}),
     Capability.MODEL_INVENTORY_EDIT: frozenset({C}),
     Capability.VERSION_SUBMIT: frozenset({D}),
     Capability.VERSION_VALIDATE: frozenset({V}),
@@ -109,6 +112,7 @@ REFUSALS: dict[Capability, str] = {
     Capability.REASON_TEXT_EDIT: "only compliance officers edit reason texts",
     Capability.PROTECTED_CATALOGUE_EDIT: "only compliance officers edit the catalogue of protected characteristics",
     Capability.AUDIT_READ: "only validators, compliance officers and auditors can read the audit log",
+    Capability.AUDIT_CHECKPOINT: "only validators and compliance officers request audit checkpoints; auditors read",
     Capability.MODEL_INVENTORY_EDIT: "only compliance officers set a model's risk tier, owner, review cadence and floors",
     Capability.VERSION_SUBMIT: "only model developers submit versions for validation",
     Capability.VERSION_VALIDATE: "only validators validate versions and raise or close findings",

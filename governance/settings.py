@@ -17,7 +17,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from governance.append_only import LEDGER_LEGAL_FLOOR_MONTHS
-from governance.env import env_bool, env_float, env_int, env_list, env_str, secret_in_file
+from governance.env import env_bool, env_float, env_int, env_list, env_rate, env_str, secret_in_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
@@ -52,6 +52,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "knox",
+    "axes",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
@@ -70,7 +71,12 @@ MIDDLEWARE = [
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "governance.middleware.RequestIdMiddleware",
     "governance.middleware.ApiNotFoundMiddleware",
+    # Last, so that it sees the lockout flag its backend set on the admin's login request.
+    "axes.middleware.AxesMiddleware",
 ]
+# Before CSRF reads a form: a body over its limit is refused before a byte of it is parsed.
+MIDDLEWARE.insert(MIDDLEWARE.index("django.middleware.csrf.CsrfViewMiddleware"),
+                  "governance.middleware.RequestSizeLimitMiddleware")
 
 ROOT_URLCONF = "governance.urls"
 WSGI_APPLICATION = "governance.wsgi.application"
@@ -106,6 +112,39 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Cache (throttle counters) ----------------------------------------------------------------
+# Per process by default; CACHE_URL=redis://host:6379/1 shares the counters between gunicorn workers
+# and hosts, which a throttle needs to mean what it says with more than one process.
+_cache_url = env_str("CACHE_URL")
+if _cache_url is None:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "governance"}}
+elif _cache_url.startswith(("redis://", "rediss://", "unix://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": _cache_url}}
+else:
+    raise ImproperlyConfigured(f"CACHE_URL={_cache_url!r}: use a redis://, rediss:// or unix:// URL, or leave it unset")
+
+# --- Sign-in: brute-force lockout (django-axes) and the client address ------------------------
+# The lockout must come first: it refuses a locked-out sign-in before any password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+# Reverse proxies in front of the service that append to X-Forwarded-For. With 0 (the default) the
+# address is the socket's peer and X-Forwarded-For is ignored, so a client cannot choose its own address
+# (and with it escape a lockout or a throttle); with N, the N-th address from the right (what the
+# outermost trusted proxy saw). Used by the lockout, the throttles and the audit log alike.
+TRUSTED_PROXY_COUNT = env_int("TRUSTED_PROXY_COUNT", 0, minimum=0)
+AXES_CLIENT_IP_CALLABLE = "governance.logins.client_address"
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+# Locked per (username, address) pair: a lockout per username alone would let anyone lock any known
+# user out from anywhere; per address alone would lock out a whole office behind one NAT. Guessing
+# across many usernames or from many addresses is slowed by the per-address login throttle instead.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# A locked-out attempt is refused without checking the password and does not extend the cool-off,
+# so the time a refusal names is when the sign-in is possible again.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "governance.admin.lockout_response"
+AXES_VERBOSE = False
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -155,6 +194,16 @@ if DEBUG:
 # --- Upload limits ------------------------------------------------------------------------
 # Dataset files may be large; anything above this is refused with 413 before parsing.
 DATASET_MAX_UPLOAD_BYTES = env_int("DATASET_MAX_UPLOAD_BYTES", 512 * 1024 * 1024, minimum=1)
+# A Parquet upload is compressed: its decoded columns may take at most this many bytes (a small file
+# that decodes to gigabytes is refused while it is read, not after).
+DATASET_MAX_DECODED_BYTES = env_int("DATASET_MAX_DECODED_BYTES", 4 * DATASET_MAX_UPLOAD_BYTES, minimum=1)
+# Every uploaded file passes the counting handler first: a body of unknown length (chunked) is cut
+# off at DATASET_MAX_UPLOAD_BYTES while it streams (governance/uploads.py).
+FILE_UPLOAD_HANDLERS = [
+    "governance.uploads.CappedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 # Uploads above this size spill to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = env_int("FILE_UPLOAD_MAX_MEMORY_SIZE", 2 * 1024 * 1024, minimum=0)
 # Non-file request bodies (JSON) stay small.
@@ -178,6 +227,15 @@ REST_FRAMEWORK = {
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "UNAUTHENTICATED_USER": None,
+    # Scoped throttles on the costly operations (governance/api/throttles.py): requests per user
+    # (per address for the anonymous login), counted in the default cache.
+    "DEFAULT_THROTTLE_RATES": {
+        "login": env_rate("THROTTLE_LOGIN", "20/min"),
+        "upload": env_rate("THROTTLE_UPLOAD", "30/hour"),
+        "training": env_rate("THROTTLE_TRAINING", "60/hour"),
+        "scoring": env_rate("THROTTLE_SCORING", "600/min"),
+        "batch_scoring": env_rate("THROTTLE_BATCH_SCORING", "60/hour"),
+    },
 }
 REST_KNOX = {
     "TOKEN_TTL": timedelta(hours=env_int("API_TOKEN_TTL_HOURS", 24 * 30, minimum=1)),
@@ -367,5 +425,7 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
     # WeasyPrint logs every rendering step at INFO (a documentation pack is a dozen lines); its warnings stay.
-    "loggers": {"weasyprint": {"level": "WARNING"}, "fontTools": {"level": "WARNING"}},
+    # django-axes logs every attempt at INFO; failed sign-ins and lockouts are in the audit log already.
+    "loggers": {"weasyprint": {"level": "WARNING"}, "fontTools": {"level": "WARNING"},
+                "axes": {"level": env_str("AXES_LOG_LEVEL", "WARNING")}},
 }

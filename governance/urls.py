@@ -15,6 +15,7 @@ api_v1 = [
     path("", index.ApiIndexApi.as_view(), name="api-index"),
     path("auth/login/", auth.LoginApi.as_view(), name="auth-login"),
     path("auth/logout/", auth.LogoutApi.as_view(), name="auth-logout"),
+    path("auth/logout-all/", auth.LogoutAllApi.as_view(), name="auth-logout-all"),
     path("me/", auth.WhoAmIApi.as_view(), name="whoami"),
     path("audit-events/", audit.AuditEventListApi.as_view(), name="audit-event-list"),
     path("audit-events/verify/", audit.AuditVerifyApi.as_view(), name="audit-verify"),

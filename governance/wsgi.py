@@ -1,8 +1,13 @@
-"""WSGI entry point (gunicorn governance.wsgi)."""
+"""WSGI entry point (gunicorn governance.wsgi): Django's handler, with bodies of unknown length
+(chunked uploads) read within their limits (governance/uploads.py)."""
 
 import os
 
-from django.core.wsgi import get_wsgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "governance.settings")
-application = get_wsgi_application()
+django.setup(set_prefix=False)
+
+from governance.uploads import GovernanceWSGIHandler  # noqa: E402 - needs the settings configured
+
+application = GovernanceWSGIHandler()

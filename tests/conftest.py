@@ -53,6 +53,16 @@ def _isolated_media(tmp_path_factory, settings):  # noqa: ANN001
     yield media
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cache():  # noqa: ANN202
+    """Start every test with empty throttle counters (the cache outlives the test's transaction)."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 def stored_files(media: Path) -> list[Path]:
     """List every file under the storage folder."""
     return sorted(p for p in media.rglob("*") if p.is_file())

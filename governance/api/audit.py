@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.api.permissions import CanReadAuditLog, CanReadDomain
+from governance.api.permissions import CanCheckpointAuditLog, CanReadAuditLog, CanReadDomain
 from governance.api.views import SelectorListApi
 from governance.audit import audit_verify, current_correlation_id
 from governance.models import AuditEvent
@@ -69,7 +69,7 @@ class AuditVerifyApi(APIView):
 class AuditCheckpointCreateApi(APIView):
     """Ask a worker to verify the chain and append a signed-off checkpoint event (202)."""
 
-    permission_classes = [CanReadDomain, CanReadAuditLog]
+    permission_classes = [CanReadDomain, CanCheckpointAuditLog]
 
     @extend_schema(summary="Request an audit checkpoint", request=None,
                    responses={202: inline_serializer("CheckpointQueued", {"queued": serializers.BooleanField()})})

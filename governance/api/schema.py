@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.authentication import BasicScheme
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+
+
+class LockoutBasicScheme(BasicScheme):
+    """The password login's HTTP Basic, behind the lockout, is documented as plain HTTP Basic."""
+
+    target_class = "governance.api.auth.LockoutBasicAuthentication"
 
 
 class AutoSchema(SpectacularAutoSchema):

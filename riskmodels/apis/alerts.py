@@ -9,8 +9,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.api.permissions import CanReadDomain
+from governance.api.permissions import CanReadDomain, capability_permission
 from governance.api.views import SelectorListApi
+from governance.policy import Capability
 from riskmodels.models import Alert
 from riskmodels.selectors import alert_get_for_user, alert_list_for_user
 from riskmodels.services.alerts import COMMENT_MAX_CHARS, alert_acknowledge
@@ -59,7 +60,7 @@ class AlertDetailApi(APIView):
 class AlertAcknowledgeApi(APIView):
     """Acknowledge an open alert with a comment (compliance officers and validators); 409 if already acknowledged."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.ALERT_ACKNOWLEDGE)]
 
     class InputSerializer(serializers.Serializer):
         comment = serializers.CharField(max_length=COMMENT_MAX_CHARS,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import django_filters
-from django.conf import settings
 from django.http import FileResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -12,9 +11,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.api.errors import RequestTooLarge
-from governance.api.permissions import CanReadDomain
+from governance.api.permissions import CanReadDomain, capability_permission
+from governance.api.throttles import UploadThrottle
 from governance.api.views import SelectorListApi
+from governance.policy import Capability
 from riskmodels.apis.files import PARQUET, download_response
 from riskmodels.ml.ingest import ROLES
 from riskmodels.models import Dataset, DatasetVersion
@@ -66,7 +66,8 @@ class DatasetListApi(SelectorListApi):
 class DatasetsApi(DatasetListApi):
     """GET lists datasets; POST uploads a CSV or Parquet file as a new, immutable version of a dataset."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.DATASET_UPLOAD, writes_only=True)]
+    throttle_classes = [UploadThrottle]
     parser_classes = [MultiPartParser, FormParser]
 
     class InputSerializer(serializers.Serializer):
@@ -94,15 +95,12 @@ class DatasetsApi(DatasetListApi):
         request=InputSerializer,
         responses={201: DatasetVersionOutputSerializer, 200: DatasetVersionOutputSerializer,
                    400: OpenApiResponse(description="The file or schema was rejected"),
-                   413: OpenApiResponse(description="The file exceeds DATASET_MAX_UPLOAD_BYTES")},
+                   413: OpenApiResponse(description="The file exceeds DATASET_MAX_UPLOAD_BYTES, or a Parquet "
+                                                        "file decodes past DATASET_MAX_DECODED_BYTES")},
     )
     def post(self, request: Request) -> Response:
-        # Refuse an oversized body before parsing it, so it is never spooled to disk.
-        declared = int(request.META.get("CONTENT_LENGTH") or 0)
-        if declared > settings.DATASET_MAX_UPLOAD_BYTES + 64 * 1024:
-            raise RequestTooLarge(
-                f"the request is {declared} bytes; the dataset limit is {settings.DATASET_MAX_UPLOAD_BYTES} bytes"
-            )
+        # A body over the limit was refused by RequestSizeLimitMiddleware before it was read, and
+        # one of unknown length is stopped at the limit while it streams (governance/uploads.py).
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data

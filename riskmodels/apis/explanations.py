@@ -12,8 +12,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.api.permissions import CanReadDomain
+from governance.api.permissions import CanReadDomain, capability_permission
 from governance.exceptions import NotFound
+from governance.policy import Capability
 from riskmodels.apis.files import PARQUET, stored_download, stored_png
 from riskmodels.apis.jobs import JobOutputSerializer
 from riskmodels.models import DatasetVersion, ExplanationReport
@@ -52,7 +53,7 @@ def _optional_dataset_version(request: Request, data: dict, version: Any) -> Dat
 class ExplanationReportCreateApi(APIView):
     """Queue a global SHAP report of this version (202): its test split by default, or a dataset version."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.MODEL_EXPLAIN)]
 
     class InputSerializer(serializers.Serializer):
         dataset_version = serializers.IntegerField(required=False, help_text="Default: the version's test split.")
@@ -113,7 +114,7 @@ class ExplanationPlotApi(APIView):
 class LocalExplanationApi(APIView):
     """Explain applicants now: contributions per original feature, base value, output, reason codes."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.MODEL_EXPLAIN)]
 
     class InputSerializer(serializers.Serializer):
         rows = serializers.JSONField(required=False, help_text="A list of objects: feature → value, one per applicant.")

@@ -15,8 +15,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.api.permissions import CanReadDomain
+from governance.api.permissions import CanReadDomain, capability_permission
 from governance.api.views import SelectorListApi
+from governance.policy import Capability
 from riskmodels.models import Finding
 from riskmodels.selectors import finding_get_for_user, finding_list_for_user, model_version_get_for_user
 from riskmodels.services.findings import finding_accept, finding_close, finding_dismiss, finding_raise, finding_remediate
@@ -41,7 +42,7 @@ class FindingOutputSerializer(serializers.ModelSerializer):
 class FindingRaiseApi(APIView):
     """Raise a finding on a version (a validator independent of it): 201 with the finding."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.VERSION_VALIDATE)]
 
     class InputSerializer(serializers.Serializer):
         title = serializers.CharField(max_length=200)
@@ -110,7 +111,7 @@ def _move_finding(request: Request, id: int, input_class: type[serializers.Seria
 class FindingRemediateApi(APIView):
     """Answer an open finding with a remediation (developers); a validator then closes it."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.FINDING_REMEDIATE)]
 
     class InputSerializer(serializers.Serializer):
         remediation = serializers.CharField()
@@ -123,7 +124,7 @@ class FindingRemediateApi(APIView):
 class FindingCloseApi(APIView):
     """Close a finding with the evidence that it is resolved (a validator independent of the version)."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.VERSION_VALIDATE)]
 
     class InputSerializer(serializers.Serializer):
         evidence = serializers.CharField()
@@ -136,7 +137,7 @@ class FindingCloseApi(APIView):
 class FindingAcceptApi(APIView):
     """Accept a finding the validation battery proposed, edited or not (a validator independent of the version)."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.VERSION_VALIDATE)]
 
     class InputSerializer(serializers.Serializer):
         title = serializers.CharField(max_length=200, required=False)
@@ -153,7 +154,7 @@ class FindingAcceptApi(APIView):
 class FindingDismissApi(APIView):
     """Dismiss a finding the validation battery proposed, with the reason (recorded)."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.VERSION_VALIDATE)]
 
     class InputSerializer(serializers.Serializer):
         reason = serializers.CharField()

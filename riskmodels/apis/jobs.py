@@ -9,8 +9,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.api.permissions import CanReadDomain
+from governance.api.permissions import CanReadDomain, capability_permission
+from governance.api.throttles import TrainingThrottle
 from governance.api.views import SelectorListApi
+from governance.policy import Capability
 from riskmodels.ml.pipelines import ALGORITHMS, SPLITS
 from riskmodels.models import Job
 from riskmodels.selectors import dataset_version_get_for_user, job_get_for_user, job_list_for_user, registered_model_get_for_user
@@ -35,7 +37,8 @@ class JobOutputSerializer(serializers.ModelSerializer):
 class TrainingJobCreateApi(APIView):
     """Queue the training of a new model version; answers 202 with the job to follow."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.MODEL_TRAIN)]
+    throttle_classes = [TrainingThrottle]
 
     class InputSerializer(serializers.Serializer):
         registered_model = serializers.CharField(help_text="Name of a registered model.")
@@ -100,7 +103,7 @@ class JobDetailApi(APIView):
 class JobCancelApi(APIView):
     """Cancel a queued job, or ask a running one to stop at its next checkpoint."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.JOB_CANCEL)]
 
     @extend_schema(summary="Cancel a job", request=None, responses=JobOutputSerializer)
     def post(self, request: Request, id: int) -> Response:

@@ -11,7 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.api.permissions import CanReadDomain
+from governance.api.permissions import CanReadDomain, capability_permission
+from governance.policy import Capability
 from riskmodels.models import Decision, ModelVersion, ValidationRun
 from riskmodels.selectors import (
     decision_list_for_user,
@@ -68,7 +69,7 @@ def _moved(version: ModelVersion, decision: Decision) -> Response:
 class ModelVersionSubmitApi(APIView):
     """Submit a trained or returned version for validation (developers); its evidence is recorded."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.VERSION_SUBMIT)]
 
     class InputSerializer(RationaleInputSerializer):
         justification = serializers.CharField(required=False, allow_blank=True, default="",
@@ -86,7 +87,7 @@ class ModelVersionSubmitApi(APIView):
 class ModelVersionTakeApi(APIView):
     """Take a submitted version for validation (a validator who neither trained nor submitted it)."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.VERSION_VALIDATE)]
     InputSerializer = RationaleInputSerializer
 
     @extend_schema(summary="Take a version for validation", request=InputSerializer,
@@ -100,7 +101,7 @@ class ModelVersionTakeApi(APIView):
 class ModelVersionValidateApi(APIView):
     """Conclude a validation: fit for purpose, or fit with the conditions stated."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.VERSION_VALIDATE)]
 
     class InputSerializer(RationaleInputSerializer):
         conclusion = serializers.ChoiceField(choices=CONCLUSIONS)
@@ -118,7 +119,7 @@ class ModelVersionValidateApi(APIView):
 class ModelVersionReturnApi(APIView):
     """Return a version in validation to its developer, with its open findings."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.VERSION_VALIDATE)]
     InputSerializer = RationaleInputSerializer
 
     @extend_schema(summary="Return a version to its developer", request=InputSerializer,
@@ -132,7 +133,7 @@ class ModelVersionReturnApi(APIView):
 class ModelVersionRejectApi(APIView):
     """Reject a version for good: a validator during validation, a compliance officer once validated."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.VERSION_VALIDATE, Capability.VERSION_APPROVE)]
     InputSerializer = RationaleInputSerializer
 
     @extend_schema(summary="Reject a version", request=InputSerializer, responses=TransitionOutputSerializer)
@@ -145,7 +146,7 @@ class ModelVersionRejectApi(APIView):
 class ModelVersionApproveApi(APIView):
     """Approve a validated version (compliance officers independent of it; two for a high-tier model)."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.VERSION_APPROVE)]
 
     class InputSerializer(RationaleInputSerializer):
         policy_exception = serializers.CharField(
@@ -162,7 +163,7 @@ class ModelVersionApproveApi(APIView):
 class ModelVersionPromoteApi(APIView):
     """Make an approved version its model's champion; the previous champion goes back to approved."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.VERSION_PROMOTE)]
     InputSerializer = RationaleInputSerializer
 
     @extend_schema(summary="Promote a version to champion", request=InputSerializer,
@@ -176,7 +177,7 @@ class ModelVersionPromoteApi(APIView):
 class ModelVersionRetireApi(APIView):
     """Retire a version for good, with the reason."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.VERSION_RETIRE)]
     InputSerializer = RationaleInputSerializer
 
     @extend_schema(summary="Retire a version", request=InputSerializer, responses=TransitionOutputSerializer)

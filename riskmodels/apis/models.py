@@ -10,9 +10,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.api.permissions import CanReadDomain
+from governance.api.permissions import CanReadDomain, capability_permission
 from governance.api.views import SelectorListApi
 from governance.exceptions import NotFound, ValidationFailed
+from governance.policy import Capability
 from riskmodels.apis.files import download_response, stored_png
 from riskmodels.apis.jobs import JobOutputSerializer
 from riskmodels.ml.pipelines import hyperparameter_schema
@@ -72,7 +73,7 @@ class RegisteredModelOutputSerializer(serializers.ModelSerializer):
 class RegisteredModelsApi(SelectorListApi):
     """GET lists the model inventory; POST registers a new model (developers)."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.MODEL_REGISTER, writes_only=True)]
     serializer_class = RegisteredModelOutputSerializer
 
     class InputSerializer(serializers.Serializer):
@@ -186,7 +187,7 @@ class ModelVersionArtifactApi(APIView):
 class EvaluationCreateApi(APIView):
     """Queue an evaluation of this version on another dataset version (202)."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.MODEL_EVALUATE)]
 
     class InputSerializer(serializers.Serializer):
         dataset_version = serializers.IntegerField()
@@ -208,7 +209,7 @@ class EvaluationCreateApi(APIView):
 class ReproductionCreateApi(APIView):
     """Queue a re-training of this version from its record; the job's result says whether predictions match."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.MODEL_REPRODUCE)]
 
     @extend_schema(summary="Check that a model version reproduces", request=None, responses={202: JobOutputSerializer})
     def post(self, request: Request, id: int) -> Response:

@@ -99,6 +99,8 @@ class PerformanceRunsApi(PerformanceRunListApi):
     a labelled ``dataset_version``.
     """
 
+    permission_classes = [CanReadDomain, capability_permission(Capability.MONITORING_RUN, writes_only=True)]
+
     class InputSerializer(serializers.Serializer):
         decided_since = serializers.CharField(required=False, allow_null=True, default=None,
                                               help_text="ISO date or date-time (inclusive).")

@@ -11,7 +11,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.api.permissions import CanReadDomain
+from governance.api.permissions import CanReadDomain, capability_permission
+from governance.policy import Capability
 from riskmodels.apis.models import RegisteredModelOutputSerializer
 from riskmodels.models import LedgerInputs, ModelType, PeriodicReview, RiskTier
 from riskmodels.selectors import (
@@ -30,7 +31,7 @@ def _floor(help_text: str) -> serializers.FloatField:
 class RegisteredModelInventoryUpdateApi(APIView):
     """Set any of a model's inventory fields: risk tier, type, use, limitations, owner, review cadence, floors."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.MODEL_INVENTORY_EDIT)]
 
     class InputSerializer(serializers.Serializer):
         risk_tier = serializers.ChoiceField(choices=RiskTier.choices, required=False)
@@ -121,7 +122,7 @@ class PeriodicReviewOutputSerializer(serializers.ModelSerializer):
 class PeriodicReviewCreateApi(APIView):
     """Record a periodic review of a champion on an evaluation on newer data (validators): 201."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.VERSION_VALIDATE)]
 
     class InputSerializer(serializers.Serializer):
         evaluation = serializers.IntegerField(help_text="Id of an evaluation of this version on a newer dataset "

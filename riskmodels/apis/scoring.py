@@ -14,6 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from governance.api.permissions import capability_permission
+from governance.api.throttles import BatchScoringThrottle, ScoringThrottle
 from governance.policy import Capability
 from riskmodels.models import CreditDecision, DecisionOverride, Outcome, OverrideReason
 from riskmodels.selectors.decisions import (
@@ -90,6 +91,7 @@ class ModelScoreApi(APIView):
     """
 
     permission_classes = [CanScore]
+    throttle_classes = [ScoringThrottle]
 
     class InputSerializer(serializers.Serializer):
         applications = serializers.JSONField(help_text='[{"reference": "A-1", "features": {...}}, ...]')
@@ -241,6 +243,7 @@ class BatchScoringJobCreateApi(APIView):
     """Score every row of a dataset version with the model's champion, as a job (202); the output is a Parquet."""
 
     permission_classes = [CanScore]
+    throttle_classes = [BatchScoringThrottle]
 
     class InputSerializer(serializers.Serializer):
         dataset_version = serializers.IntegerField(help_text="Id of the dataset version to score.")

@@ -8,7 +8,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.api.permissions import CanReadDomain
+from governance.api.permissions import CanReadDomain, capability_permission
+from governance.policy import Capability
 from riskmodels.apis.jobs import JobOutputSerializer
 from riskmodels.models import MonitoringReference, MonitoringRun
 from riskmodels.selectors import dataset_version_get_for_user, model_version_get_for_user, registered_model_get_for_user
@@ -46,7 +47,7 @@ class MonitoringReferenceOutputSerializer(serializers.ModelSerializer):
 class StabilityRunsApi(APIView):
     """GET lists a model's stability runs, newest first; POST queues a run of its champion (202 with the job)."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.MONITORING_RUN, writes_only=True)]
 
     class InputSerializer(serializers.Serializer):
         dataset_version = serializers.IntegerField(required=False, help_text="Id of a dataset version to compare.")

@@ -61,6 +61,7 @@ ERROR_CODES = (
     "target_not_binary",
     "invalid_role",
     "too_few_columns",
+    "too_large",
 )
 
 # Row groups are cut at a row count fixed by the number of columns, not at
@@ -212,6 +213,7 @@ def ingest(
     roles: Mapping[str, str] | None = None,
     filename: str | None = None,
     block_size: int = 8 << 20,
+    max_decoded_bytes: int | None = None,
 ) -> IngestResult:
     """Convert a CSV or Parquet upload to zstd Parquet at ``destination`` and profile it.
 
@@ -220,6 +222,8 @@ def ingest(
     ``block_size`` is how many bytes of CSV are parsed per step. On any error
     nothing is left at ``destination`` by this call; on success the file is
     moved into place atomically (replacing any file already there).
+    ``max_decoded_bytes`` caps what a compressed (Parquet) input may decode to:
+    past it, IngestError("too_large") is raised while the file is read.
     """
     if block_size < 1:
         raise ValueError("block_size must be positive")
@@ -235,7 +239,8 @@ def ingest(
         source_format = detect_format(head, filename)
         staged = stack.enter_context(_staged(destination))
         if source_format == "parquet":
-            schema, n_rows = _convert_parquet(stream, staged, target=target, roles=roles)
+            schema, n_rows = _convert_parquet(stream, staged, target=target, roles=roles,
+                                              max_decoded_bytes=max_decoded_bytes)
         else:
             schema, n_rows = _convert_csv(
                 stream, start, head, staged, target=target, roles=roles, block_size=block_size
@@ -531,8 +536,14 @@ def _is_text(data_type: pa.DataType) -> bool:
 # Parquet input
 
 
+def _too_large(limit: int) -> IngestError:
+    return IngestError("too_large", f"The Parquet file decodes to more than {limit} bytes of data; the limit is "
+                                    f"{limit} bytes.")
+
+
 def _convert_parquet(
-    stream: BinaryIO, staged: Path, *, target: str | None, roles: Mapping[str, str] | None
+    stream: BinaryIO, staged: Path, *, target: str | None, roles: Mapping[str, str] | None,
+    max_decoded_bytes: int | None = None,
 ) -> tuple[pa.Schema, int]:
     try:
         parquet = pq.ParquetFile(stream)
@@ -544,10 +555,21 @@ def _convert_parquet(
     _check_names(names)
     _resolve_roles(names, target=target, roles=roles)
     schema = pa.schema([pa.field(f.name, _flat_type(f.name, f.type)) for f in kept])
+    # Parquet pages are compressed and run-length encoded, so a small file can decode to gigabytes.
+    # The footer's own figure refuses the honest bomb at once; counting what is decoded, batch by
+    # batch, refuses one whose footer lies, before the rest of it is read.
+    metadata = parquet.metadata
+    declared = sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups))
+    if max_decoded_bytes is not None and declared > max_decoded_bytes:
+        raise _too_large(max_decoded_bytes)
+    decoded = 0
     writer = _RowGroupWriter(staged, schema)
     try:
         selected = names if len(names) < len(source_schema) else None
         for batch in parquet.iter_batches(batch_size=1 << 16, columns=selected):
+            decoded += batch.nbytes
+            if max_decoded_bytes is not None and decoded > max_decoded_bytes:
+                raise _too_large(max_decoded_bytes)
             columns = [_flatten_array(batch.column(i), schema.field(i).type) for i in range(len(names))]
             writer.append(pa.Table.from_arrays(columns, schema=writer.schema))
     except pa.ArrowException as error:

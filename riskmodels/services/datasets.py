@@ -75,8 +75,11 @@ def _ingest_to_temp(source: str | Path | IO[bytes], *, filename: str, target: st
     os.close(fd)
     os.unlink(tmp)  # ingest writes it atomically itself
     try:
-        result = ingest(source, tmp, target=target or None, roles=roles, filename=filename)
+        result = ingest(source, tmp, target=target or None, roles=roles, filename=filename,
+                        max_decoded_bytes=settings.DATASET_MAX_DECODED_BYTES)
     except IngestError as exc:
+        if exc.code == "too_large":
+            raise PayloadTooLarge(f"{exc} (DATASET_MAX_DECODED_BYTES)", code="decoded_too_large") from None
         raise DatasetRejected(str(exc), code=exc.code, details={"column": exc.column} if exc.column else {}) from None
     return result, Path(tmp)
 

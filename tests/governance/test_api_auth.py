@@ -91,6 +91,18 @@ def test_logout_revokes_the_token(developer):  # noqa: ANN001
     assert AuditEvent.objects.filter(action="api_token.revoked").exists()
 
 
+def test_logout_all_revokes_every_token_of_the_user_and_is_audited(developer, validator):  # noqa: ANN001
+    first, second = client_for(developer), client_for(developer)
+    others = client_for(validator)
+    response = first.post("/api/v1/auth/logout-all/")
+    assert response.status_code == 200 and response.json() == {"revoked": 2}
+    assert first.get("/api/v1/me/").status_code == 401 and second.get("/api/v1/me/").status_code == 401
+    assert others.get("/api/v1/me/").status_code == 200
+    event = AuditEvent.objects.get(action="api_token.revoked_all")
+    assert event.actor_username == "dana-developer" and event.after == {"revoked": 2}
+    assert len(event.before["token_keys"]) == 2
+
+
 def test_outsiders_authenticate_but_are_refused(outsider):  # noqa: ANN001
     response = client_for(outsider).get("/api/v1/dataset-versions/")
     assert response.status_code == 403

@@ -208,6 +208,11 @@ def _read_audit_log(user: Any, world: World) -> Answer:
     return _answer(client_for(user).get("/api/v1/audit-events/"))
 
 
+def _request_checkpoint(user: Any, world: World) -> Answer:
+    # The worker task is sent on commit, which a test's transaction never reaches.
+    return _answer(client_for(user).post("/api/v1/audit-events/checkpoints/"))
+
+
 def _edit_inventory(user: Any, world: World) -> Answer:
     return _answer(client_for(user).patch(f"/api/v1/models/{world.model_version.registered_model.name}/inventory/",
                                           {"limitations": "Not for small-business loans."}, format="json"))
@@ -319,6 +324,7 @@ PROBES: dict[Capability, Probe] = {
     Capability.REASON_TEXT_EDIT: Probe(_edit_reason_text, ok=200, gates=()),
     Capability.PROTECTED_CATALOGUE_EDIT: Probe(_edit_protected_catalogue, ok=200, gates=()),
     Capability.AUDIT_READ: Probe(_read_audit_log, ok=200),
+    Capability.AUDIT_CHECKPOINT: Probe(_request_checkpoint, ok=202),
     Capability.MODEL_INVENTORY_EDIT: Probe(_edit_inventory, ok=200),
     Capability.VERSION_SUBMIT: Probe(_move_version("submit", VersionStatus.TRAINED), ok=200),
     Capability.VERSION_VALIDATE: Probe(_move_version("take", VersionStatus.SUBMITTED), ok=200),

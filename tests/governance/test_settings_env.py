@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from governance.env import env_bool, env_int, env_list, secret_in_file
+from governance.env import env_bool, env_int, env_list, env_rate, secret_in_file
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -42,6 +42,16 @@ def test_env_int_rejects_non_numbers_and_values_below_the_minimum(monkeypatch): 
 def test_env_list_splits_and_strips(monkeypatch):  # noqa: ANN001
     monkeypatch.setenv("X_HOSTS", " a.example , b.example,, ")
     assert env_list("X_HOSTS") == ["a.example", "b.example"]
+
+
+def test_env_rate_takes_a_count_per_period_and_refuses_anything_else(monkeypatch):  # noqa: ANN001
+    monkeypatch.setenv("THROTTLE_UPLOAD", "lots")
+    with pytest.raises(ImproperlyConfigured, match="THROTTLE_UPLOAD='lots' is not a rate"):
+        env_rate("THROTTLE_UPLOAD", "30/hour")
+    monkeypatch.setenv("THROTTLE_UPLOAD", "5/min")
+    assert env_rate("THROTTLE_UPLOAD", "30/hour") == "5/min"
+    monkeypatch.delenv("THROTTLE_UPLOAD")
+    assert env_rate("THROTTLE_UPLOAD", "30/hour") == "30/hour"
 
 
 def _run_manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -109,3 +119,23 @@ def test_an_alert_webhook_without_its_secret_stops_the_process_naming_both(tmp_p
                                        "ALERT_WEBHOOK_URL": "https://hooks.example.org/model-alerts",
                                        "ALERT_WEBHOOK_SECRET": "shared-with-the-receiver"})
     assert signed.returncode == 0, signed.stderr
+
+
+_CACHE_PROBE = ("from django.conf import settings; from django.core.cache import cache; cache.set('probe', 7); "
+                "print(settings.CACHES['default']['BACKEND'], cache.get('probe'))")
+
+
+def test_the_cache_is_per_process_by_default_and_redis_when_cache_url_names_it(tmp_path):  # noqa: ANN001
+    import socket
+
+    local = _run_manage("shell", "-c", _CACHE_PROBE, env={"DEBUG": "1", "VAR_DIR": str(tmp_path)})
+    assert local.stdout.strip().splitlines()[-1].split() == ["django.core.cache.backends.locmem.LocMemCache", "7"], local.stderr
+    bad = _run_manage("check", env={"DEBUG": "1", "VAR_DIR": str(tmp_path), "CACHE_URL": "memcached://x"})
+    assert bad.returncode != 0 and "CACHE_URL='memcached://x'" in bad.stderr
+    try:
+        socket.create_connection(("127.0.0.1", 6379), timeout=1).close()
+    except OSError:
+        pytest.skip("no Redis on 127.0.0.1:6379")
+    shared = _run_manage("shell", "-c", _CACHE_PROBE,
+                         env={"DEBUG": "1", "VAR_DIR": str(tmp_path), "CACHE_URL": "redis://127.0.0.1:6379/9"})
+    assert shared.stdout.strip().splitlines()[-1].split() == ["django.core.cache.backends.redis.RedisCache", "7"], shared.stderr

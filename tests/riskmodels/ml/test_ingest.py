@@ -529,3 +529,51 @@ def test_a_ragged_row_after_a_multiline_value_is_reported_with_its_line(tmp_path
 
     assert raised.value.code == "ragged_rows"
     assert "Line 5 has 2 fields" in str(raised.value)
+
+
+# --------------------------------------------------------------------------
+# Decompression bombs: a small Parquet file that decodes to far more
+
+
+def _bomb(tmp_path: Path, *, dictionary: bool, rows: int = 2_000_000) -> Path:
+    """Two int64 columns of zeros and ones: 32 MB decoded, some 30 KB (dictionary) or 380 KB on disk."""
+    path = tmp_path / "bomb.parquet"
+    table = pa.table({"a": np.zeros(rows, dtype=np.int64), "target": np.arange(rows, dtype=np.int64) % 2})
+    pq.write_table(table, path, compression="zstd", use_dictionary=dictionary)
+    return path
+
+
+def test_a_parquet_file_whose_footer_declares_too_much_is_refused_before_it_is_decoded(tmp_path: Path, monkeypatch):
+    source = _bomb(tmp_path, dictionary=False)
+    decoded = []
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", lambda self, *a, **k: decoded.append(1) or iter(()))
+    out = tmp_path / "out" / "data.parquet"
+    with pytest.raises(IngestError) as refused:
+        ingest(source, out, target="target", max_decoded_bytes=1_000_000)
+    assert refused.value.code == "too_large" and "1000000 bytes" in str(refused.value)
+    assert decoded == []  # refused from the footer alone
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []
+
+
+def test_a_run_length_encoded_bomb_is_refused_while_it_is_decoded(tmp_path: Path, monkeypatch):
+    # Its footer declares little (run lengths and a dictionary): only counting the decoded batches sees it.
+    source = _bomb(tmp_path, dictionary=True)
+    metadata = pq.ParquetFile(source).metadata
+    assert sum(metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups)) < 1_000_000
+    batches = []
+    original = pq.ParquetFile.iter_batches
+
+    def counted(self, *args, **kwargs):  # noqa: ANN001,ANN002,ANN003,ANN202
+        for batch in original(self, *args, **kwargs):
+            batches.append(batch.num_rows)
+            yield batch
+
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches", counted)
+    out = tmp_path / "out" / "data.parquet"
+    with pytest.raises(IngestError) as refused:
+        ingest(source, out, target="target", max_decoded_bytes=1_000_000)
+    assert refused.value.code == "too_large"
+    assert sum(batches) < 200_000  # stopped within the first batches of two million rows
+    assert list(out.parent.iterdir()) == []  # the staged file was removed
+    # Without a cap, the same file is an ordinary dataset.
+    assert ingest(source, out, target="target").n_rows == 2_000_000
