@@ -84,6 +84,8 @@ class World:
     beta: TeamWorld
     underwriter_alpha: Any
     officer_alpha: Any
+    validator_alpha: Any
+    validator_all: Any
     auditor_all: Any
     auditor_alpha: Any
 
@@ -165,6 +167,8 @@ def world(django_db_setup, django_db_blocker, shared_media):  # noqa: ANN001,ANN
             alpha=_team_world("alpha", officer), beta=_team_world("beta", officer),
             underwriter_alpha=team_member(username="uwe-underwriter", role=Role.UNDERWRITER, teams=["alpha"])[0],
             officer_alpha=team_member(username="oscar-officer", role=Role.COMPLIANCE_OFFICER, teams=["alpha"])[0],
+            validator_alpha=team_member(username="vic-validator", role=Role.VALIDATOR, teams=["alpha"])[0],
+            validator_all=team_member(username="val-all", role=Role.VALIDATOR, teams=[], sees_all_teams=True)[0],
             auditor_all=team_member(username="ada-all", role=Role.AUDITOR, teams=[], sees_all_teams=True)[0],
             auditor_alpha=team_member(username="abe-alpha", role=Role.AUDITOR, teams=["alpha"])[0])
     with django_db_blocker.unblock():
@@ -178,12 +182,14 @@ class Target:
     """How to fill an endpoint's path with a team's object, and who calls it (a member of the other team)."""
 
     kwargs: Callable[[TeamWorld], dict[str, Any]]
-    persona: str = "developer"  # or "underwriter", "officer": the one whose role passes the endpoint's gate
+    # The caller, a member of the other team whose role passes the endpoint's capability gate (checked
+    # before any lookup): "developer", "underwriter", "validator" or "officer" (compliance officer).
+    persona: str = "developer"
     body: dict[str, Any] | None = None  # instead of the shared body, for an endpoint that refuses unknown fields
 
 
-def _id(attribute: str, **extra: str) -> Target:
-    return Target(lambda t: {"id": getattr(t, attribute).pk, **extra})
+def _id(attribute: str, persona: str = "developer", **extra: str) -> Target:
+    return Target(lambda t: {"id": getattr(t, attribute).pk, **extra}, persona=persona)
 
 
 def _name(**extra: str) -> Target:
@@ -194,7 +200,8 @@ OTHER_TEAMS_OBJECT: dict[str, Target] = {
     "dataset-version-detail": _id("dataset_version"),
     "dataset-version-download": _id("dataset_version"),
     "registered-model-detail": _name(),
-    "registered-model-inventory-update": Target(lambda t: {"name": t.model.name}, body={"risk_tier": "low"}),
+    "registered-model-inventory-update": Target(lambda t: {"name": t.model.name}, persona="officer",
+                                                body={"risk_tier": "low"}),
     "job-detail": _id("job"),
     "job-cancel": _id("job"),
     "model-version-detail": _id("version"),
@@ -210,23 +217,23 @@ OTHER_TEAMS_OBJECT: dict[str, Target] = {
     "explanation-values": _id("report"),
     "explanation-plot": _id("report", plot="bar"),
     "model-version-submit": _id("version"),
-    "model-version-take": _id("version"),
-    "model-version-validate": _id("version"),
-    "model-version-return": _id("version"),
-    "model-version-reject": _id("version"),
-    "model-version-approve": _id("version"),
-    "model-version-promote": _id("version"),
-    "model-version-retire": _id("version"),
+    "model-version-take": _id("version", persona="validator"),
+    "model-version-validate": _id("version", persona="validator"),
+    "model-version-return": _id("version", persona="validator"),
+    "model-version-reject": _id("version", persona="validator"),
+    "model-version-approve": _id("version", persona="officer"),
+    "model-version-promote": _id("version", persona="officer"),
+    "model-version-retire": _id("version", persona="officer"),
     "model-version-decision-list": _id("version"),
-    "finding-raise": _id("version"),
+    "finding-raise": _id("version", persona="validator"),
     "finding-detail": _id("finding"),
     "finding-remediate": _id("finding"),
-    "finding-close": _id("finding"),
-    "finding-accept": _id("finding"),
-    "finding-dismiss": _id("finding"),
+    "finding-close": _id("finding", persona="validator"),
+    "finding-accept": _id("finding", persona="validator"),
+    "finding-dismiss": _id("finding", persona="validator"),
     "model-version-validation-runs": _id("version"),
     "validation-run-detail": _id("validation_run"),
-    "periodic-review-create": _id("version"),
+    "periodic-review-create": _id("version", persona="validator"),
     "model-score": _name(),
     "decision-stats": _name(),
     "batch-scoring-create": _name(),
@@ -242,7 +249,7 @@ OTHER_TEAMS_OBJECT: dict[str, Target] = {
     "performance-runs": _name(),
     "performance-run-detail": _id("performance_run"),
     "alert-detail": _id("alert"),
-    "alert-acknowledge": _id("alert"),
+    "alert-acknowledge": _id("alert", persona="validator"),
     "legal-holds": Target(lambda t: {"name": t.model.name}, persona="officer"),
     "legal-hold-lift": Target(lambda t: {"id": t.hold.pk}, persona="officer"),
     "documentation-packs": _id("version"),
@@ -314,7 +321,7 @@ def test_every_api_endpoint_with_an_object_in_its_path_is_in_the_matrix():
 def test_another_teams_object_answers_404_like_a_missing_one(world, url_name, method):  # noqa: ANN001
     target = OTHER_TEAMS_OBJECT[url_name]
     caller = {"developer": world.alpha.developer, "underwriter": world.underwriter_alpha,
-              "officer": world.officer_alpha}[target.persona]
+              "validator": world.validator_alpha, "officer": world.officer_alpha}[target.persona]
     client = client_for(caller)
     kwargs = target.kwargs(world.beta)
     events = AuditEvent.objects.count()
@@ -349,8 +356,8 @@ def test_evaluating_ones_own_version_on_another_teams_data_answers_404(world):  
 
 
 def test_an_overseer_of_both_teams_cannot_mix_one_teams_model_with_the_others_data(world):  # noqa: ANN001
-    # The auditor sees both, but no job fits or judges a model on another team's data (400 before any role check).
-    response = client_for(world.auditor_all).post(f"/api/v1/model-versions/{world.alpha.version.pk}/explanations/",
+    # A validator who sees both teams may explain either's models, but never on the other team's data.
+    response = client_for(world.validator_all).post(f"/api/v1/model-versions/{world.alpha.version.pk}/explanations/",
                                                   {"dataset_version": world.beta.dataset_version.pk}, format="json")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "team_mismatch"
