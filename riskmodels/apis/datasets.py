@@ -32,7 +32,7 @@ class DatasetVersionOutputSerializer(serializers.ModelSerializer):
     dataset = serializers.CharField(source="dataset.name")
     schema = ColumnSerializer(many=True)
     profile = serializers.JSONField()
-    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
 
     class Meta:
         model = DatasetVersion

@@ -43,7 +43,7 @@ class AlgorithmListApi(APIView):
 
 
 class RegisteredModelOutputSerializer(serializers.ModelSerializer):
-    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
     owner = serializers.CharField(source="owner.username", default=None, allow_null=True)
     review_cadence_in_force = serializers.SerializerMethodField(
         help_text="Months between periodic reviews: the model's own cadence, else its risk tier's default.")
