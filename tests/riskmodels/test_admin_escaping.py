@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
 from django.test import Client, override_settings
 from django.urls import reverse
@@ -85,7 +86,8 @@ def hostile_csv(folder: Path) -> Path:
     return path
 
 
-def build_hostile_world(*, developer: Any, validator: Any, officer: Any, underwriter: Any, folder: Path) -> HostileWorld:
+def build_hostile_world(*, developer: Any, validator: Any, officer: Any, underwriter: Any,
+                        folder: Path) -> HostileWorld:
     """Upload, register, train, score, override, raise and answer a finding, retire: every text a payload."""
     with hostile_csv(folder).open("rb") as handle:
         dataset_version, _ = dataset_version_create(actor=developer, name="hostile-credit", source=handle,
@@ -109,7 +111,8 @@ def build_hostile_world(*, developer: Any, validator: Any, officer: Any, underwr
     assert scored.status_code == 200, scored.content
     decision = next(d for d in CreditDecision.objects.filter(registered_model=model).order_by("id")
                     if {r["feature"] for r in d.reasons} & set(PAYLOADS))
-    decision_override(actor=underwriter, decision=decision, outcome="refer" if decision.outcome != "refer" else "approve",
+    decision_override(actor=underwriter, decision=decision,
+                      outcome="refer" if decision.outcome != "refer" else "approve",
                       reason="verified_income", text=IMG + SCRIPT)
     finding = finding_raise(actor=validator, version=version, title=SCRIPT + IMG, description=IMG, category="data",
                             severity="medium", due_date=dt.date.today() + dt.timedelta(days=30))
@@ -173,14 +176,19 @@ def test_every_admin_page_shows_the_hostile_texts_escaped(world, where):  # noqa
     assert_escaped(response.content.decode(), where)
 
 
-def test_a_hostile_model_name_is_refused_with_a_400_naming_the_field(world):  # noqa: ANN001
+def test_hostile_model_and_dataset_names_are_refused_with_a_400_naming_the_field(world):  # noqa: ANN001
     client = client_for(get_user_model().objects.get(username="hana-hostile-dev"))
     for name in PAYLOADS:
-        response = client.post("/api/v1/models/", format="json",
-                               data={"name": name, "owner_team": "risk", "purpose": "a test"})
-        assert response.status_code == 400
-        assert response.json()["error"]["details"]["field"] == "name"
+        model = client.post("/api/v1/models/", format="json",
+                            data={"name": name, "owner_team": "risk", "purpose": "a test"})
+        dataset = client.post("/api/v1/datasets/", format="multipart", data={
+            "name": name, "target": "creditability",
+            "file": SimpleUploadedFile("data.csv", GERMAN_CREDIT.read_bytes())})
+        for response in (model, dataset):
+            assert response.status_code == 400
+            assert response.json()["error"]["details"]["field"] == "name"
     assert not RegisteredModel.objects.exclude(pk=world.model.pk).exists()
+    assert not DatasetVersion.objects.exclude(pk=world.dataset_version.pk).exists()
 
 
 def test_the_api_schema_and_its_docs_pages_embed_no_user_text(world):  # noqa: ANN001
