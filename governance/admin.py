@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.db import transaction
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
 
 from governance.accounts import (
     user_record_admin_change,
@@ -17,7 +20,9 @@ from governance.accounts import (
     user_snapshot,
 )
 from governance.admin_base import ReadOnlyAdminMixin
+from governance.exceptions import ServiceError
 from governance.models import AuditEvent
+from riskmodels.services.audit_export import FILE_FORMATS, audit_events_export
 
 User = get_user_model()
 
@@ -37,9 +42,45 @@ class AuditEventAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
     list_per_page = 100
     show_full_result_count = False
 
+    change_list_template = "admin/governance/auditevent/change_list.html"
+
     @admin.display(description="hash")
     def short_hash(self, obj: AuditEvent) -> str:
         return obj.hash[:12] + "…"
+
+    def get_urls(self) -> list[Any]:
+        return [path("export/", self.admin_site.admin_view(self.export_view), name="governance_auditevent_export"),
+                *super().get_urls()]
+
+    def export_view(self, request: HttpRequest) -> HttpResponse:
+        """Export the trail for an examiner through the same service as the API; show the manifest and links."""
+        form = AuditExportForm(request.POST or None)
+        manifest = downloads = None
+        if request.method == "POST" and form.is_valid():
+            try:
+                export = audit_events_export(actor=request.user, **form.cleaned_data)
+            except ServiceError as exc:
+                form.add_error(None, exc.message)
+            else:
+                manifest = {**export.manifest, "manifest_sha256": export.manifest_sha256}
+                downloads = {name: reverse("audit-export-file", args=[export.id, name])
+                             for name in (*export.manifest["files"], "manifest.json")}
+                downloads["bundle.zip"] = reverse("audit-export-bundle", args=[export.id])
+        context = {**self.admin_site.each_context(request), "title": "Export the audit trail for an examiner",
+                   "form": form, "opts": self.model._meta, "manifest": manifest, "downloads": downloads,
+                   "verifier": reverse("audit-export-verifier")}
+        return TemplateResponse(request, "admin/governance/auditevent/export.html", context)
+
+
+class AuditExportForm(forms.Form):
+    """The export's filters, as the API takes them (the service validates them)."""
+
+    file_format = forms.ChoiceField(choices=[(f, f) for f in FILE_FORMATS], initial="jsonl")
+    model = forms.CharField(required=False, help_text="A registered model's name.")
+    actor_username = forms.CharField(required=False, label="Actor")
+    action = forms.CharField(required=False, help_text="Exactly, or a family ending in '.', e.g. model_version.")
+    since = forms.CharField(required=False, help_text="YYYY-MM-DD or ISO datetime (UTC).")
+    until = forms.CharField(required=False, help_text="YYYY-MM-DD (the whole day) or ISO datetime.")
 
 
 class AuditedUserAdmin(UserAdmin):

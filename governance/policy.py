@@ -50,6 +50,8 @@ class Capability(StrEnum):
     OUTCOME_RECORD = "outcome.record"  # post what became of decided applicants (defaulted or not, when)
     ALERT_ACKNOWLEDGE = "alert.acknowledge"  # a monitoring alert: seen, and what is being done about it
     MONITORING_RUN = "monitoring.run"  # request a stability or performance run of a champion
+    LEGAL_HOLD_MANAGE = "legal_hold.manage"  # place and lift legal holds, which suspend the retention purge
+    DOCPACK_GENERATE = "docpack.generate"  # generate a version's documentation pack (reading one is domain.read)
 
 
 D, V, C, A, U = Role.DEVELOPER, Role.VALIDATOR, Role.COMPLIANCE_OFFICER, Role.AUDITOR, Role.UNDERWRITER
@@ -82,6 +84,9 @@ GRANTS: dict[Capability, frozenset[Role]] = {
     # alert is often theirs to judge. Never developers: acknowledging an alert on one's own model is self-review.
     Capability.ALERT_ACKNOWLEDGE: frozenset({V, C}),
     Capability.MONITORING_RUN: frozenset({D, V, C}),
+    Capability.LEGAL_HOLD_MANAGE: frozenset({C}),
+    # Not auditors: generating a pack is a recorded change (a job, files, an audit event), and auditors stay read-only.
+    Capability.DOCPACK_GENERATE: frozenset({D, V, C}),
 }
 
 # What a refusal says, by capability: it names who may, so the user knows whom to ask.
@@ -112,6 +117,9 @@ REFUSALS: dict[Capability, str] = {
     Capability.OUTCOME_RECORD: "only model developers record the observed outcomes of decisions",
     Capability.ALERT_ACKNOWLEDGE: "only compliance officers and validators acknowledge monitoring alerts",
     Capability.MONITORING_RUN: "only developers, validators and compliance officers request monitoring runs",
+    Capability.LEGAL_HOLD_MANAGE: "only compliance officers place and lift legal holds",
+    Capability.DOCPACK_GENERATE: "only developers, validators and compliance officers generate documentation packs; "
+                                 "auditors download them",
 }
 SEPARATION_OF_DUTIES = "separation_of_duties"
 

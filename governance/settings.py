@@ -16,6 +16,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from governance.append_only import LEDGER_LEGAL_FLOOR_MONTHS
 from governance.env import env_bool, env_float, env_int, env_list, env_str, secret_in_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -319,11 +320,30 @@ COUNTERFACTUAL_IMMUTABLE_FEATURES = env_list("COUNTERFACTUAL_IMMUTABLE_FEATURES"
     "age", "age_in_years", "personal_status_and_sex", "foreign_worker", "sex", "gender", "marital_status",
     "nationality", "race", "religion", "number_of_dependents",
     "number_of_people_being_liable_to_provide_maintenance_for"])
+# Retention (months) per record type, purged by `manage.py purge_expired` (riskmodels/services/retention.py)
+# unless the record's model is under a legal hold. The decision ledger may not be kept for less than
+# the legal floor, which the database's own delete trigger enforces too (governance/append_only.py).
+RETENTION_MONTHS = {
+    "decision_ledger": env_int("RETENTION_DECISION_LEDGER_MONTHS", LEDGER_LEGAL_FLOOR_MONTHS, minimum=1),
+    # The documentation pack's model registers its own entry; its period is configured here.
+    "documentation_packs": env_int("RETENTION_DOCUMENTATION_PACK_MONTHS", 120, minimum=1),
+    # A copy of ledger rows (references, PDs, decisions): never kept longer than the ledger by default.
+    "batch_scoring_outputs": env_int("RETENTION_BATCH_SCORING_OUTPUT_MONTHS", LEDGER_LEGAL_FLOOR_MONTHS, minimum=1),
+    # Personal data (default or not, protected attributes) recorded against a decision.
+    "observed_outcomes": env_int("RETENTION_OBSERVED_OUTCOME_MONTHS", LEDGER_LEGAL_FLOOR_MONTHS, minimum=1),
+}
+if RETENTION_MONTHS["decision_ledger"] < LEDGER_LEGAL_FLOOR_MONTHS:
+    raise ImproperlyConfigured(
+        f"RETENTION_DECISION_LEDGER_MONTHS={RETENTION_MONTHS['decision_ledger']} is below the legal floor of "
+        f"{LEDGER_LEGAL_FLOOR_MONTHS} months: credit decisions must be kept at least that long (the database "
+        "refuses to delete younger ones anyway); set it to 25 or more")
 CELERY_BEAT_SCHEDULE = {
     "reap-jobs": {"task": "riskmodels.reap_jobs", "schedule": float(env_int("JOB_REAP_INTERVAL_SECONDS", 30, minimum=1))},
     "flag-overdue-reviews": {"task": "riskmodels.flag_overdue_reviews", "schedule": 3600.0},
     # Daily, each over the last MONITORING_WINDOW_DAYS of the ledger.
     "schedule-stability-runs": {"task": "riskmodels.schedule_stability_runs", "schedule": 86400.0},
+    # Daily, the records whose retention has ended (manage.py purge_expired does the same by hand).
+    "purge-expired": {"task": "riskmodels.purge_expired", "schedule": 86400.0},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 
@@ -346,4 +366,6 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO")},
+    # WeasyPrint logs every rendering step at INFO (a documentation pack is a dozen lines); its warnings stay.
+    "loggers": {"weasyprint": {"level": "WARNING"}, "fontTools": {"level": "WARNING"}},
 }

@@ -31,6 +31,7 @@ from riskmodels.models import (
     RegisteredModel,
 )
 from riskmodels.admin_decisions import decision_stats_block
+from riskmodels.admin_retention import LegalHoldAdminMixin, legal_hold_context
 from riskmodels.admin_workspace import Workspace
 from riskmodels.apis.files import stored_png
 from riskmodels.apis.monitoring_plots import png_response
@@ -242,7 +243,7 @@ DECISION_STATS_DAYS = 30
 
 
 @admin.register(RegisteredModel)
-class RegisteredModelAdmin(admin.ModelAdmin):
+class RegisteredModelAdmin(LegalHoldAdminMixin, admin.ModelAdmin):
     """The model inventory: compliance officers set tier, owner, cadence and floors (through the service, audited)."""
 
     form = RegisteredModelInventoryForm
@@ -275,11 +276,13 @@ class RegisteredModelAdmin(admin.ModelAdmin):
             context["monitoring_plots"] = [
                 (plot, reverse("admin:riskmodels_registeredmodel_monitoring_plot", args=[obj.pk, plot]))
                 for plot in monitoring_plots_available(user=request.user, model=obj)]
+        if obj is not None:
+            context.update(legal_hold_context(request, obj))
         return super().render_change_form(request, context, add, change, form_url, obj)
 
     def get_urls(self) -> list[Any]:
         return [path("<int:pk>/monitoring/<str:plot>.png", self.admin_site.admin_view(self.monitoring_plot_view),
-                     name="riskmodels_registeredmodel_monitoring_plot"), *super().get_urls()]
+                     name="riskmodels_registeredmodel_monitoring_plot"), *self.legal_hold_urls(), *super().get_urls()]
 
     def monitoring_plot_view(self, request: HttpRequest, pk: int, plot: str) -> HttpResponse:
         model = RegisteredModel.objects.filter(pk=pk).first()

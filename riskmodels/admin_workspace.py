@@ -31,6 +31,7 @@ from riskmodels.selectors import (
     workspace_version_dossier_for_user,
 )
 from riskmodels.services.alerts import COMMENT_MAX_CHARS, alert_acknowledge
+from riskmodels.services.docpack import documentation_pack_request
 from riskmodels.services.findings import (
     finding_accept,
     finding_close,
@@ -99,6 +100,10 @@ class DismissForm(forms.Form):
     reason = forms.CharField(widget=TEXTAREA, help_text="Why this is not an issue: recorded with the finding.")
 
 
+class DocumentationPackForm(forms.Form):
+    """Nothing to fill in: the pack is made from the version's records; the form is the confirmation."""
+
+
 class AcknowledgeForm(forms.Form):
     comment = forms.CharField(max_length=COMMENT_MAX_CHARS, widget=TEXTAREA,
                               help_text="What is being done about it: recorded with the alert and in the audit log.")
@@ -150,6 +155,8 @@ class Workspace:
                  name="riskmodels_workspace_finding_raise"),
             path("workspace/findings/<int:finding_id>/<str:move>/", view(self.finding_move_view),
                  name="riskmodels_workspace_finding_move"),
+            path("<int:pk>/workspace/documentation-pack/", view(self.documentation_pack_view),
+                 name="riskmodels_workspace_documentation_pack"),
             path("workspace/alerts/<int:alert_id>/acknowledge/", view(self.alert_acknowledge_view),
                  name="riskmodels_workspace_alert_acknowledge"),
         ]
@@ -258,6 +265,16 @@ class Workspace:
                                back=self._version_url(finding.model_version_id), subject=finding,
                                call=lambda **data: step.service(finding=finding, **data),
                                done=f"{step.label}: recorded.")
+
+    def documentation_pack_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        version, refused = self._fetch(request, model_version_get_for_user, pk)
+        if refused is not None:
+            return refused
+        return self._form_flow(request, form_class=DocumentationPackForm,
+                               title=f"Generate a documentation pack of {version}",
+                               back=self._version_url(version.pk) + "#documentation-packs", subject=version,
+                               call=lambda **data: documentation_pack_request(model_version=version, **data),
+                               done="Documentation pack queued: it appears here when the worker has made it.")
 
     def alert_acknowledge_view(self, request: HttpRequest, alert_id: int) -> HttpResponse:
         # The selector refuses (403) before the form is drawn to anyone who may not acknowledge.

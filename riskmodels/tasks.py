@@ -15,6 +15,7 @@ from riskmodels.exceptions import NotificationDeferred
 from riskmodels.jobs.kinds import chunk_execute, job_execute
 from riskmodels.services.alerts import alert_notify
 from riskmodels.services.explanations import explanation_plots_render
+from riskmodels.services.retention import retention_purge
 from riskmodels.services.reviews import reviews_flag_overdue
 from riskmodels.services.stability import stability_runs_schedule
 
@@ -74,3 +75,11 @@ def schedule_stability_runs() -> list[int]:
     """Queue a stability run over the last window of the ledger for every champion with a reference."""
     with correlation_id("stability-scheduler"):
         return stability_runs_schedule()
+
+
+# A second delivery is harmless: what the first purged is gone, so the second finds nothing more to purge.
+@shared_task(name=dispatch.PURGE_EXPIRED, ignore_result=True, **LIMITS)
+def purge_expired() -> None:
+    """Purge every record type's expired, unheld records (as ``manage.py purge_expired``)."""
+    with correlation_id("retention-purge"):
+        retention_purge()

@@ -19,8 +19,9 @@ REAP_JOBS = "riskmodels.reap_jobs"
 FLAG_OVERDUE_REVIEWS = "riskmodels.flag_overdue_reviews"  # sent by celery beat
 NOTIFY_ALERT = "riskmodels.notify_alert"
 SCHEDULE_STABILITY_RUNS = "riskmodels.schedule_stability_runs"  # sent by celery beat
+PURGE_EXPIRED = "riskmodels.purge_expired"  # sent by celery beat
 TASK_NAMES = (RUN_JOB, RUN_JOB_CHUNK, RENDER_EXPLANATION_PLOTS, REAP_JOBS, FLAG_OVERDUE_REVIEWS, NOTIFY_ALERT,
-              SCHEDULE_STABILITY_RUNS)
+              SCHEDULE_STABILITY_RUNS, PURGE_EXPIRED)
 
 
 def send_on_commit(task_name: str, **kwargs: Any) -> None:

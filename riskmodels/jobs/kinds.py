@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from riskmodels.jobs.runner import ChunkWork, Merge, Work, chunk_run, job_run
 from riskmodels.models import Job, JobChunk, JobKind
 from riskmodels.services.batch_scoring import batch_scoring_chunk_work, batch_scoring_merge, batch_scoring_work
+from riskmodels.services.docpack import documentation_pack_work
 from riskmodels.services.evaluation import evaluation_work
 from riskmodels.services.explanations import explanation_chunk_work, explanation_merge, explanation_work
 from riskmodels.services.performance import performance_work
@@ -42,6 +43,7 @@ KINDS: dict[JobKind, Kind] = {
     JobKind.PERFORMANCE: Kind(work=performance_work),
     JobKind.MONITORING_REFERENCE: Kind(work=monitoring_reference_work),
     JobKind.STABILITY: Kind(work=stability_work),
+    JobKind.DOCUMENTATION_PACK: Kind(work=documentation_pack_work),
 }
 
 

@@ -7,10 +7,12 @@ from riskmodels.models.datasets import (
     DatasetVersion,
     ProtectedCharacteristic,
 )
+from riskmodels.models.docpack import DocumentationPack
 from riskmodels.models.explanations import ExplanationPlot, ExplanationReport, ReasonText
 from riskmodels.models.jobs import Job, JobChunk, JobKind, JobStatus
 from riskmodels.models.scoring import CreditDecision, DecisionOverride, ExplainerRecord, Outcome, OverrideReason
 from riskmodels.models.monitoring import Alert, MonitoringReference, MonitoringRun, ObservedOutcome
+from riskmodels.models.retention import LegalHold
 from riskmodels.models.lifecycle import Decision, Finding, PeriodicReview, ValidationRun
 from riskmodels.models.registry import (
     Evaluation,
@@ -23,9 +25,9 @@ from riskmodels.models.registry import (
 )
 
 __all__ = [
-    "Alert", "MonitoringReference", "MonitoringRun", "ObservedOutcome",
+    "Alert", "LegalHold", "MonitoringReference", "MonitoringRun", "ObservedOutcome",
     "CreditDecision", "DecisionOverride", "ExplainerRecord", "LedgerInputs", "Outcome", "OverrideReason",
-    "DATASET_NAME_VALIDATOR", "ColumnRole", "Dataset", "DatasetVersion", "Evaluation", "ExplanationPlot",
+    "DATASET_NAME_VALIDATOR", "ColumnRole", "Dataset", "DocumentationPack", "DatasetVersion", "Evaluation", "ExplanationPlot",
     "ExplanationReport", "Job", "JobChunk", "JobKind", "ReasonText", "Decision", "Finding", "PeriodicReview",
     "JobStatus", "ModelType", "ProtectedCharacteristic", "ModelVersion", "RegisteredModel", "RiskTier", "ValidationRun", "VersionStatus",
 ]

@@ -16,6 +16,7 @@ class JobKind(models.TextChoices):
     PERFORMANCE = "performance", "Measure the champion on observed outcomes"
     MONITORING_REFERENCE = "monitoring_reference", "Freeze a new champion's monitoring reference"
     STABILITY = "stability", "Stability run (PSI of the score, CSI of each feature)"
+    DOCUMENTATION_PACK = "documentation_pack", "Generate a documentation pack (HTML, PDF, JSON)"
 
 
 class JobStatus(models.TextChoices):

@@ -32,8 +32,9 @@ class ExplainerRecord(ImmutableModel):
 class CreditDecision(ImmutableModel):
     """One scored application: inputs (or their hash), PD, decision, reasons, policy, version, caller.
 
-    Append-only: nothing in the service updates or deletes a row. ``decisive`` is False for a
-    challenger scored in shadow mode beside the champion.
+    Append-only, in the database too (``governance/append_only.py``): no UPDATE, no TRUNCATE, and a
+    DELETE only of a row older than the legal floor whose model is not under a legal hold (the
+    retention purge). ``decisive`` is False for a challenger scored in shadow mode beside the champion.
     """
 
     class Source(models.TextChoices):
@@ -67,8 +68,10 @@ class CreditDecision(ImmutableModel):
     job = models.ForeignKey("riskmodels.Job", null=True, blank=True, on_delete=models.PROTECT, related_name="+",
                             db_index=False)
     row = models.BigIntegerField(null=True, blank=True)  # the dataset row a batch job scored
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+",
-                              db_index=False)
+    # No database constraint and DO_NOTHING, as on the audit log: deleting a user must not UPDATE a row
+    # of the append-only ledger (its trigger would refuse); actor_username keeps who it was.
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.DO_NOTHING, related_name="+",
+                              db_index=False, db_constraint=False)
     actor_username = models.CharField(max_length=150)
 
     class Meta:
@@ -104,7 +107,9 @@ class DecisionOverride(ImmutableModel):
     outcome = models.CharField(max_length=10, choices=Outcome.choices)
     reason = models.CharField(max_length=30, choices=OverrideReason.choices)
     text = models.TextField()
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    # As on the ledger: a user's deletion leaves the override untouched (its trigger refuses UPDATE).
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.DO_NOTHING, related_name="+",
+                              db_constraint=False)
     actor_username = models.CharField(max_length=150)
     created_at = models.DateTimeField(auto_now_add=True)
 

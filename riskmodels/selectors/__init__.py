@@ -384,6 +384,8 @@ class WorkspaceDossier:
     audit_events: list[Any] | None  # None: the user may not read the audit log
     actions: list[WorkspaceAction]
     may_raise_finding: bool
+    documentation_packs: list[Any]  # newest first
+    may_generate_pack: bool
 
 
 WORKSPACE_METRICS = ("auc", "gini", "ks", "brier", "log_loss", "accuracy", "precision", "recall", "f1")
@@ -437,7 +439,9 @@ def workspace_version_dossier_for_user(*, user: Any, id: int) -> WorkspaceDossie
         battery=version.validation_runs.order_by("-created_at").first(),
         decisions=list(version.decisions.order_by("created_at", "id")), audit_events=audit_events,
         actions=workspace_version_actions(user=user, version=version, actors=actors),
-        may_raise_finding=may_validate and version.status in RAISABLE)
+        may_raise_finding=may_validate and version.status in RAISABLE,
+        documentation_packs=list(version.documentation_packs.order_by("-created_at", "-id")),
+        may_generate_pack=allowed(user, Capability.DOCPACK_GENERATE))
 
 
 def workspace_finding_get_for_user(*, user: Any, id: int):  # noqa: ANN201

@@ -143,4 +143,7 @@ def batch_scoring_job_get_for_user(*, user: Any, id: Any) -> Job:
         raise NotFound(f"batch scoring job {id} does not exist")
     if job.status != JobStatus.SUCCEEDED:
         raise NotFound(f"batch scoring job {id} has no output: it is {job.status}")
+    if "output_path" not in (job.result or {}):
+        raise NotFound(f"batch scoring job {id}'s output was purged at the end of its retention period "
+                       f"({job.result.get('output_purged_at')}); the decision ledger keeps its rows")
     return job

@@ -37,6 +37,7 @@ from riskmodels.models import (
     RiskTier,
     VersionStatus,
 )
+from riskmodels.services.docpack import documentation_pack_request
 from riskmodels.services.explanations import explanation_job_create, explanation_plots_render
 from riskmodels.services.findings import finding_close, finding_dismiss, finding_raise, finding_remediate
 from riskmodels.services.lifecycle import (
@@ -190,6 +191,8 @@ def demo_lifecycle_create(*, developer: Any, validator: Any, approvers: Sequence
         _demo_decisions(underwriter, model, dataset_version, champion)
     # One stability run, over the development data itself, so the monitoring charts have a first point.
     _run(stability_run_request(actor=validator, model=model, dataset_version=dataset_version))
+    # The champion's documentation pack, so a newcomer can download it from the workspace or the API.
+    _run(documentation_pack_request(actor=approvers[0], model_version=champion))
 
     challenger = _version_with_evidence(developer=developer, model=model, dataset_version=dataset_version,
                                         request={"algorithm": "logistic_regression"})

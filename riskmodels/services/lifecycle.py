@@ -102,6 +102,9 @@ def _move(*, actor: Any, version: ModelVersion, action: str, allowed: tuple[str,
     audit_record(actor=actor, action=f"model_version.{action}", target=version,
                  before={"status": current.status},
                  after={"status": to, "decision": decision.pk, "rationale": rationale, "evidence": evidence or {},
+                        # The model and the version's number let the log alone say whose champion it was
+                        # (riskmodels/selectors/audit_history.py reconstructs the inventory from it).
+                        "registered_model_id": current.registered_model_id, "version": current.version,
                         **{k: v for k, v in record.items() if v}})
     version.status = to
     return decision

@@ -77,6 +77,12 @@ def test_the_demo_shows_a_champion_through_every_step_and_a_version_awaiting_val
     run = MonitoringRun.objects.get(model_version=champion, kind="stability")
     assert run.dataset_version_id == champion.dataset_version_id and run.results
 
+    # The champion's documentation pack, for a newcomer to download.
+    from riskmodels.models import DocumentationPack
+
+    pack = DocumentationPack.objects.get(model_version=champion)
+    assert pack.created_by_username == "compliance" and pack.pdf_pages > 1
+
     assert "token=" in first and "compliance2" in first
     assert "Demo lifecycle created: retail-pd" in first and "Demo lifecycle already set up" in second
     assert "v1 champion" in second and "approved by compliance and compliance2" in second and "v2 submitted, awaiting validation" in second

@@ -280,6 +280,13 @@ def _request_stability_run(user: Any, world: World) -> Answer:
                                          {"dataset_version": world.dataset_version.pk}, format="json"))
 
 
+def _place_legal_hold(user: Any, world: World) -> Answer:
+    return _answer(client_for(user).post(f"/api/v1/models/{world.model_version.registered_model.name}/legal-holds/",
+                                         {"reason": "Litigation: applicant complaint"}, format="json"))
+def _generate_documentation_pack(user: Any, world: World) -> Answer:
+    return _answer(client_for(user).post(f"/api/v1/model-versions/{world.model_version.pk}/documentation-packs/"))
+
+
 PROBES: dict[Capability, Probe] = {
     Capability.DOMAIN_READ: Probe(_read_dataset_version, ok=200, gates=()),
     Capability.DATASET_UPLOAD: Probe(_upload_dataset, ok=201),
@@ -307,6 +314,8 @@ PROBES: dict[Capability, Probe] = {
     Capability.OUTCOME_RECORD: Probe(_record_outcome, ok=201, gates=()),
     Capability.ALERT_ACKNOWLEDGE: Probe(_acknowledge_alert, ok=200),
     Capability.MONITORING_RUN: Probe(_request_stability_run, ok=202),
+    Capability.LEGAL_HOLD_MANAGE: Probe(_place_legal_hold, ok=201),
+    Capability.DOCPACK_GENERATE: Probe(_generate_documentation_pack, ok=202),
 }
 
 
