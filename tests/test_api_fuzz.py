@@ -37,8 +37,9 @@ EXCLUDED_PATHS = ["/api/v1/auth/logout/"]
 # Each persona and the operations (a path regex; None: all) only its role gets past the permission check of.
 PASSES = [
     ("developer", None),
-    ("validator", r"/(take|validate|return|reject|findings)/$|^/api/v1/findings/|^/api/v1/audit-events/"),
-    ("compliance_officer", r"/(approve|promote|retire|inventory|cancel)/$|^/api/v1/audit-events/"),
+    ("validator", r"/(take|validate|return|reject|findings)/$|^/api/v1/findings/|^/api/v1/audit-(events|exports)/"),
+    ("compliance_officer", r"/(approve|promote|retire|inventory|cancel|legal-holds|lift)/$"
+                           r"|^/api/v1/audit-(events|exports)/|^/api/v1/inventory/"),
     ("underwriter", r"/(score|batch-scoring|override|notice|reproduce)/$|^/api/v1/(outcomes|decisions)/"),
 ]
 
