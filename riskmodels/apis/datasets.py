@@ -34,7 +34,7 @@ class DatasetVersionOutputSerializer(serializers.ModelSerializer):
     team = serializers.CharField(source="dataset.team.slug")
     schema = ColumnSerializer(many=True)
     profile = serializers.JSONField()
-    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
 
     class Meta:
         model = DatasetVersion

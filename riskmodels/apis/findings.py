@@ -25,7 +25,7 @@ from riskmodels.services.findings import finding_accept, finding_close, finding_
 
 class FindingOutputSerializer(serializers.ModelSerializer):
     registered_model = serializers.CharField(source="model_version.registered_model.name")
-    owner = serializers.CharField(source="owner.username", default=None)
+    owner = serializers.CharField(source="owner.username", default=None, allow_null=True)
     overdue = serializers.SerializerMethodField()
 
     class Meta:

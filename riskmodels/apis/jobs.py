@@ -21,7 +21,7 @@ from riskmodels.services.training import training_job_create
 
 
 class JobOutputSerializer(serializers.ModelSerializer):
-    registered_model = serializers.CharField(source="registered_model.name", default=None)
+    registered_model = serializers.CharField(source="registered_model.name", default=None, allow_null=True)
     model_version = serializers.IntegerField(source="model_version_id", allow_null=True)
     dataset_version = serializers.IntegerField(source="dataset_version_id")
     params = serializers.JSONField()

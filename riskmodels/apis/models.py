@@ -45,8 +45,8 @@ class AlgorithmListApi(APIView):
 
 
 class RegisteredModelOutputSerializer(serializers.ModelSerializer):
-    created_by = serializers.CharField(source="created_by.username", default=None)
-    owner = serializers.CharField(source="owner.username", default=None)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
+    owner = serializers.CharField(source="owner.username", default=None, allow_null=True)
     team = serializers.CharField(source="team.slug")
     review_cadence_in_force = serializers.SerializerMethodField(
         help_text="Months between periodic reviews: the model's own cadence, else its risk tier's default.")
