@@ -10,7 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.api.permissions import CanReadDomain
+from governance.api.permissions import CanReadDomain, capability_permission
+from governance.policy import Capability
 from riskmodels.apis.files import stored_download
 from riskmodels.apis.jobs import JobOutputSerializer
 from riskmodels.models import DocumentationPack
@@ -45,7 +46,7 @@ class DocumentationPackOutputSerializer(serializers.ModelSerializer):
 class ModelVersionDocumentationPacksApi(APIView):
     """GET lists a version's documentation packs, newest first; POST queues a new one (202, the job to follow)."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.DOCPACK_GENERATE, writes_only=True)]
 
     @extend_schema(summary="List a version's documentation packs", responses=DocumentationPackOutputSerializer(many=True))
     def get(self, request: Request, id: int) -> Response:

@@ -8,7 +8,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from governance.api.permissions import CanReadDomain
+from governance.api.permissions import CanReadDomain, capability_permission
+from governance.policy import Capability
 from riskmodels.models import LegalHold
 from riskmodels.selectors import registered_model_get_for_user
 from riskmodels.selectors.retention import legal_hold_get_for_user, legal_hold_list_for_user
@@ -34,7 +35,7 @@ class ReasonInputSerializer(serializers.Serializer):
 class LegalHoldsApi(APIView):
     """GET lists a model's legal holds, newest first; POST places one (compliance officers; 409 if one is open)."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.LEGAL_HOLD_MANAGE, writes_only=True)]
 
     @extend_schema(summary="List a model's legal holds", responses=LegalHoldOutputSerializer(many=True))
     def get(self, request: Request, name: str) -> Response:
@@ -54,7 +55,7 @@ class LegalHoldsApi(APIView):
 class LegalHoldLiftApi(APIView):
     """Lift an open legal hold with a reason (compliance officers; 409 if it is lifted already)."""
 
-    permission_classes = [CanReadDomain]
+    permission_classes = [CanReadDomain, capability_permission(Capability.LEGAL_HOLD_MANAGE)]
 
     @extend_schema(summary="Lift a legal hold", request=ReasonInputSerializer, responses=LegalHoldOutputSerializer)
     def post(self, request: Request, id: int) -> Response:
