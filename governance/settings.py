@@ -237,6 +237,10 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True  # job state lives in database rows, not a result backend
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# How long the main process waits for a dead pool process's result before it reports the task's
+# worker lost (Celery's default: 10 s). Results are not used here (job state is in the database),
+# so only the wait before a killed job's retry depends on it.
+CELERY_WORKER_LOST_WAIT = env_float("CELERY_WORKER_LOST_WAIT", 1.0, minimum=0.1)
 # How long a running job may go without a heartbeat before it is reaped.
 JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 120, minimum=2)
 

@@ -27,3 +27,8 @@ STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.s
 # threads in concurrency tests must all see the same test database.
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": os.path.join(os.environ["VAR_DIR"], "test.sqlite3")}  # noqa: F405
+
+# A test hook, defined here only (never in production settings): the pool process running a job of
+# this kind exits at once, every attempt, as a crash in native code would (riskmodels/jobs/runner.py).
+# Set by the integration test of a poison job in its worker's environment.
+JOBS_TEST_CRASH_KIND = os.environ.get("JOBS_TEST_CRASH_KIND", "")

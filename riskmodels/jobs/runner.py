@@ -21,11 +21,13 @@ stops naming them.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -90,6 +92,9 @@ def job_run(*, job_id: int, work: Work) -> None:
         job_progress(job_id=job_id, stage=stage, percent=percent)
 
     stored: list[str] = []
+    if job.kind == getattr(settings, "JOBS_TEST_CRASH_KIND", ""):
+        # A test hook (tests/settings.py only): the pool process dies as a crash in native code would.
+        os._exit(70)
     try:
         _discard_previous_attempt(job)
         with LeaseKeeper(job_id):
