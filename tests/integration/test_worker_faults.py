@@ -85,3 +85,42 @@ def test_a_pool_process_killed_on_the_last_attempt_fails_the_job_at_once_with_no
     time.sleep(2)
     assert Job.objects.get(pk=job.pk).attempts == 1
     assert audit_verify().ok
+
+
+def test_a_job_that_crashes_its_worker_process_every_attempt_fails_after_the_cap_and_the_queue_drains(
+        developer, tmp_path, transactional_db):  # noqa: ANN001
+    from governance.celery import app
+    from riskmodels.models import JobKind
+    from riskmodels.services.training import training_job_create
+    from tests.conftest import register_demo_dataset, register_model
+
+    app.control.purge()
+    # The poison: every evaluation job kills the pool process that runs it (tests/settings.py's hook).
+    worker = start_worker(tmp_path, extra_env={"JOBS_TEST_CRASH_KIND": JobKind.EVALUATE})
+    try:
+        dataset, model = register_demo_dataset(developer), register_model(developer)
+        first = training_job_create(actor=developer, registered_model=model, dataset_version=dataset,
+                                    request={"algorithm": "logistic_regression"})
+        poison = wait_for(lambda: Job.objects.filter(kind=JobKind.EVALUATE, status__in=TERMINAL).first(),
+                          timeout=120, worker=worker)
+        assert Job.objects.get(pk=first.pk).status == JobStatus.SUCCEEDED
+        assert poison.status == JobStatus.FAILED
+        assert poison.attempts == poison.max_attempts == 2
+        assert "exitcode 70" in poison.error and poison.error.endswith("no attempts left")
+        actions = list(AuditEvent.objects.filter(target_id=str(poison.pk), action__startswith="evaluate_job.")
+                       .order_by("id").values_list("action", flat=True))
+        assert actions == ["evaluate_job.created", "evaluate_job.started", "evaluate_job.requeued",
+                           "evaluate_job.started", "evaluate_job.failed"]
+        # Both crashes were handled as they happened, not after a lease ran out.
+        assert (poison.finished_at - poison.created_at).total_seconds() < 30
+
+        # The worker lives on, and the next job runs.
+        following = training_job_create(actor=developer, registered_model=model, dataset_version=dataset,
+                                        request={"algorithm": "logistic_regression"})
+        done = wait_for(lambda: (j := Job.objects.get(pk=following.pk)).status in TERMINAL and j, timeout=120,
+                        worker=worker)
+        assert done.status == JobStatus.SUCCEEDED, done.error
+        assert worker.process.poll() is None
+    finally:
+        worker.kill(signal.SIGTERM)
+    assert audit_verify().ok
