@@ -11,6 +11,7 @@ import hashlib
 import os
 import signal
 import time
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
@@ -19,7 +20,7 @@ from governance.audit import audit_verify
 from governance.models import AuditEvent
 from riskmodels.models import Job, JobStatus, ModelVersion
 from tests.conftest import stored_files
-from tests.integration.conftest import pool_process_of, slow_training_job, start_worker, wait_for
+from tests.integration.conftest import pool_process_of, slow_training_job, start_beat, start_worker, wait_for
 
 pytestmark = pytest.mark.integration
 TERMINAL = (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED)
@@ -124,3 +125,46 @@ def test_a_job_that_crashes_its_worker_process_every_attempt_fails_after_the_cap
     finally:
         worker.kill(signal.SIGTERM)
     assert audit_verify().ok
+
+
+LEASE_SECONDS, REAP_SECONDS = 5, 1
+
+
+def test_a_whole_worker_killed_mid_training_is_reaped_by_the_beat_schedule_and_retried_by_another(
+        developer, tmp_path, transactional_db, _isolated_media):  # noqa: ANN001
+    from governance.celery import app
+
+    app.control.purge()
+    timing = {"JOB_LEASE_SECONDS": str(LEASE_SECONDS), "JOB_REAP_INTERVAL_SECONDS": str(REAP_SECONDS)}
+    beat = start_beat(tmp_path, extra_env=timing)
+    workers = [start_worker(tmp_path, extra_env=timing), start_worker(tmp_path, extra_env=timing)]
+    try:
+        job = slow_training_job(developer, tmp_path)
+        running = wait_for(lambda: _fitting(job.pk), timeout=120, interval=0.05, worker=workers[0])
+        parent = int(Path(f"/proc/{running.worker.split(':')[1]}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        [victim] = [w for w in workers if w.process.pid == parent]
+        [survivor] = [w for w in workers if w is not victim]
+        killed_at = timezone.now()
+        victim.kill(signal.SIGKILL)  # the main process and its pool: nobody is left to report the loss
+
+        requeued = wait_for(lambda: AuditEvent.objects.filter(action="train_job.requeued", target_id=str(job.pk),
+                                                              actor_username="system:reaper").first(),
+                            timeout=60, interval=0.1, worker=survivor)
+        after = (requeued.created_at - killed_at).total_seconds()
+        # Reaped once the lease ran out (the last heartbeat was at most a renewal interval before the
+        # kill), at the next reaper run; two seconds of slack for a loaded machine.
+        assert LEASE_SECONDS - 1 <= after <= LEASE_SECONDS + REAP_SECONDS + 2, f"requeued {after:.1f}s after the kill"
+        done = wait_for(lambda: (j := Job.objects.get(pk=job.pk)).status in TERMINAL and j, timeout=300,
+                        worker=survivor)
+    finally:
+        for process in [*workers, beat]:
+            if process.process.poll() is None:
+                process.kill(signal.SIGTERM)
+    assert done.status == JobStatus.SUCCEEDED, done.error
+    assert done.attempts == 2
+    version = ModelVersion.objects.get(training_job=done)
+    assert hashlib.sha256((_isolated_media / version.artifact_path).read_bytes()).hexdigest() == version.artifact_sha256
+    assert _leftovers(_isolated_media) == []
+    assert "riskmodels.reap_jobs" in beat.output()
+    assert audit_verify().ok
+    print(f"\nrequeued by the reaper {after:.2f}s after the kill (lease {LEASE_SECONDS}s, reaper every {REAP_SECONDS}s)")
