@@ -168,3 +168,27 @@ def test_a_whole_worker_killed_mid_training_is_reaped_by_the_beat_schedule_and_r
     assert "riskmodels.reap_jobs" in beat.output()
     assert audit_verify().ok
     print(f"\nrequeued by the reaper {after:.2f}s after the kill (lease {LEASE_SECONDS}s, reaper every {REAP_SECONDS}s)")
+
+
+def test_a_worker_told_to_stop_finishes_the_job_in_flight_and_the_next_worker_takes_the_rest(
+        celery_worker_process, developer, tmp_path):  # noqa: ANN001
+    from riskmodels.models import JobKind
+
+    job = slow_training_job(developer, tmp_path, n_estimators=200)
+    wait_for(lambda: _fitting(job.pk), timeout=120, interval=0.05, worker=celery_worker_process)
+    celery_worker_process.process.send_signal(signal.SIGTERM)  # a warm shutdown, as a deployment sends it
+    assert celery_worker_process.process.wait(timeout=180) == 0
+
+    done = Job.objects.get(pk=job.pk)
+    assert (done.status, done.attempts) == (JobStatus.SUCCEEDED, 1), done.error
+    # The evaluation the training queued was not taken by the stopping worker: it waits for the next one.
+    evaluation = Job.objects.get(kind=JobKind.EVALUATE)
+    assert evaluation.status == JobStatus.QUEUED
+    successor = start_worker(tmp_path)
+    try:
+        evaluated = wait_for(lambda: (j := Job.objects.get(pk=evaluation.pk)).status in TERMINAL and j,
+                             timeout=180, worker=successor)
+    finally:
+        successor.kill(signal.SIGTERM)
+    assert evaluated.status == JobStatus.SUCCEEDED, evaluated.error
+    assert audit_verify().ok
