@@ -92,7 +92,7 @@ def start_beat(tmp_path: Path, *, extra_env: dict[str, str] | None = None) -> Wo
     """Start a real ``celery beat`` process (its own schedule file) sending the settings' beat schedule."""
     log = tmp_path / f"beat-{time.monotonic_ns()}.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "governance", "beat", "--loglevel=DEBUG",
+        [sys.executable, "-m", "celery", "-A", "governance", "beat", "--loglevel=INFO",
          f"--schedule={tmp_path / f'beat-{time.monotonic_ns()}'}"],
         cwd=ROOT, env=process_env(extra_env), stdout=log.open("wb"), stderr=subprocess.STDOUT,
         start_new_session=True,
