@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -39,15 +38,27 @@ def _ping(port: int) -> bool:
         return False
 
 
-def _upload(port: int, token: str, path: Path, name: str) -> tuple[int, dict]:
+def _start_upload(port: int, token: str, path: Path, name: str) -> tuple[http.client.HTTPConnection, bytes]:
+    """Send an upload's headers and the first half of its body; return the connection and the rest.
+
+    The server has taken the request and is reading it: it is in flight, whatever the machine's speed.
+    """
     boundary = uuid.uuid4().hex
     fields = b"".join(f'--{boundary}\r\nContent-Disposition: form-data; name="{key}"\r\n\r\n{value}\r\n'.encode()
                       for key, value in {"name": name, "target": "default"}.items())
     body = (fields + f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{path.name}"\r\n'
             f"Content-Type: text/csv\r\n\r\n".encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode())
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-    connection.request("POST", "/api/v1/datasets/", body=body, headers={
-        "Authorization": f"Token {token}", "Content-Type": f"multipart/form-data; boundary={boundary}"})
+    connection.putrequest("POST", "/api/v1/datasets/")
+    for header, value in {"Authorization": f"Token {token}", "Content-Length": str(len(body)),
+                          "Content-Type": f"multipart/form-data; boundary={boundary}"}.items():
+        connection.putheader(header, value)
+    connection.endheaders(body[:len(body) // 2])
+    return connection, body[len(body) // 2:]
+
+
+def _finish_upload(connection: http.client.HTTPConnection, rest: bytes) -> tuple[int, dict]:
+    connection.send(rest)
     response = connection.getresponse()
     return response.status, json.loads(response.read() or b"{}")
 
@@ -68,15 +79,14 @@ def test_gunicorn_stopped_mid_request_completes_every_request_in_flight_and_exit
         # or an upload would wait in the listen backlog, which a stopping server closes.
         wait_for(lambda: _ping(port) and len(set(re.findall(r"served-by <(\d+)>", log.read_text()))) >= UPLOADS,
                  timeout=120, interval=0.05)
-        with ThreadPoolExecutor(UPLOADS) as pool:
-            uploads = [pool.submit(_upload, port, token, path, f"upload-{i}") for i in range(UPLOADS)]
-            time.sleep(1)  # the uploads are being read and ingested (each takes seconds)
-            assert not any(u.done() for u in uploads), "an upload ended before the signal: nothing was in flight"
-            server.send_signal(signal.SIGTERM)
-            try:
-                results = [u.result(timeout=120) for u in uploads]
-            except OSError as exc:
-                raise AssertionError(f"a request in flight was cut off: {exc}\n{log.read_text()}") from exc
+        uploads = [_start_upload(port, token, path, f"upload-{i}") for i in range(UPLOADS)]
+        time.sleep(1)  # an idle worker takes each connection and waits for the rest of its body
+        server.send_signal(signal.SIGTERM)
+        time.sleep(1)  # the workers have been told to stop before the uploads go on
+        try:
+            results = [_finish_upload(connection, rest) for connection, rest in uploads]
+        except OSError as exc:
+            raise AssertionError(f"a request in flight was cut off: {exc}\n{log.read_text()}") from exc
         assert server.wait(timeout=90) == 0, log.read_text()
     finally:
         if server.poll() is None:
