@@ -107,6 +107,7 @@ def job_run(*, job_id: int, work: Work) -> None:
             _end(job_id, outcome, result_base={})
     except Exception as exc:  # noqa: BLE001 - any failure of the work ends the job failed, with its error
         delete_quietly(stored)
+        stored.forget()
         _log_and_fail(job_id, exc)
 
 
@@ -127,6 +128,13 @@ class _AttemptFiles(list):
         result = Job.objects.values_list("result", flat=True).get(id=self.job_id) or {}
         Job.objects.filter(id=self.job_id, status=JobStatus.RUNNING).update(
             result={**result, ATTEMPT_FILES_KEY: list(self)})
+
+    def forget(self) -> None:
+        """Drop the record once the files are deleted (the job's result must not name deleted files)."""
+        if self:
+            result = Job.objects.values_list("result", flat=True).get(id=self.job_id) or {}
+            Job.objects.filter(id=self.job_id).update(
+                result={k: v for k, v in result.items() if k != ATTEMPT_FILES_KEY})
 
 
 def chunk_run(*, chunk_id: int, work: ChunkWork, merge: Merge) -> None:

@@ -175,3 +175,13 @@ def test_a_lost_pool_process_releases_only_the_job_it_holds(job):  # noqa: ANN00
     job.refresh_from_db()
     assert (job.status, job.error) == (JobStatus.FAILED, "the worker process died; no attempts left")
     assert AuditEvent.objects.filter(action="explain_job.failed", target_id=str(job.pk)).count() == 1
+
+
+def test_a_failed_job_names_none_of_the_files_it_deleted(job):  # noqa: ANN001
+    def failing(job, progress, stored):  # noqa: ANN001,ANN202
+        stored.append(save_bytes(f"runner-test/job-{job.pk}/half.bin", b"half"))
+        raise RuntimeError("the fit diverged")
+
+    job_run(job_id=job.pk, work=failing)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and _files(job) == [] and "attempt_files" not in job.result
