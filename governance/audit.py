@@ -164,7 +164,13 @@ def audit_verify(*, chunk_size: int = 2000) -> VerificationResult:
     expected_seq = 1
     prev_hash = GENESIS_HASH
     count = 0
+    outermost = not connection.in_atomic_block
     with transaction.atomic():
+        if connection.vendor == "postgresql" and outermost:
+            # One snapshot for the head and the rows: under READ COMMITTED an event appended by a
+            # worker between the two reads would look like a tail added outside the service.
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
         head = AuditHead.objects.filter(id=1).first()
         for event in AuditEvent.objects.order_by("seq").iterator(chunk_size=chunk_size):
             if event.seq != expected_seq:

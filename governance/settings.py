@@ -291,11 +291,26 @@ else:
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env_int("CELERY_VISIBILITY_TIMEOUT", 7200, minimum=60)}
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 3600, minimum=10)
 CELERY_TASK_SOFT_TIME_LIMIT = max(CELERY_TASK_TIME_LIMIT - 60, 5)
+if CELERY_TASK_TIME_LIMIT >= CELERY_BROKER_TRANSPORT_OPTIONS.get("visibility_timeout", float("inf")):
+    # Redis (and SQS) hand an unacknowledged message to another worker after the visibility
+    # timeout: a task still running then would run twice, and its job be reaped under it.
+    raise ImproperlyConfigured(f"CELERY_TASK_TIME_LIMIT={CELERY_TASK_TIME_LIMIT} must be below "
+                               f"CELERY_VISIBILITY_TIMEOUT={CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout']}")
+# Messages carry ids as JSON and nothing else: a worker never unpickles what the broker hands it.
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# Job progress lives in the Job row (claimed, running, stage, percent): no STARTED result state.
+CELERY_TASK_TRACK_STARTED = False
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True  # job state lives in database rows, not a result backend
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+# How long the main process waits for a dead pool process's result before it reports the task's
+# worker lost (Celery's default: 10 s). Results are not used here (job state is in the database),
+# so only the wait before a killed job's retry depends on it.
+CELERY_WORKER_LOST_WAIT = env_float("CELERY_WORKER_LOST_WAIT", 1.0, minimum=0.1)
 # How long a running job may go without a heartbeat before it is reaped.
 JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 120, minimum=2)
 

@@ -13,6 +13,7 @@ from governance.audit import correlation_id
 from riskmodels.jobs import dispatch, jobs_reap
 from riskmodels.exceptions import NotificationDeferred
 from riskmodels.jobs.kinds import chunk_execute, job_execute
+from riskmodels.jobs.worker_lost import JobRequest
 from riskmodels.services.alerts import alert_notify
 from riskmodels.services.explanations import explanation_plots_render
 from riskmodels.services.retention import retention_purge
@@ -23,7 +24,9 @@ LIMITS = {"time_limit": settings.CELERY_TASK_TIME_LIMIT, "soft_time_limit": sett
 
 
 # acks_late is safe for the job and chunk tasks: the claim inside makes a second delivery a no-op.
-@shared_task(name=dispatch.RUN_JOB, acks_late=True, reject_on_worker_lost=True, ignore_result=True, **LIMITS)
+# JobRequest releases the job of a pool process that died, so its redelivery claims it at once.
+@shared_task(name=dispatch.RUN_JOB, acks_late=True, reject_on_worker_lost=True, ignore_result=True,
+             Request=JobRequest, **LIMITS)
 def run_job(*, job_id: int) -> None:
     """Run one job row of any kind."""
     with correlation_id(f"job-{job_id}"):

@@ -38,3 +38,7 @@ DATABASES["default"]["ENGINE"] = {  # noqa: F405
     "django.db.backends.sqlite3": "tests.db_backends.sqlite3",
     "django.db.backends.postgresql": "tests.db_backends.postgresql",
 }[DATABASES["default"]["ENGINE"]]  # noqa: F405
+# A test hook, defined here only (never in production settings): the pool process running a job of
+# this kind exits at once, every attempt, as a crash in native code would (riskmodels/jobs/runner.py).
+# Set by the integration test of a poison job in its worker's environment.
+JOBS_TEST_CRASH_KIND = os.environ.get("JOBS_TEST_CRASH_KIND", "")

@@ -21,11 +21,13 @@ stops naming them.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import Count, Q
 from django.utils import timezone
@@ -40,6 +42,8 @@ Progress = Callable[[str, int], None]
 Write = Callable[[Job], None]
 # The key of a fanned-out job's result that the runner keeps for itself while the chunks run.
 FAN_OUT_KEY = "fan_out"
+# The key of a running job's result that lists the files its attempt has stored so far.
+ATTEMPT_FILES_KEY = "attempt_files"
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,10 @@ def job_run(*, job_id: int, work: Work) -> None:
     def progress(stage: str, percent: int) -> None:
         job_progress(job_id=job_id, stage=stage, percent=percent)
 
-    stored: list[str] = []
+    stored = _AttemptFiles(job_id)
+    if job.kind == getattr(settings, "JOBS_TEST_CRASH_KIND", ""):
+        # A test hook (tests/settings.py only): the pool process dies as a crash in native code would.
+        os._exit(70)
     try:
         _discard_previous_attempt(job)
         with LeaseKeeper(job_id):
@@ -100,7 +107,34 @@ def job_run(*, job_id: int, work: Work) -> None:
             _end(job_id, outcome, result_base={})
     except Exception as exc:  # noqa: BLE001 - any failure of the work ends the job failed, with its error
         delete_quietly(stored)
+        stored.forget()
         _log_and_fail(job_id, exc)
+
+
+class _AttemptFiles(list):
+    """The files an attempt stored, each also recorded on its running job as soon as it is stored.
+
+    A process killed between storing a file and the finishing transaction cannot delete it; the
+    record lets the next attempt do so (``_discard_previous_attempt``). The job's result is
+    replaced when it finishes or fans out, which drops the record.
+    """
+
+    def __init__(self, job_id: int) -> None:
+        super().__init__()
+        self.job_id = job_id
+
+    def append(self, path: str) -> None:
+        super().append(path)
+        result = Job.objects.values_list("result", flat=True).get(id=self.job_id) or {}
+        Job.objects.filter(id=self.job_id, status=JobStatus.RUNNING).update(
+            result={**result, ATTEMPT_FILES_KEY: list(self)})
+
+    def forget(self) -> None:
+        """Drop the record once the files are deleted (the job's result must not name deleted files)."""
+        if self:
+            result = Job.objects.values_list("result", flat=True).get(id=self.job_id) or {}
+            Job.objects.filter(id=self.job_id).update(
+                result={k: v for k, v in result.items() if k != ATTEMPT_FILES_KEY})
 
 
 def chunk_run(*, chunk_id: int, work: ChunkWork, merge: Merge) -> None:
@@ -214,8 +248,9 @@ def _end(job_id: int, outcome: Finished | Failed, *, result_base: dict[str, Any]
 
 
 def _job_files(job: Job) -> list[str]:
-    """Return every file a fanned-out job's coordinator stored (empty for other jobs)."""
-    return list(((job.result or {}).get(FAN_OUT_KEY) or {}).get("files", []))
+    """Return every file a fanned-out job's coordinator, or an unfinished attempt, stored."""
+    result = job.result or {}
+    return list((result.get(FAN_OUT_KEY) or {}).get("files", [])) + list(result.get(ATTEMPT_FILES_KEY, []))
 
 
 def _chunk_files(job_id: int) -> list[str]:
@@ -227,3 +262,4 @@ def _discard_previous_attempt(job: Job) -> None:
     if job.attempts > 1:
         delete_quietly(_job_files(job) + _chunk_files(job.pk))
         JobChunk.objects.filter(job=job).delete()
+        Job.objects.filter(id=job.pk, status=JobStatus.RUNNING).update(result={})

@@ -8,6 +8,7 @@ finds nothing to claim and exits quietly.
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import threading
 from collections.abc import Callable
@@ -47,10 +48,15 @@ def _job_snapshot(job: Job) -> dict[str, Any]:
             "percent": job.progress_percent, "error": job.error[:2000]}
 
 
+def worker_process_label(pid: int | None = None) -> str:
+    """Name a worker process as a job records it: host and process id (``job_attempt_lost`` matches on it)."""
+    return f"{socket.gethostname()}:{pid if pid is not None else os.getpid()}"
+
+
 def job_claim(*, job_id: int) -> Job | None:
     """Move a queued job to running for this worker; return None if another delivery won."""
     now = timezone.now()
-    worker = f"{socket.gethostname()}:{threading.get_native_id()}"
+    worker = f"{worker_process_label()}:{threading.get_native_id()}"
     with transaction.atomic():
         claimed = Job.objects.filter(
             id=job_id, status=JobStatus.QUEUED, cancel_requested=False, attempts__lt=F("max_attempts")
@@ -172,6 +178,38 @@ def job_cancel(*, actor: Any, job: Job) -> Job:
         job = Job.objects.get(id=job.pk)
         audit_record(actor=actor, action=action, target=job, after=_job_snapshot(job))
     return job
+
+
+def job_attempt_lost(*, job_id: int, worker_pid: int, reason: str, redelivered: bool) -> str | None:
+    """End the attempt of a job whose pool process died while its worker lived on: retry it at once, or end it.
+
+    Called in the worker's main process when Celery reports the lost child. Without it the job
+    would stay "running" until its lease ran out, and the redelivered message would find nothing
+    to claim. The row is released only if that very process (host and pid) holds it, so a job a
+    duplicate delivery runs elsewhere is left alone. A job with attempts left goes back to queued
+    (the redelivered message, or with ``redelivered=False`` a new one, claims it); one without
+    fails, or ends cancelled if that was asked. Returns "requeued", "failed", "cancelled" or None.
+    """
+    holder = Job.objects.filter(id=job_id, status=JobStatus.RUNNING,
+                                worker__startswith=worker_process_label(worker_pid) + ":")
+    with transaction.atomic():
+        if holder.filter(attempts__lt=F("max_attempts"), cancel_requested=False).update(
+                status=JobStatus.QUEUED, progress_stage="requeued", progress_percent=0, error=reason, worker=""):
+            outcome = "requeued"
+        elif holder.filter(cancel_requested=True).update(status=JobStatus.CANCELLED, finished_at=timezone.now(),
+                                                         progress_stage="cancelled", error=reason):
+            outcome = "cancelled"
+        elif holder.update(status=JobStatus.FAILED, finished_at=timezone.now(), progress_stage="failed",
+                           error=f"{reason}; no attempts left"):
+            outcome = "failed"
+        else:
+            return None
+        job = Job.objects.get(id=job_id)
+        audit_record(actor=None, actor_label=WORKER_LABEL, action=f"{job.kind}_job.{outcome}", target=job,
+                     after=_job_snapshot(job))
+        if outcome == "requeued" and not redelivered:
+            job_dispatch(job=job)
+    return outcome
 
 
 def jobs_reap(*, now: Any = None) -> dict[str, list[int]]:

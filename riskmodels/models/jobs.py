@@ -34,8 +34,9 @@ class Job(models.Model):
     """Track one unit of worker work: who asked, what it needs, how far it got, how it ended.
 
     Transitions: queued → running → succeeded | failed | cancelled; queued → cancelled;
-    running → queued only when the reaper retries a job whose worker died. Terminal states
-    are final. ``heartbeat_at`` is the lease a running worker renews.
+    running → queued only when a job is retried because its worker died (the reaper) or its
+    pool process did (``job_attempt_lost``). Terminal states are final. ``heartbeat_at`` is
+    the lease a running worker renews; ``worker`` names the process (host:pid:thread).
     """
 
     kind = models.CharField(max_length=20, choices=JobKind.choices, db_index=True)

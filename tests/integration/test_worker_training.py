@@ -6,7 +6,6 @@ import signal
 from datetime import timedelta
 from pathlib import Path
 
-import numpy as np
 import pytest
 from django.utils import timezone
 
@@ -14,7 +13,7 @@ from governance.audit import audit_verify
 from riskmodels.jobs import jobs_reap
 from riskmodels.models import Evaluation, Job, JobStatus, ModelVersion
 from tests.conftest import GERMAN_CREDIT, GERMAN_CREDIT_ROLES, client_for, stored_files
-from tests.integration.conftest import start_worker, wait_for
+from tests.integration.conftest import slow_dataset, start_worker, wait_for
 
 pytestmark = pytest.mark.integration
 ALGORITHMS = ["logistic_regression", "random_forest", "gradient_boosting", "mlp", "linear_svm"]
@@ -80,22 +79,8 @@ def test_a_developer_trains_all_five_algorithms_through_the_api_and_reads_their_
     assert audit_verify().ok
 
 
-def _slow_dataset(tmp_path: Path) -> Path:
-    """A synthetic credit file big enough that a large random forest takes several seconds."""
-    rng = np.random.default_rng(7)
-    n = 20_000
-    x = rng.normal(size=(n, 8))
-    logit = x[:, 0] * 1.2 - x[:, 1] * 0.8 + 0.5 * x[:, 2] * x[:, 3] - 1.0
-    y = rng.random(n) < 1 / (1 + np.exp(-logit))
-    path = tmp_path / "slow.csv"
-    header = ",".join(f"x{i}" for i in range(8)) + ",default\n"
-    body = "\n".join(",".join(f"{v:.5f}" for v in row) + f",{int(t)}" for row, t in zip(x, y, strict=True))
-    path.write_text(header + body + "\n")
-    return path
-
-
 def _start_slow_training(client, tmp_path: Path) -> int:  # noqa: ANN001
-    dataset = _upload(client, _slow_dataset(tmp_path), "synthetic-slow", "default")
+    dataset = _upload(client, slow_dataset(tmp_path), "synthetic-slow", "default")
     _register_model(client, "slow-model")
     response = client.post("/api/v1/training-jobs/", {
         "registered_model": "slow-model", "dataset_version": dataset["id"], "algorithm": "random_forest",

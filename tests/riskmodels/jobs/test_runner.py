@@ -6,6 +6,8 @@ new kind (batch scoring, monitoring runs, documentation packs) can rely on, apar
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from django.core.files.storage import default_storage
 
@@ -131,3 +133,55 @@ def test_a_job_whose_work_fails_before_fanning_out_leaves_nothing(job):  # noqa:
     job.refresh_from_db()
     assert (job.status, job.error) == (JobStatus.FAILED, "RuntimeError: the dataset could not be read")
     assert _files(job) == [] and not JobChunk.objects.filter(job=job).exists()
+
+
+def test_the_retry_of_an_attempt_killed_after_storing_a_file_deletes_that_file(job):  # noqa: ANN001
+    from riskmodels.jobs.state import job_attempt_lost
+
+    class Killed(BaseException):
+        """Stands for the process dying: nothing in the runner catches it."""
+
+    def stores_then_dies(job, progress, stored):  # noqa: ANN001,ANN202
+        stored.append(save_bytes(f"runner-test/job-{job.pk}/artifact.bin", b"never recorded"))
+        raise Killed()
+
+    with pytest.raises(Killed):
+        job_run(job_id=job.pk, work=stores_then_dies)
+    assert _files(job) == ["artifact.bin"]
+    # The worker's main process saw its pool process die and released the job.
+    assert job_attempt_lost(job_id=job.pk, worker_pid=os.getpid(), reason="the worker process died",
+                            redelivered=True) == "requeued"
+
+    def succeeds(job, progress, stored):  # noqa: ANN001,ANN202
+        stored.append(save_bytes(f"runner-test/job-{job.pk}/result.bin", b"recorded"))
+        return Finished({"path": stored[0]})
+
+    job_run(job_id=job.pk, work=succeeds)
+    job.refresh_from_db()
+    assert (job.status, job.attempts) == (JobStatus.SUCCEEDED, 2)
+    assert _files(job) == ["result.bin"] and "attempt_files" not in job.result
+
+
+def test_a_lost_pool_process_releases_only_the_job_it_holds(job):  # noqa: ANN001
+    from riskmodels.jobs.state import job_attempt_lost, job_claim
+
+    job_claim(job_id=job.pk)
+    assert job_attempt_lost(job_id=job.pk, worker_pid=os.getpid() + 1, reason="another process died",
+                            redelivered=True) is None
+    assert Job.objects.get(pk=job.pk).status == JobStatus.RUNNING
+    Job.objects.filter(pk=job.pk).update(max_attempts=1)
+    assert job_attempt_lost(job_id=job.pk, worker_pid=os.getpid(), reason="the worker process died",
+                            redelivered=True) == "failed"
+    job.refresh_from_db()
+    assert (job.status, job.error) == (JobStatus.FAILED, "the worker process died; no attempts left")
+    assert AuditEvent.objects.filter(action="explain_job.failed", target_id=str(job.pk)).count() == 1
+
+
+def test_a_failed_job_names_none_of_the_files_it_deleted(job):  # noqa: ANN001
+    def failing(job, progress, stored):  # noqa: ANN001,ANN202
+        stored.append(save_bytes(f"runner-test/job-{job.pk}/half.bin", b"half"))
+        raise RuntimeError("the fit diverged")
+
+    job_run(job_id=job.pk, work=failing)
+    job.refresh_from_db()
+    assert job.status == JobStatus.FAILED and _files(job) == [] and "attempt_files" not in job.result
