@@ -264,7 +264,8 @@ def reconcile(marks: dict, records: list[dict], accepted: list[int]) -> dict:  #
                  "retried": sum(j["attempts"] > 1 for j in jobs),
                  "accepted_missing": sorted(set(accepted) - train_jobs),
                  "train_jobs_without_202": len(train_jobs) - len(set(accepted) & train_jobs)},
-        "audit": {"expected": sum(expected.values()), "found": sum(found.values()), "differences": differences},
+        "audit": {"expected": sum(expected.values()), "found": sum(found.values()), "differences": differences,
+                  "found_by_action": dict(sorted(found.items()))},
         "chain": {"verified": verify.returncode == 0, "output": (verify.stdout + verify.stderr).strip()[-300:]},
     }
     result["ok"] = (not stuck and not differences and verify.returncode == 0 and not result["jobs"]["accepted_missing"]
