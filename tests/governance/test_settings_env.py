@@ -109,3 +109,12 @@ def test_an_alert_webhook_without_its_secret_stops_the_process_naming_both(tmp_p
                                        "ALERT_WEBHOOK_URL": "https://hooks.example.org/model-alerts",
                                        "ALERT_WEBHOOK_SECRET": "shared-with-the-receiver"})
     assert signed.returncode == 0, signed.stderr
+
+
+def test_s3_storage_without_a_bucket_stops_the_process_naming_it(tmp_path):  # noqa: ANN001
+    result = _run_manage("check", env={"DEBUG": "1", "VAR_DIR": str(tmp_path), "STORAGE_BACKEND": "s3"})
+    assert result.returncode != 0
+    assert "STORAGE_BACKEND=s3 needs S3_BUCKET" in result.stderr
+    with_bucket = _run_manage("check", env={"DEBUG": "1", "VAR_DIR": str(tmp_path), "STORAGE_BACKEND": "s3",
+                                            "S3_BUCKET": "governance"})
+    assert with_bucket.returncode == 0, with_bucket.stderr
