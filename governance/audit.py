@@ -95,6 +95,23 @@ def compute_hash(event: AuditEvent) -> str:
     return hashlib.sha256(canonical_bytes(event)).hexdigest()
 
 
+def audit_chain_lock() -> None:
+    """Take the chain's lock now (held to the end of the transaction; taking it again is free).
+
+    audit_record takes it anyway. A transaction that locks or updates a row other writers
+    reference (a registered model, a dataset) and then audits must take it before that row
+    lock, so that every transaction takes its locks in one order, chain then rows, and two can
+    never wait for each other: the load run saw PostgreSQL abort an evaluation that held the
+    chain and waited on a model row that a training held while it waited for the chain. On
+    SQLite the IMMEDIATE transaction mode already holds the database write lock.
+    """
+    if not connection.in_atomic_block:
+        raise RuntimeError("audit_chain_lock must be called inside the transaction it serialises")
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ADVISORY_LOCK_KEY])
+
+
 def audit_record(
     *,
     actor: Any | None,
@@ -122,10 +139,7 @@ def audit_record(
     if not username:
         username = actor_label or "system"
 
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_ADVISORY_LOCK_KEY])
-    # On SQLite the IMMEDIATE transaction mode already holds the database write lock.
+    audit_chain_lock()
     head, _ = AuditHead.objects.select_for_update().get_or_create(id=1)
 
     event = AuditEvent(

@@ -164,28 +164,38 @@ STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "static")))
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")))
 MEDIA_URL = "/media-not-served/"  # artifacts are served only through authenticated API views
 
-# STORAGE_BACKEND=s3 puts datasets and artifacts in a shared S3-compatible object store
-# (django-storages), so workers on several hosts see the same files.
-_storage_backend = env_str("STORAGE_BACKEND", "filesystem")
-if _storage_backend == "filesystem":
-    _default_storage = {
-        "BACKEND": "django.core.files.storage.FileSystemStorage",
-        "OPTIONS": {"location": str(MEDIA_ROOT)},
-    }
-elif _storage_backend == "s3":
-    _default_storage = {
-        "BACKEND": "storages.backends.s3.S3Storage",
-        "OPTIONS": {
-            "bucket_name": env_str("S3_BUCKET"),
-            "endpoint_url": env_str("S3_ENDPOINT_URL"),
-            "default_acl": None,
-            "querystring_auth": True,
-        },
-    }
-else:
-    raise ImproperlyConfigured(f"STORAGE_BACKEND={_storage_backend!r}: use 'filesystem' or 's3'")
+
+def storage_settings() -> dict:
+    """Return the default storage from the environment: STORAGE_BACKEND=filesystem (MEDIA_ROOT) or s3.
+
+    s3 puts datasets and artifacts in a shared S3-compatible object store (django-storages), so
+    workers on several hosts see the same files; credentials come from the usual AWS variables.
+    A function so that a test can point a process at a bucket exactly as the environment would.
+    """
+    backend = env_str("STORAGE_BACKEND", "filesystem")
+    if backend == "filesystem":
+        return {"BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(MEDIA_ROOT)}}
+    if backend == "s3":
+        if not env_str("S3_BUCKET"):
+            raise ImproperlyConfigured("STORAGE_BACKEND=s3 needs S3_BUCKET (and S3_ENDPOINT_URL for a store other than AWS)")
+        return {
+            "BACKEND": "storages.backends.s3.S3Storage",
+            "OPTIONS": {
+                "bucket_name": env_str("S3_BUCKET"),
+                "endpoint_url": env_str("S3_ENDPOINT_URL"),
+                "default_acl": None,
+                "querystring_auth": True,
+                # django-storages reads a whole object into a spool that, at its default of 0,
+                # never leaves memory; above this size it spills to a temporary file, so a
+                # worker reading a large dataset holds a page of it, not all of it.
+                "max_memory_size": env_int("S3_MAX_MEMORY_SIZE", 8 * 1024 * 1024, minimum=1),
+            },
+        }
+    raise ImproperlyConfigured(f"STORAGE_BACKEND={backend!r}: use 'filesystem' or 's3'")
+
+
 STORAGES = {
-    "default": _default_storage,
+    "default": storage_settings(),
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 if DEBUG:

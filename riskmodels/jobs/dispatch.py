@@ -7,10 +7,14 @@ services and tasks. The names are defined here once and used by ``riskmodels/tas
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from celery import current_app
 from django.db import transaction
+from kombu.exceptions import OperationalError
+
+logger = logging.getLogger(__name__)
 
 RUN_JOB = "riskmodels.run_job"
 RUN_JOB_CHUNK = "riskmodels.run_job_chunk"
@@ -22,6 +26,9 @@ SCHEDULE_STABILITY_RUNS = "riskmodels.schedule_stability_runs"  # sent by celery
 PURGE_EXPIRED = "riskmodels.purge_expired"  # sent by celery beat
 TASK_NAMES = (RUN_JOB, RUN_JOB_CHUNK, RENDER_EXPLANATION_PLOTS, REAP_JOBS, FLAG_OVERDUE_REVIEWS, NOTIFY_ALERT,
               SCHEDULE_STABILITY_RUNS, PURGE_EXPIRED)
+# Tasks whose lost message the reaper makes good (jobs_reap): a queued job is sent again, and a
+# fanned-out job whose chunk never ran stops renewing its lease and is retried.
+RECOVERED_BY_REAPER = (RUN_JOB, RUN_JOB_CHUNK)
 
 
 def send_on_commit(task_name: str, **kwargs: Any) -> None:
@@ -32,4 +39,18 @@ def send_on_commit(task_name: str, **kwargs: Any) -> None:
     """
     if task_name not in TASK_NAMES:
         raise ValueError(f"unknown task {task_name!r}; the tasks are {', '.join(TASK_NAMES)}")
-    transaction.on_commit(lambda: current_app.send_task(task_name, kwargs=kwargs))
+    transaction.on_commit(lambda: _send(task_name, kwargs))
+
+
+def _send(task_name: str, kwargs: dict[str, Any]) -> None:
+    """Send a task; if the broker is unreachable and the reaper recovers this task, log instead of raising.
+
+    The transaction has committed by now: raising would answer a request with an error for a
+    job that exists and will run once the broker is back.
+    """
+    try:
+        current_app.send_task(task_name, kwargs=kwargs)
+    except OperationalError:
+        if task_name not in RECOVERED_BY_REAPER:
+            raise
+        logger.exception("the broker did not take %s %s; the reaper will send it again", task_name, kwargs)

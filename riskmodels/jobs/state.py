@@ -17,7 +17,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from governance.audit import audit_record
@@ -213,17 +213,32 @@ def job_attempt_lost(*, job_id: int, worker_pid: int, reason: str, redelivered: 
 
 
 def jobs_reap(*, now: Any = None) -> dict[str, list[int]]:
-    """Retry or fail running jobs whose lease expired (their worker died); return what was done."""
+    """Retry or fail running jobs whose lease expired (their worker died); resend lost queued jobs.
+
+    A queued job whose message was lost (the broker restarted without persistence, or was down
+    when the job was committed) would wait forever: one still unclaimed a lease after it was
+    created or last sent is sent again. A duplicate message is harmless (the claim makes it a
+    no-op), and ``heartbeat_at``, which a queued job does not otherwise use, records the send,
+    so a long healthy backlog gets at most one extra message per job per lease.
+    """
     now = now or timezone.now()
     stale_before = now - timedelta(seconds=settings.JOB_LEASE_SECONDS)
-    outcome: dict[str, list[int]] = {"requeued": [], "failed": []}
+    outcome: dict[str, list[int]] = {"requeued": [], "failed": [], "resent": []}
+    unclaimed = (Q(heartbeat_at__lt=stale_before) | Q(heartbeat_at__isnull=True, created_at__lt=stale_before))
+    waiting = Job.objects.filter(unclaimed, status=JobStatus.QUEUED, cancel_requested=False)
+    for job_id in list(waiting.values_list("id", flat=True)):
+        with transaction.atomic():
+            if waiting.filter(id=job_id).update(heartbeat_at=now):
+                job_dispatch(job=Job(pk=job_id))
+                outcome["resent"].append(job_id)
     stale = list(Job.objects.filter(status=JobStatus.RUNNING, heartbeat_at__lt=stale_before).values_list("id", flat=True))
     for job_id in stale:
         with transaction.atomic():
             base = Job.objects.filter(id=job_id, status=JobStatus.RUNNING, heartbeat_at__lt=stale_before)
             lost = f"the worker stopped renewing its lease (no heartbeat for over {settings.JOB_LEASE_SECONDS}s)"
             if base.filter(attempts__lt=F("max_attempts"), cancel_requested=False).update(
-                status=JobStatus.QUEUED, progress_stage="requeued", progress_percent=0, error=lost, worker=""
+                status=JobStatus.QUEUED, progress_stage="requeued", progress_percent=0, error=lost, worker="",
+                heartbeat_at=now,  # when it was sent again (see above)
             ):
                 job = Job.objects.get(id=job_id)
                 audit_record(actor=None, actor_label="system:reaper", action=f"{job.kind}_job.requeued", target=job,

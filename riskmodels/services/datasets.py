@@ -17,7 +17,7 @@ from django.core.files.storage import default_storage
 from django.db import IntegrityError, transaction
 from django.db.models import Max
 
-from governance.audit import audit_record
+from governance.audit import audit_chain_lock, audit_record
 from governance.exceptions import Conflict, PayloadTooLarge, ValidationFailed
 from governance.policy import Capability, require, team_for_new_object
 from riskmodels.exceptions import DatasetRejected
@@ -246,8 +246,10 @@ def _record_version(*, actor: Any, name: str, team: Any, description: str, note:
                 if created:
                     audit_record(actor=actor, action="dataset.created", target=dataset,
                                  after={"name": name, "team": team.slug, "description": description})
-                # Lock the dataset row so concurrent uploads number their versions in turn.
-                dataset = Dataset.objects.select_for_update().get(pk=dataset.pk)
+                # Lock the dataset row so concurrent uploads number their versions in turn; the
+                # audit chain first, and no key lock (registered_model_lock says why).
+                audit_chain_lock()
+                dataset = Dataset.objects.select_for_update(no_key=True).get(pk=dataset.pk)
                 latest = dataset.versions.aggregate(m=Max("version"))["m"] or 0
                 version = DatasetVersion.objects.create(
                     dataset=dataset, version=latest + 1, sha256=result.sha256, storage_path=storage_path,

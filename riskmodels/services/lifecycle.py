@@ -37,6 +37,7 @@ from riskmodels.models import (
     VersionStatus,
 )
 from riskmodels.services.monitoring_reference import monitoring_reference_queue
+from riskmodels.services.registry import registered_model_lock
 
 S = VersionStatus
 A = Decision.Action
@@ -269,7 +270,7 @@ def version_promote(*, actor: Any, version: ModelVersion, rationale: str) -> Dec
                       rationale=f"replaced as champion by {version}: {rationale}", evidence={"champion": version.pk})
             decision = _move(actor=actor, version=version, action=A.PROMOTE, allowed=(S.APPROVED,), to=S.CHAMPION,
                              rationale=rationale, evidence={"replaced": previous.pk if previous else None})
-            model = RegisteredModel.objects.select_for_update().get(pk=version.registered_model_id)
+            model = registered_model_lock(id=version.registered_model_id)
             due = add_months(timezone.localdate(), review_cadence_months(model))
             RegisteredModel.objects.filter(pk=model.pk).update(next_review_date=due, overdue_flagged_for=None)
             audit_record(actor=actor, action="registered_model.review_scheduled", target=model,

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
-from governance.audit import audit_record
+from governance.audit import audit_chain_lock, audit_record
 from governance.exceptions import Conflict, ValidationFailed
 from governance.policy import Capability, require, team_for_new_object
 from riskmodels.models import RegisteredModel
@@ -33,3 +33,14 @@ def registered_model_create(*, actor: Any, name: str, owner_team: str, purpose: 
     except IntegrityError:
         raise Conflict(f"a model named {name!r} already exists", code="duplicate_name") from None
     return model
+
+
+def registered_model_lock(*, id: int) -> RegisteredModel:
+    """Lock a registered model's row for this transaction (e.g. to number its next version); return it.
+
+    The audit chain's lock comes first (audit_chain_lock says why), and the row lock is FOR NO
+    KEY UPDATE: it serialises the writers that lock the model, but not the inserts of rows
+    that merely reference it (jobs, versions), whose foreign key takes a KEY SHARE lock.
+    """
+    audit_chain_lock()
+    return RegisteredModel.objects.select_for_update(no_key=True).get(pk=id)

@@ -10,7 +10,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from governance.audit import audit_record
+from governance.audit import audit_chain_lock, audit_record
 from governance.exceptions import Conflict, ValidationFailed
 from governance.policy import Capability, require
 from riskmodels.ml.scoring import ScoringError, ScoringPolicy
@@ -27,6 +27,7 @@ from riskmodels.models import (
     VersionStatus,
 )
 from riskmodels.services.lifecycle import add_months, review_cadence_months, version_actors
+from riskmodels.services.registry import registered_model_lock
 
 INVENTORY_TEXT = ("business_use", "limitations")
 INVENTORY_FLOORS = ("min_auc", "min_ks", "max_brier", "max_calibration_gap")
@@ -166,7 +167,7 @@ def registered_model_inventory_update(*, actor: Any, model: RegisteredModel, cha
             value = _check_scoring(name, value)
         clean[name] = value
     with transaction.atomic():
-        current = RegisteredModel.objects.select_for_update().get(pk=model.pk)
+        current = registered_model_lock(id=model.pk)
         before = _inventory(current)
         for name, value in clean.items():
             setattr(current, name, value)
@@ -198,7 +199,7 @@ def periodic_review_record(*, actor: Any, version: ModelVersion, evaluation: Eva
         raise ValidationFailed("a review rests on an evaluation of this version on a newer dataset version than the "
                                "one it was trained on", code="invalid_evaluation", details={"field": "evaluation"})
     with transaction.atomic():
-        model = RegisteredModel.objects.select_for_update().get(pk=version.registered_model_id)
+        model = registered_model_lock(id=version.registered_model_id)
         due = add_months(timezone.localdate(), review_cadence_months(model))
         review = PeriodicReview.objects.create(
             model_version=version, evaluation=evaluation, conclusion=conclusion, rationale=rationale.strip(),
@@ -222,6 +223,7 @@ def reviews_flag_overdue(*, today: Any = None) -> list[int]:
            .exclude(overdue_flagged_for=F("next_review_date")).distinct())
     for model in due:
         with transaction.atomic():
+            audit_chain_lock()  # before the UPDATE's row lock (audit_chain_lock says why)
             if RegisteredModel.objects.filter(pk=model.pk, next_review_date=model.next_review_date).exclude(
                     overdue_flagged_for=model.next_review_date).update(overdue_flagged_for=model.next_review_date):
                 audit_record(actor=None, actor_label="system:scheduler", action="registered_model.review_overdue",

@@ -25,6 +25,7 @@ from riskmodels.ml.pipelines import (
 from riskmodels.ml.training import train
 from riskmodels.models import DatasetVersion, Job, JobKind, ModelVersion, RegisteredModel
 from riskmodels.services.evaluation import evaluation_job_queue
+from riskmodels.services.registry import registered_model_lock
 from riskmodels.storage import dataset_frame, save_bytes
 
 DEFAULT_THRESHOLD = 0.5
@@ -155,7 +156,7 @@ def training_work(job: Job, progress: Progress, stored: list[str]) -> Finished:
     }
 
     def write(finished: Job) -> None:
-        model = RegisteredModel.objects.select_for_update().get(pk=finished.registered_model_id)
+        model = registered_model_lock(id=finished.registered_model_id)
         number = (model.versions.aggregate(m=Max("version"))["m"] or 0) + 1
         requester = finished.requested_by
         version = ModelVersion.objects.create(

@@ -139,3 +139,12 @@ def test_the_cache_is_per_process_by_default_and_redis_when_cache_url_names_it(t
     shared = _run_manage("shell", "-c", _CACHE_PROBE,
                          env={"DEBUG": "1", "VAR_DIR": str(tmp_path), "CACHE_URL": "redis://127.0.0.1:6379/9"})
     assert shared.stdout.strip().splitlines()[-1].split() == ["django.core.cache.backends.redis.RedisCache", "7"], shared.stderr
+
+
+def test_s3_storage_without_a_bucket_stops_the_process_naming_it(tmp_path):  # noqa: ANN001
+    result = _run_manage("check", env={"DEBUG": "1", "VAR_DIR": str(tmp_path), "STORAGE_BACKEND": "s3"})
+    assert result.returncode != 0
+    assert "STORAGE_BACKEND=s3 needs S3_BUCKET" in result.stderr
+    with_bucket = _run_manage("check", env={"DEBUG": "1", "VAR_DIR": str(tmp_path), "STORAGE_BACKEND": "s3",
+                                            "S3_BUCKET": "governance"})
+    assert with_bucket.returncode == 0, with_bucket.stderr

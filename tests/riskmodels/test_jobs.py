@@ -199,11 +199,11 @@ def test_the_reaper_requeues_a_job_whose_worker_died_then_fails_it_when_attempts
                               request={"algorithm": "logistic_regression"})
     job_claim(job_id=job.pk)  # a worker claimed it, then died: no more heartbeats
     later = timezone.now() + timedelta(seconds=60)
-    assert jobs_reap(now=later) == {"requeued": [job.pk], "failed": []}
+    assert jobs_reap(now=later) == {"requeued": [job.pk], "failed": [], "resent": []}
     job.refresh_from_db()
     assert job.status == JobStatus.QUEUED and "lease" in job.error
     job_claim(job_id=job.pk)  # the second attempt dies too
-    assert jobs_reap(now=timezone.now() + timedelta(seconds=60)) == {"requeued": [], "failed": [job.pk]}
+    assert jobs_reap(now=timezone.now() + timedelta(seconds=60)) == {"requeued": [], "failed": [job.pk], "resent": []}
     job.refresh_from_db()
     assert job.status == JobStatus.FAILED and "no attempts left" in job.error
     assert job.attempts == job.max_attempts
@@ -213,7 +213,29 @@ def test_the_reaper_leaves_jobs_with_a_fresh_lease_alone(developer, german_credi
     job = training_job_create(actor=developer, registered_model=retail_model, dataset_version=german_credit_version,
                               request={"algorithm": "logistic_regression"})
     job_claim(job_id=job.pk)
-    assert jobs_reap() == {"requeued": [], "failed": []}
+    assert jobs_reap() == {"requeued": [], "failed": [], "resent": []}
+
+
+def test_the_reaper_resends_a_queued_job_whose_message_was_lost_once_per_lease(  # noqa: ANN201
+        developer, german_credit_version, retail_model, settings, monkeypatch):  # noqa: ANN001
+    from celery import current_app
+
+    settings.JOB_LEASE_SECONDS = 10
+    sent: list[dict] = []
+    monkeypatch.setattr(current_app, "send_task", lambda name, kwargs: sent.append({"name": name, **kwargs}))
+    job = training_job_create(actor=developer, registered_model=retail_model, dataset_version=german_credit_version,
+                              request={"algorithm": "logistic_regression"})
+    sent.clear()  # the broker lost the message the service sent
+    assert jobs_reap()["resent"] == []  # within its lease: the queue may just be long
+    later = timezone.now() + timedelta(seconds=60)
+    assert jobs_reap(now=later) == {"requeued": [], "failed": [], "resent": [job.pk]}
+    assert sent == [{"name": "riskmodels.run_job", "job_id": job.pk}]
+    assert jobs_reap(now=later + timedelta(seconds=5))["resent"] == []  # sent once per lease, not every pass
+    events = AuditEvent.objects.count()
+    assert jobs_reap(now=later + timedelta(seconds=20))["resent"] == [job.pk]
+    assert AuditEvent.objects.count() == events  # a resend changes no state: nothing to audit
+    job_claim(job_id=job.pk)  # claimed at last: a running job is the lease's business, not the resend's
+    assert jobs_reap(now=timezone.now() + timedelta(seconds=5))["resent"] == []
 
 
 def test_a_reproduction_check_reports_identical_predictions(developer, validator, german_credit_version,  # noqa: ANN001
@@ -317,3 +339,20 @@ def test_the_catalogue_is_edited_by_compliance_and_a_new_entry_flags_the_next_up
         version, _ = dataset_version_create(actor=developer, name="german", source=handle, filename="german.csv",
                                             target="creditability", roles=GERMAN_CREDIT_ROLES)
     assert {s["column"] for s in version.profile["protected_suspects"]} == {"present_residence_since"}
+
+
+def test_a_job_committed_while_the_broker_is_down_is_still_accepted_and_left_for_the_reaper(  # noqa: ANN201
+        developer, german_credit_version, retail_model, monkeypatch):  # noqa: ANN001
+    from celery import current_app
+    from kombu.exceptions import OperationalError
+
+    def refuse(name, kwargs):  # noqa: ANN001,ANN202
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(current_app, "send_task", refuse)
+    job = training_job_create(actor=developer, registered_model=retail_model, dataset_version=german_credit_version,
+                              request={"algorithm": "logistic_regression"})
+    job.refresh_from_db()
+    assert job.status == JobStatus.QUEUED
+    assert AuditEvent.objects.filter(action="train_job.created", target_id=str(job.pk)).exists()
+    assert jobs_reap(now=timezone.now() + timedelta(minutes=10))["resent"] == [job.pk]
