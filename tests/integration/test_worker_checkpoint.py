@@ -12,8 +12,8 @@ from tests.integration.conftest import wait_for
 pytestmark = pytest.mark.integration
 
 
-def test_a_checkpoint_requested_through_the_api_is_written_by_the_worker(celery_worker_process, auditor):  # noqa: ANN001
-    client = client_for(auditor)
+def test_a_checkpoint_requested_through_the_api_is_written_by_the_worker(celery_worker_process, validator):  # noqa: ANN001
+    client = client_for(validator)
     before = AuditEvent.objects.count()
     response = client.post("/api/v1/audit-events/checkpoints/", HTTP_X_REQUEST_ID="cp-1")
     assert response.status_code == 202

@@ -104,7 +104,7 @@ def test_a_worker_killed_mid_training_is_reaped_and_the_job_retried_to_success(
 
     # ... until the reaper sees the lease run out, and requeues the job for another worker.
     outcome = jobs_reap(now=timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS + 1))
-    assert outcome == {"requeued": [job_id], "failed": []}
+    assert outcome == {"requeued": [job_id], "failed": [], "resent": []}
     second = start_worker(tmp_path)
     try:
         wait_for(lambda: Job.objects.get(pk=job_id).status in (JobStatus.SUCCEEDED, JobStatus.FAILED),

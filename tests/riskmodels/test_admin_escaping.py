@@ -22,7 +22,6 @@ from django.core.management import call_command
 from django.test import Client, override_settings
 from django.urls import reverse
 
-from governance.accounts import user_upsert
 from governance.roles import Role
 from riskmodels.ml.pipelines import TrainingSpec
 from riskmodels.models import (
@@ -41,7 +40,15 @@ from riskmodels.services.overrides import decision_override
 from riskmodels.services.reasons import reason_text_set
 from riskmodels.services.registry import registered_model_create
 from riskmodels.services.reviews import registered_model_inventory_update
-from tests.conftest import GERMAN_CREDIT, GERMAN_CREDIT_ROLES, client_for, media_settings, module_media, train_version
+from tests.conftest import (
+    GERMAN_CREDIT,
+    GERMAN_CREDIT_ROLES,
+    client_for,
+    media_settings,
+    module_media,
+    team_member,
+    train_version,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -129,7 +136,7 @@ shared_media, _isolated_media = module_media("admin-escaping-media")
 @pytest.fixture(scope="module")
 def world(django_db_setup, django_db_blocker, shared_media, tmp_path_factory):  # noqa: ANN001,ANN201
     with django_db_blocker.unblock(), override_settings(**media_settings(shared_media)):
-        users = {name: user_upsert(username=username, role=role, password=f"{username}-pass-123")[0]
+        users = {name: team_member(username=username, role=role, password=f"{username}-pass-123")[0]
                  for name, username, role in [("developer", "hana-hostile-dev", Role.DEVELOPER),
                                               ("validator", "vic-validator", Role.VALIDATOR),
                                               ("officer", "olly-officer", Role.COMPLIANCE_OFFICER),
