@@ -4,8 +4,8 @@ schemathesis runs as its own process against a live server holding real rows (a 
 model, a submitted version with its evaluation and SHAP report, a champion with a scoring policy) with
 real tokens, so requests reach the views rather than stopping at 401 or 403: a developer's over every
 operation, then a validator's, a compliance officer's and an underwriter's over the operations only
-their role may use. ``FUZZ_EXAMPLES`` sets the examples per operation: few in ``make test``, more in
-CI's PostgreSQL stage. Generation is deterministic, so a run is the same run every time.
+their role may use. ``FUZZ_EXAMPLES`` sets the examples per operation (5 by default, in ``make test`` and
+in CI's PostgreSQL stage; more by hand). Generation is deterministic, so a run is the same run every time.
 """
 
 from __future__ import annotations
