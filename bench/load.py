@@ -316,7 +316,10 @@ def main() -> int:  # noqa: C901, PLR0912, PLR0915 - one linear script
                 subprocess.run(["psql", "-h", HOST, "-U", "postgres", "-q", "-c", sql], check=True, capture_output=True)
             env.update({"DATABASE_URL": f"postgres://postgres@{HOST}:5432/{args.pg_db}",
                         "CELERY_BROKER_URL": f"redis://{HOST}:{args.redis_port}/0",
-                        "CELERY_VISIBILITY_TIMEOUT": "60"})
+                        # A short visibility timeout, so a killed worker's unacknowledged message comes
+                        # back within the drain; the hard time limit must stay below it (settings refuse
+                        # otherwise), and the soft one (60 s less) is ample for the run's tiny jobs.
+                        "CELERY_VISIBILITY_TIMEOUT": "120", "CELERY_TASK_TIME_LIMIT": "110"})
         os.environ.update(env)
 
         def manage(*command: str) -> str:
