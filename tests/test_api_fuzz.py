@@ -4,13 +4,14 @@ schemathesis runs as its own process against a live server holding real rows (a 
 model, a submitted version with its evaluation and SHAP report, a champion with a scoring policy) with
 real tokens, so requests reach the views rather than stopping at 401 or 403: a developer's over every
 operation, then a validator's, a compliance officer's and an underwriter's over the operations only
-their role may use. ``FUZZ_EXAMPLES`` sets the examples per operation (5 by default, in ``make test`` and
-in CI's PostgreSQL stage; more by hand). Generation is deterministic, so a run is the same run every time.
+their role may use. ``FUZZ_EXAMPLES`` sets the examples per operation and switches the test on: CI's PostgreSQL
+stage sets 5; ``make test`` leaves it off (about two minutes of requests). Generation is deterministic, so a run is the same run every time.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -28,7 +29,14 @@ from riskmodels.services.lifecycle import version_submit
 from riskmodels.services.reviews import registered_model_inventory_update
 from tests.conftest import register_demo_dataset, register_model, train_submittable_version, train_version
 
-pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.django_db(transaction=True),
+    # Two minutes of requests: CI's PostgreSQL stage runs it (where a database's strictness, NUL
+    # bytes or huge integers, can turn bad input into a 500), not every `make test`.
+    pytest.mark.skipif("FUZZ_EXAMPLES" not in os.environ,
+                       reason="schemathesis runs in CI's PostgreSQL stage; set FUZZ_EXAMPLES=5 to run it here"),
+]
 
 EXAMPLES = env_int("FUZZ_EXAMPLES", 5)
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
